@@ -1,0 +1,108 @@
+# fleet.firmware: build, test and demo.
+#
+#   make test    install what is missing, then sanity + unit + integration (lab) tests
+#   make demo    lab up, ping every node, report, lab down
+#   make help    every target
+#
+# Everything the tests need is installed from this repository's own files: Debian packages
+# from bindep.txt (apt-get), Python packages from requirements*.txt (a venv in build/).
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+BUILD := $(CURDIR)/build
+VENV := $(BUILD)/venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+# The collection as Ansible sees it: build/collections/ansible_collections/fleet/firmware is a
+# link to this tree, so playbooks and tests always run the working copy.
+COLLECTIONS := $(BUILD)/collections
+COLLECTION_LINK := $(COLLECTIONS)/ansible_collections/fleet/firmware
+# ansible-test wants a real (not linked) ansible_collections/fleet/firmware folder: a copy of
+# the files git knows (tracked and untracked-but-not-ignored).
+SANITY_ROOT := $(BUILD)/sanity/ansible_collections/fleet/firmware
+LAB := $(PY) tests/lab/fleetlab.py
+PYTEST_ARGS ?=
+SANITY_ARGS ?=
+
+export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
+export ANSIBLE_NOCOLOR := 1
+export ANSIBLE_DEPRECATION_WARNINGS := 0
+export PATH := $(BIN):$(PATH):/usr/sbin:/sbin
+
+.PHONY: help deps apt venv collection sanity units integration test demo lab-up lab-down lab-status clean
+
+help:
+	@echo "make test         sanity, unit and integration tests (installs what is missing; needs root for the lab)"
+	@echo "make demo         lab up, ping every node, print a report, lab down"
+	@echo "make sanity       ansible-test sanity only"
+	@echo "make units        unit tests only"
+	@echo "make integration  lab integration tests only"
+	@echo "make lab-up | lab-status | lab-down   drive the test lab by hand"
+	@echo "make deps         install Debian packages (bindep.txt) and the venv (requirements*.txt)"
+	@echo "make clean        remove build/ (takes the lab down first)"
+
+deps: venv apt
+
+# The venv first: bindep (a pip package) reads bindep.txt and names the missing Debian packages.
+venv: $(VENV)/.stamp
+$(VENV)/.stamp: requirements.txt requirements-dev.txt
+	@$(PYTHON) -m venv --help >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq python3-venv; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+apt: venv
+	@missing="$$($(BIN)/bindep -b 2>/dev/null | tr '\n' ' ')"; \
+	if [ -n "$${missing// }" ]; then \
+		echo "apt-get install: $$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+collection: deps
+	@mkdir -p $(dir $(COLLECTION_LINK))
+	@ln -sfn $(CURDIR) $(COLLECTION_LINK)
+	@rm -rf $(SANITY_ROOT) && mkdir -p $(SANITY_ROOT)
+	@git ls-files -z --cached --others --exclude-standard | tar --null -T - -cf - | tar -xf - -C $(SANITY_ROOT)
+
+sanity: collection
+	@$(PY) tests/sanity/seed_get_pip.py >/dev/null
+	cd $(SANITY_ROOT) && $(BIN)/ansible-test sanity --venv --python 3.11 --color no $(SANITY_ARGS)
+
+units: collection
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+# The lab comes down even when a test fails (the pytest session does it, and so does this).
+integration: collection
+	@rc=0; $(BIN)/pytest tests/integration $(PYTEST_ARGS) || rc=$$?; \
+	$(LAB) down >$(BUILD)/lab-down.log 2>&1 || true; exit $$rc
+
+# Sanity first; unit and integration tests run in one pytest session so that its summary line
+# is the last line printed. Any failure makes the target fail.
+test: collection
+	@rc=0; \
+	$(MAKE) --no-print-directory sanity || { rc=1; echo "*** ansible-test sanity FAILED (see above)"; }; \
+	$(BIN)/pytest tests/unit tests/integration $(PYTEST_ARGS) || rc=1; \
+	$(LAB) down >$(BUILD)/lab-down.log 2>&1 || true; \
+	exit $$rc
+
+demo: collection
+	@rc=0; \
+	$(LAB) up --linux 2 --ipv6-only 1 --windows 1 --inventory $(BUILD)/demo/inventory.yml && \
+	$(BIN)/ansible-playbook -i $(BUILD)/demo/inventory.yml tests/lab/demo.yml -e demo_report=$(BUILD)/demo/report.json || rc=$$?; \
+	$(LAB) down || rc=1; \
+	exit $$rc
+
+lab-up: collection
+	$(LAB) up --inventory $(BUILD)/lab/inventory.yml
+
+lab-status: venv
+	$(LAB) status
+
+lab-down: venv
+	$(LAB) down
+
+clean:
+	-@test -x $(PY) && $(LAB) down
+	rm -rf $(BUILD)

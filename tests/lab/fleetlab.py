@@ -1,0 +1,762 @@
+#!/usr/bin/env python3
+# Copyright (c) 2026, fleet.firmware developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The fleet.firmware test lab: real nodes in Linux network namespaces on this machine.
+
+Each node is a network namespace linked by a veth pair to the lab bridge, which lives in the
+controller's (the host's) namespace and carries the controller's lab addresses. A node runs:
+
+* a *holder* process (``sleep infinity``) that owns the node's private mount and UTS
+  namespaces, in which /tmp, /var/tmp, /run, /root and the node state folder are private
+  tmpfs, and /proc/sys/kernel/random/boot_id is the node's own (so a simulated reboot can
+  change it);
+* its own sshd (key auth with the lab key), bound to the node's lab addresses only;
+* for Windows-like nodes, smbd with an ``ADMIN$`` share and nmbd for NetBIOS.
+
+Every process of a node is started with ``nsenter`` into the holder's namespaces. The
+node's iptables, ip6tables and nftables rulesets are those of its network namespace.
+
+Addresses come only from the benchmarking range 198.18.0.0/15 and the ULA range fd00::/8;
+nodes have no default route, so no lab traffic can leave the lab.
+
+Usage: ``fleetlab.py up|down|status|inventory|reboot`` (``--help`` for the options).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import ipaddress
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Iterable, Sequence
+
+PREFIX = "ffl-"
+BRIDGE = "fflbr0"
+VETH_PREFIX = "fflv"
+DEFAULT_HOME = Path(os.environ.get("FLEET_LAB_HOME", "/var/lib/fleet-lab"))
+IPV4_NET = ipaddress.IPv4Network("198.18.0.0/24")
+IPV6_NET = ipaddress.IPv6Network("fd00:f1ee:7ab::/64")
+CONTROLLER_IPV4 = IPV4_NET.network_address + 1
+CONTROLLER_IPV6 = IPV6_NET.network_address + 1
+FIRST_HOST = 10
+MAX_NODES = 200
+SMB_USER = "Administrator"
+NODE_PYTHON = "/usr/bin/python3"
+# Folders that are private tmpfs inside every node: a file staged on one node is seen by no
+# other node and not by the controller.
+PRIVATE_DIRS = ("/tmp", "/var/tmp", "/run", "/root")
+KINDS = ("linux", "windows")
+FAMILIES = ("dual", "ipv4", "ipv6")
+NAME_RE = re.compile(r"^[a-z][a-z0-9]{1,9}$")
+REQUIRED_TOOLS = ("ip", "nsenter", "unshare", "sshd", "ssh-keygen", "iptables", "ip6tables", "nft")
+WINDOWS_TOOLS = ("smbd", "nmbd", "smbpasswd")
+
+
+class LabError(Exception):
+    """A lab operation failed; the message says what and why."""
+
+
+# --------------------------------------------------------------------------------------------
+# The plan: which nodes, which addresses. Pure functions, unit-tested without root.
+# --------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Node:
+    name: str
+    index: int
+    kind: str  # linux | windows
+    family: str  # dual | ipv4 | ipv6
+
+    @property
+    def netns(self) -> str:
+        return PREFIX + self.name
+
+    @property
+    def veth(self) -> str:
+        return f"{VETH_PREFIX}{self.index}"
+
+    @property
+    def ipv4(self) -> str | None:
+        if self.family == "ipv6":
+            return None
+        return str(IPV4_NET.network_address + FIRST_HOST + self.index)
+
+    @property
+    def ipv6(self) -> str | None:
+        if self.family == "ipv4":
+            return None
+        return str(IPV6_NET.network_address + FIRST_HOST + self.index)
+
+    @property
+    def mac(self) -> str:
+        # A fixed MAC per node: a rebuilt node is reached at once, not after the controller's
+        # neighbour cache for its address times out.
+        return f"02:f1:ee:7a:{self.index >> 8:02x}:{self.index & 0xFF:02x}"
+
+    @property
+    def addresses(self) -> list[str]:
+        return [a for a in (self.ipv4, self.ipv6) if a]
+
+    @property
+    def ansible_host(self) -> str:
+        # Dual-stack nodes are reached over IPv4 by default; IPv6-only nodes by their literal.
+        return self.ipv4 or str(self.ipv6)
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def plan_nodes(linux: int = 2, ipv6_only: int = 1, ipv4_only: int = 0, windows: int = 1) -> list[Node]:
+    """Return the nodes of a lab, in a stable order (so addresses are stable across `up`s)."""
+    counts = {"linux": linux, "ipv6_only": ipv6_only, "ipv4_only": ipv4_only, "windows": windows}
+    for what, count in counts.items():
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            raise LabError(f"--{what.replace('_', '-')} must be a whole number >= 0, got {count!r}")
+    total = sum(counts.values())
+    if total == 0:
+        raise LabError("a lab needs at least one node: all of --linux, --ipv6-only, --ipv4-only and --windows are 0")
+    if total > MAX_NODES:
+        raise LabError(f"a lab holds at most {MAX_NODES} nodes, {total} were asked for")
+    groups = (
+        ("lin", "linux", "dual", linux),
+        ("v6n", "linux", "ipv6", ipv6_only),
+        ("v4n", "linux", "ipv4", ipv4_only),
+        ("win", "windows", "dual", windows),
+    )
+    nodes: list[Node] = []
+    for stem, kind, family, count in groups:
+        for number in range(1, count + 1):
+            nodes.append(Node(name=f"{stem}{number:02d}", index=len(nodes) + 1, kind=kind, family=family))
+    return nodes
+
+
+def inventory_data(nodes: Sequence[Node], home: Path, smb_password: str) -> dict:
+    """The Ansible YAML inventory (as a dict) for the lab's nodes."""
+    groups: dict[str, dict] = {"linux": {}, "windows": {}, "ipv6_only": {}, "ipv4_only": {}}
+    for node in nodes:
+        host = {
+            "ansible_host": node.ansible_host,
+            "fleet_lab_netns": node.netns,
+            "fleet_lab_ipv4": node.ipv4,
+            "fleet_lab_ipv6": node.ipv6,
+            "fleet_path": node.kind,
+        }
+        if node.kind == "windows":
+            host.update({"fleet_smb_user": SMB_USER, "fleet_smb_password": smb_password})
+        groups[node.kind][node.name] = host
+        if node.family == "ipv6":
+            groups["ipv6_only"][node.name] = {}
+        elif node.family == "ipv4":
+            groups["ipv4_only"][node.name] = {}
+    known_hosts = home / "ssh" / "known_hosts"
+    return {
+        "all": {
+            "vars": {
+                "ansible_user": "root",
+                "ansible_ssh_private_key_file": str(home / "ssh" / "id_ed25519"),
+                "ansible_ssh_common_args": f"-o UserKnownHostsFile={known_hosts} -o StrictHostKeyChecking=yes",
+                "ansible_python_interpreter": NODE_PYTHON,
+                "fleet_lab_controller_ipv4": str(CONTROLLER_IPV4),
+                "fleet_lab_controller_ipv6": str(CONTROLLER_IPV6),
+                "fleet_lab_state_dir": str(home / "node"),
+            },
+            "children": {name: {"hosts": hosts} for name, hosts in groups.items()},
+        }
+    }
+
+
+def to_yaml(data: object, indent: int = 0) -> str:
+    """Minimal YAML writer for the inventory (str/int/None/dict): no PyYAML needed to run the lab."""
+    pad = "  " * indent
+    lines: list[str] = []
+    assert isinstance(data, dict)
+    for key, value in data.items():
+        if isinstance(value, dict):
+            lines.append(f"{pad}{key}:" + ("" if value else " {}"))
+            if value:
+                lines.append(to_yaml(value, indent + 1))
+        else:
+            lines.append(f"{pad}{key}: {json.dumps(value)}")
+    return "\n".join(lines)
+
+
+def sshd_config(node: Node, home: Path) -> str:
+    listen = "\n".join(f"ListenAddress {address}" for address in node.addresses)
+    return f"""# fleet.firmware lab: sshd of node {node.name}
+{listen}
+HostKey {home}/nodes/{node.name}/ssh_host_ed25519_key
+AuthorizedKeysFile {home}/ssh/authorized_keys
+PidFile {home}/nodes/{node.name}/sshd.pid
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+UseDNS no
+MaxStartups 200:30:400
+MaxSessions 50
+Subsystem sftp internal-sftp
+"""
+
+
+def smb_config(node: Node, home: Path) -> str:
+    state = home / "node" / "samba"
+    return f"""# fleet.firmware lab: Samba of Windows-like node {node.name}
+[global]
+  netbios name = {node.name.upper()}
+  workgroup = FLEETLAB
+  server role = standalone server
+  interfaces = {" ".join(node.addresses)}
+  bind interfaces only = yes
+  smb ports = 445 139
+  disable netbios = no
+  server min protocol = SMB2_02
+  passdb backend = tdbsam:{state}/private/passdb.tdb
+  private dir = {state}/private
+  lock directory = {state}/lock
+  state directory = {state}/state
+  cache directory = {state}/cache
+  pid directory = {home}/nodes/{node.name}
+  ncalrpc dir = {state}/ncalrpc
+  log file = {state}/log.%m
+  max log size = 1000
+  username map = {home}/nodes/{node.name}/smbusers
+  map to guest = never
+  restrict anonymous = 2
+  load printers = no
+  printing = bsd
+  printcap name = /dev/null
+  disable spoolss = yes
+
+[ADMIN$]
+  comment = Remote Admin (fleet.firmware lab)
+  path = {home}/node/windows
+  read only = no
+  browseable = no
+  valid users = root
+"""
+
+
+# --------------------------------------------------------------------------------------------
+# Running things
+# --------------------------------------------------------------------------------------------
+
+
+def run(argv: Sequence[str], check: bool = True, stdin: str | None = None, quiet: bool = False) -> subprocess.CompletedProcess:
+    proc = subprocess.run(list(argv), input=stdin, capture_output=True, text=True, check=False)
+    if check and proc.returncode != 0:
+        raise LabError(f"command failed (rc={proc.returncode}): {' '.join(argv)}\n{proc.stderr.strip() or proc.stdout.strip()}")
+    return proc
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie is not alive for our purpose.
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def netns_inode(name: str) -> int | None:
+    try:
+        return os.stat(f"/run/netns/{name}").st_ino
+    except OSError:
+        return None
+
+
+def process_netns_inode(pid: int) -> int | None:
+    try:
+        return os.stat(f"/proc/{pid}/ns/net").st_ino
+    except OSError:
+        return None
+
+
+def pids_in_netns(inodes: Iterable[int]) -> list[int]:
+    """Every process whose network namespace is one of ``inodes`` (also after `ip netns del`)."""
+    wanted = set(inodes)
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != os.getpid() and process_netns_inode(int(entry)) in wanted:
+            found.append(int(entry))
+    return found
+
+
+def kill_all(pids: Iterable[int], grace: float = 3.0) -> None:
+    pids = [p for p in pids if pid_alive(p)]
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(pid_alive(p) for p in pids):
+        time.sleep(0.05)
+    for pid in pids:
+        if pid_alive(pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+# --------------------------------------------------------------------------------------------
+# The lab
+# --------------------------------------------------------------------------------------------
+
+
+class Lab:
+    """The lab on this machine, rooted at ``home`` (lab key, node configs, pid files, state)."""
+
+    def __init__(self, home: Path = DEFAULT_HOME) -> None:
+        self.home = Path(home)
+        if not self.home.is_absolute():
+            raise LabError(f"the lab home must be an absolute path, got {str(home)!r}")
+        for private in PRIVATE_DIRS:
+            if self.home == Path(private) or Path(private) in self.home.parents:
+                raise LabError(f"the lab home {self.home} cannot live under {private}: that folder is private inside each node")
+
+    # ---- state ----------------------------------------------------------------------------
+
+    @property
+    def state_file(self) -> Path:
+        return self.home / "lab.json"
+
+    def load_state(self) -> dict:
+        try:
+            return json.loads(self.state_file.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def save_state(self, state: dict) -> None:
+        self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        tmp = self.state_file.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(state, handle, indent=2)
+        os.replace(tmp, self.state_file)
+
+    def nodes(self) -> list[Node]:
+        return [Node(**n) for n in self.load_state().get("nodes", [])]
+
+    def node(self, name: str) -> Node:
+        for node in self.nodes():
+            if node.name == name:
+                return node
+        raise LabError(f"no lab node named {name!r}; nodes: {', '.join(n.name for n in self.nodes()) or 'none'}")
+
+    @property
+    def smb_password(self) -> str:
+        return self.load_state().get("smb_password", "")
+
+    def holder_pid(self, node: Node) -> int | None:
+        try:
+            pid = int((self.home / "nodes" / node.name / "holder.pid").read_text())
+        except (OSError, ValueError):
+            return None
+        if pid_alive(pid) and process_netns_inode(pid) == netns_inode(node.netns):
+            return pid
+        return None
+
+    # ---- up -------------------------------------------------------------------------------
+
+    def up(self, nodes: Sequence[Node]) -> list[Node]:
+        """Make the lab match ``nodes``: build what is missing, repair what is broken, remove extra nodes."""
+        require_root()
+        require_tools(REQUIRED_TOOLS + (WINDOWS_TOOLS if any(n.kind == "windows" for n in nodes) else ()))
+        state = self.load_state()
+        state.setdefault("smb_password", secrets.token_urlsafe(18))
+        wanted = {n.name: n for n in nodes}
+        recorded = {n["name"]: Node(**n) for n in state.get("nodes", [])}
+        # Record the plan (and namespace inodes as they appear) before building, so that `down`
+        # after a crash half-way finds everything.
+        state["nodes"] = [n.to_json() for n in nodes]
+        state.setdefault("netns_inodes", {})
+        self.save_state(state)
+        try:
+            for name, old in recorded.items():
+                if name not in wanted or old != wanted[name]:
+                    self._remove_node(old, state)
+            self._ensure_keys()
+            self._ensure_bridge()
+            for node in nodes:
+                if not self.node_healthy(node):
+                    self._remove_node(node, state)
+                    self._build_node(node, state)
+            self._write_known_hosts(nodes)
+            self.write_inventory(self.home / "inventory.yml")
+        finally:
+            self.save_state(state)
+        return list(nodes)
+
+    def _ensure_keys(self) -> None:
+        ssh_dir = self.home / "ssh"
+        ssh_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        key = ssh_dir / "id_ed25519"
+        if not key.exists():
+            run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "fleet-firmware-lab", "-f", str(key)])
+        authorized = ssh_dir / "authorized_keys"
+        authorized.write_text((ssh_dir / "id_ed25519.pub").read_text())
+        authorized.chmod(0o600)
+
+    def _ensure_bridge(self) -> None:
+        if not Path(f"/sys/class/net/{BRIDGE}").exists():
+            run(["ip", "link", "add", BRIDGE, "type", "bridge"])
+        # Only our own bridge's settings: no host-wide sysctl is changed.
+        for knob, value in (("accept_ra", "0"), ("accept_dad", "0"), ("disable_ipv6", "0")):
+            Path(f"/proc/sys/net/ipv6/conf/{BRIDGE}/{knob}").write_text(value)
+        have = run(["ip", "-o", "addr", "show", "dev", BRIDGE]).stdout
+        if f" {CONTROLLER_IPV4}/" not in have:
+            run(["ip", "addr", "add", f"{CONTROLLER_IPV4}/{IPV4_NET.prefixlen}", "dev", BRIDGE])
+        if f" {CONTROLLER_IPV6}/" not in have:
+            run(["ip", "-6", "addr", "add", f"{CONTROLLER_IPV6}/{IPV6_NET.prefixlen}", "dev", BRIDGE, "nodad"])
+        run(["ip", "link", "set", BRIDGE, "up"])
+
+    def _build_node(self, node: Node, state: dict) -> None:
+        node_dir = self.home / "nodes" / node.name
+        node_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        (self.home / "node").mkdir(mode=0o755, exist_ok=True)  # mount point of the node's private state
+        run(["ip", "netns", "add", node.netns])
+        state["netns_inodes"][node.name] = netns_inode(node.netns)
+        self.save_state(state)
+        run(["ip", "link", "add", node.veth, "type", "veth", "peer", "name", "eth0", "netns", node.netns])
+        run(["ip", "link", "set", node.veth, "master", BRIDGE, "up"])
+        ns = ["ip", "-n", node.netns]
+        run(ns + ["link", "set", "eth0", "address", node.mac])
+        run(ns + ["link", "set", "lo", "up"])
+        run(["ip", "netns", "exec", node.netns, "sysctl", "-q", "-w", "net.ipv6.conf.eth0.accept_dad=0", "net.ipv6.conf.eth0.accept_ra=0"])
+        if node.ipv4:
+            run(ns + ["addr", "add", f"{node.ipv4}/{IPV4_NET.prefixlen}", "dev", "eth0"])
+        if node.ipv6:
+            run(ns + ["-6", "addr", "add", f"{node.ipv6}/{IPV6_NET.prefixlen}", "dev", "eth0", "nodad"])
+        for address in node.addresses:
+            run(["ip", "neigh", "flush", "dev", BRIDGE, "to", address], check=False)
+        else:
+            run(["ip", "netns", "exec", node.netns, "sysctl", "-q", "-w", "net.ipv6.conf.eth0.disable_ipv6=1"])
+        run(ns + ["link", "set", "eth0", "up"])
+        self._start_holder(node)
+        self._start_services(node)
+
+    def _start_holder(self, node: Node) -> None:
+        node_dir = self.home / "nodes" / node.name
+        boot_id = node_dir / "boot_id"
+        boot_id.write_text(str(uuid.uuid4()) + "\n")
+        mounts = " && ".join(
+            [f"mount -t tmpfs -o mode=1777 fleetlab {d}" for d in PRIVATE_DIRS if d != "/root"]
+            + [
+                "mount -t tmpfs -o mode=0700 fleetlab /root",
+                f"mount -t tmpfs -o mode=0755 fleetlab {self.home}/node",
+                f"mount --bind {boot_id} /proc/sys/kernel/random/boot_id",
+                f"hostname {node.name}",
+            ]
+        )
+        script = f"{mounts} && echo $$ > {node_dir}/holder.pid && exec sleep infinity"
+        # One pid all the way: ip netns exec -> unshare -> sh -> sleep each exec the next.
+        subprocess.Popen(
+            ["ip", "netns", "exec", node.netns, "unshare", "--mount", "--uts", "--propagation", "private", "sh", "-c", script],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=open(node_dir / "holder.log", "w"),
+            start_new_session=True,
+            close_fds=True,
+        )
+        deadline = time.monotonic() + 10
+        while self.holder_pid(node) is None:
+            if time.monotonic() > deadline:
+                raise LabError(f"node {node.name}: its namespace holder did not start: {(node_dir / 'holder.log').read_text().strip()}")
+            time.sleep(0.02)
+
+    def node_exec_argv(self, node: Node, argv: Sequence[str]) -> list[str]:
+        """argv that runs ``argv`` inside the node (its network, mount and UTS namespaces)."""
+        pid = self.holder_pid(node)
+        if pid is None:
+            raise LabError(f"node {node.name} is not running (no namespace holder); run `fleetlab.py up`")
+        return ["nsenter", "-t", str(pid), "-n", "-m", "-u", "--"] + list(argv)
+
+    def node_run(self, node: Node, argv: Sequence[str], check: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess:
+        return run(self.node_exec_argv(node, argv), check=check, stdin=stdin)
+
+    def _start_services(self, node: Node) -> None:
+        node_dir = self.home / "nodes" / node.name
+        host_key = node_dir / "ssh_host_ed25519_key"
+        if not host_key.exists():
+            run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"fleet-firmware-lab-{node.name}", "-f", str(host_key)])
+        (node_dir / "sshd_config").write_text(sshd_config(node, self.home))
+        self.node_run(node, ["mkdir", "-p", "-m", "0755", "/run/sshd"])
+        self.node_run(node, ["/usr/sbin/sshd", "-f", str(node_dir / "sshd_config"), "-E", str(node_dir / "sshd.log")])
+        if node.kind == "windows":
+            self._start_samba(node)
+        self._wait_for_port(node, 22)
+        self._wait_for_services(node)
+
+    def _wait_for_services(self, node: Node, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not all((pids := self.service_pids(node)).values()):
+            if time.monotonic() > deadline:
+                dead = ", ".join(name for name, pid in pids.items() if not pid)
+                raise LabError(f"node {node.name}: {dead} did not start (logs in {self.home}/nodes/{node.name} and the node's {self.home}/node/samba)")
+            time.sleep(0.05)
+
+    def _start_samba(self, node: Node) -> None:
+        node_dir = self.home / "nodes" / node.name
+        state = self.home / "node" / "samba"
+        conf = node_dir / "smb.conf"
+        conf.write_text(smb_config(node, self.home))
+        # The lab's Windows account maps onto the node's root (Samba needs a Unix account).
+        (node_dir / "smbusers").write_text(f"root = {SMB_USER}\n")
+        for sub in ("private", "lock", "state", "cache", "ncalrpc"):
+            self.node_run(node, ["mkdir", "-p", "-m", "0700", str(state / sub)])
+        self.node_run(node, ["mkdir", "-p", "-m", "0755", f"{self.home}/node/windows/Temp", "/run/samba"])
+        password = self.smb_password
+        # The password goes through stdin, never argv.
+        self.node_run(node, ["smbpasswd", "-c", str(conf), "-s", "-a", "root"], stdin=f"{password}\n{password}\n")
+        self.node_run(node, ["smbd", "-D", "-s", str(conf)])
+        if node.ipv4:  # NetBIOS name service is IPv4 only
+            self.node_run(node, ["nmbd", "-D", "-s", str(conf)])
+        self._wait_for_port(node, 445)
+
+    def _wait_for_port(self, node: Node, port: int, timeout: float = 15.0) -> None:
+        """Wait until the controller reaches ``port`` on every address of the node."""
+        deadline = time.monotonic() + timeout
+        for address in node.addresses:
+            while True:
+                try:
+                    socket.create_connection((address, port), timeout=1).close()
+                    break
+                except OSError as exc:
+                    if time.monotonic() > deadline:
+                        raise LabError(f"node {node.name}: port {port} on {address} not reachable after {timeout:.0f} s: {exc}") from exc
+                    time.sleep(0.05)
+
+    def _write_known_hosts(self, nodes: Sequence[Node]) -> None:
+        lines = []
+        for node in nodes:
+            pub = (self.home / "nodes" / node.name / "ssh_host_ed25519_key.pub").read_text().split()
+            lines.append(f"{','.join(node.addresses)} {pub[0]} {pub[1]}")
+        (self.home / "ssh" / "known_hosts").write_text("\n".join(lines) + "\n")
+
+    def write_inventory(self, path: Path) -> Path:
+        data = inventory_data(self.nodes(), self.home, self.smb_password)
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # 0600: the inventory holds the lab's SMB password.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write("---\n# fleet.firmware lab inventory, written by tests/lab/fleetlab.py\n" + to_yaml(data) + "\n")
+        os.chmod(path, 0o600)
+        return path
+
+    # ---- health and status -------------------------------------------------------------------
+
+    def service_pids(self, node: Node) -> dict[str, int | None]:
+        names = ["sshd"] + (["smbd", "nmbd"] if node.kind == "windows" else [])
+        found: dict[str, int | None] = {}
+        for name in names:
+            try:
+                pid = int((self.home / "nodes" / node.name / f"{name}.pid").read_text().split()[0])
+            except (OSError, ValueError, IndexError):
+                pid = None
+            found[name] = pid if pid and pid_alive(pid) else None
+        if node.kind == "windows" and not node.ipv4:
+            found.pop("nmbd")
+        return found
+
+    def node_healthy(self, node: Node) -> bool:
+        if self.holder_pid(node) is None:
+            return False
+        if not Path(f"/sys/class/net/{node.veth}").exists():
+            return False
+        return all(self.service_pids(node).values())
+
+    def status(self) -> dict:
+        nodes = self.nodes()
+        return {
+            "home": str(self.home),
+            "bridge": Path(f"/sys/class/net/{BRIDGE}").exists(),
+            "controller": {"ipv4": str(CONTROLLER_IPV4), "ipv6": str(CONTROLLER_IPV6)},
+            "nodes": [
+                {
+                    "name": n.name,
+                    "kind": n.kind,
+                    "family": n.family,
+                    "addresses": n.addresses,
+                    "netns": n.netns,
+                    "up": self.node_healthy(n),
+                    "services": self.service_pids(n),
+                }
+                for n in nodes
+            ],
+            "stray_namespaces": sorted(set(lab_namespaces()) - {n.netns for n in nodes}),
+        }
+
+    # ---- reboot -------------------------------------------------------------------------------
+
+    def reboot(self, node: Node) -> None:
+        """Simulate a reboot: every process of the node dies, /run, /tmp and /root start empty,
+        /var/tmp and the state folder persist (as on disk), the boot id changes, services restart."""
+        require_root()
+        holder = self.holder_pid(node)
+        if holder is None:
+            raise LabError(f"node {node.name} is not running; cannot reboot it")
+        kill_all(p for p in pids_in_netns([netns_inode(node.netns) or -1]) if p != holder)
+        boot_id = self.home / "nodes" / node.name / "boot_id"
+        # Rewrite in place: the bind mount inside the node follows the inode.
+        boot_id.write_text(str(uuid.uuid4()) + "\n")
+        for private in ("/run", "/tmp", "/root"):
+            self.node_run(node, ["sh", "-c", f"umount -l {private} && mount -t tmpfs -o mode={'0700' if private == '/root' else '1777'} fleetlab {private}"])
+        self._start_services(node)
+
+    # ---- down ---------------------------------------------------------------------------------
+
+    def _remove_node(self, node: Node, state: dict) -> None:
+        inode = state.get("netns_inodes", {}).get(node.name)
+        inodes = [i for i in (inode, netns_inode(node.netns)) if i]
+        kill_all(pids_in_netns(inodes))
+        if netns_inode(node.netns) is not None:
+            run(["ip", "netns", "del", node.netns], check=False)
+        if Path(f"/sys/class/net/{node.veth}").exists():
+            run(["ip", "link", "del", node.veth], check=False)
+        shutil.rmtree(self.home / "nodes" / node.name, ignore_errors=True)
+        state.get("netns_inodes", {}).pop(node.name, None)
+
+    def down(self) -> list[str]:
+        """Remove every namespace, link, process and file of the lab, also after a crashed run."""
+        require_root()
+        state = self.load_state()
+        removed: list[str] = []
+        inodes = [i for i in state.get("netns_inodes", {}).values() if i]
+        for name in lab_namespaces():
+            inode = netns_inode(name)
+            if inode:
+                inodes.append(inode)
+        kill_all(pids_in_netns(inodes))
+        for name in lab_namespaces():
+            run(["ip", "netns", "del", name], check=False)
+            removed.append(name)
+        for link in lab_links():
+            run(["ip", "link", "del", link], check=False)
+            removed.append(link)
+        if self.home.exists():
+            shutil.rmtree(self.home)
+            removed.append(str(self.home))
+        return removed
+
+
+def lab_namespaces() -> list[str]:
+    out = run(["ip", "netns", "list"], check=False).stdout
+    return [line.split()[0] for line in out.splitlines() if line.startswith(PREFIX)]
+
+
+def lab_links() -> list[str]:
+    names = os.listdir("/sys/class/net")
+    links = [n for n in names if n.startswith(VETH_PREFIX) and n[len(VETH_PREFIX):].isdigit()]
+    return links + ([BRIDGE] if BRIDGE in names else [])
+
+
+def require_root() -> None:
+    if os.geteuid() != 0:
+        raise LabError("the lab needs root (network namespaces, veth links, sshd, mounts): run it with sudo or as root")
+
+
+def require_tools(tools: Iterable[str]) -> None:
+    path = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
+    missing = [t for t in tools if shutil.which(t, path=path) is None]
+    if missing:
+        raise LabError(f"missing tools: {', '.join(missing)}; install the packages in bindep.txt (`make deps`)")
+
+
+def host_network_snapshot() -> dict[str, str]:
+    """The host's addresses, links, routes and firewall rulesets (to prove the lab leaves them as it found them)."""
+    commands = {
+        "links": ["ip", "-br", "link"],
+        "addresses": ["ip", "-br", "addr"],
+        "routes4": ["ip", "-4", "route", "show", "table", "all"],
+        "routes6": ["ip", "-6", "route", "show", "table", "all"],
+        "rules4": ["ip", "-4", "rule"],
+        "rules6": ["ip", "-6", "rule"],
+        "iptables": ["iptables-save"],
+        "ip6tables": ["ip6tables-save"],
+        "nft": ["nft", "list", "ruleset"],
+    }
+    snapshot = {}
+    for key, argv in commands.items():
+        out = run(argv, check=False).stdout
+        # Drop comment lines with timestamps (iptables-save) and counters.
+        snapshot[key] = "\n".join(re.sub(r"\[\d+:\d+\]", "[0:0]", line) for line in out.splitlines() if not line.startswith("#"))
+    return snapshot
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="fleetlab.py", description="The fleet.firmware network-namespace test lab.")
+    parser.add_argument("--home", type=Path, default=DEFAULT_HOME, help=f"lab folder (default {DEFAULT_HOME}, or $FLEET_LAB_HOME)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="build (or repair) the lab; idempotent")
+    up.add_argument("--linux", type=int, default=2, help="dual-stack Linux nodes (default 2)")
+    up.add_argument("--ipv6-only", type=int, default=1, help="IPv6-only Linux nodes (default 1)")
+    up.add_argument("--ipv4-only", type=int, default=0, help="IPv4-only Linux nodes (default 0)")
+    up.add_argument("--windows", type=int, default=1, help="Windows-like nodes with Samba ADMIN$ (default 1)")
+    up.add_argument("--inventory", type=Path, help="also write the inventory to this file")
+    sub.add_parser("down", help="remove everything the lab made, also after a crash")
+    sub.add_parser("status", help="say what is up (JSON)")
+    inv = sub.add_parser("inventory", help="write the Ansible YAML inventory")
+    inv.add_argument("path", type=Path, nargs="?", help="where to write it (default: print it)")
+    reboot = sub.add_parser("reboot", help="simulate a reboot of a node")
+    reboot.add_argument("node")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        lab = Lab(args.home)
+        if args.command == "up":
+            nodes = lab.up(plan_nodes(args.linux, args.ipv6_only, args.ipv4_only, args.windows))
+            if args.inventory:
+                lab.write_inventory(args.inventory)
+            print(f"lab up: {len(nodes)} nodes ({', '.join(n.name for n in nodes)}); inventory {args.inventory or lab.home / 'inventory.yml'}")
+        elif args.command == "down":
+            removed = lab.down()
+            print(f"lab down: removed {len(removed)} objects" + (f" ({', '.join(removed)})" if removed else ""))
+        elif args.command == "status":
+            print(json.dumps(lab.status(), indent=2))
+        elif args.command == "inventory":
+            if not lab.nodes():
+                raise LabError("the lab is not up: run `fleetlab.py up` first")
+            if args.path:
+                print(lab.write_inventory(args.path))
+            else:
+                print("---\n" + to_yaml(inventory_data(lab.nodes(), lab.home, lab.smb_password)))
+        elif args.command == "reboot":
+            lab.reboot(lab.node(args.node))
+            print(f"node {args.node} rebooted")
+    except LabError as exc:
+        print(f"fleetlab: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+# Copyright (c) 2026, fleet.firmware developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The lab's plan (names, addresses, inventory, configs): pure functions, no root needed."""
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+import pytest
+import yaml
+
+import fleetlab
+
+LAB_V4 = ipaddress.ip_network("198.18.0.0/15")
+LAB_V6 = ipaddress.ip_network("fd00::/8")
+
+
+def test_default_plan_is_two_dual_stack_one_ipv6_only_one_windows():
+    nodes = fleetlab.plan_nodes()
+    assert [(n.name, n.kind, n.family) for n in nodes] == [
+        ("lin01", "linux", "dual"),
+        ("lin02", "linux", "dual"),
+        ("v6n01", "linux", "ipv6"),
+        ("win01", "windows", "dual"),
+    ]
+
+
+def test_addresses_stay_inside_the_lab_ranges_and_are_unique():
+    nodes = fleetlab.plan_nodes(linux=60, ipv6_only=60, ipv4_only=40, windows=40)
+    v4 = [n.ipv4 for n in nodes if n.ipv4]
+    v6 = [n.ipv6 for n in nodes if n.ipv6]
+    assert len(set(v4)) == len(v4) and len(set(v6)) == len(v6)
+    assert all(ipaddress.ip_address(a) in LAB_V4 for a in v4)
+    assert all(ipaddress.ip_address(a) in LAB_V6 for a in v6)
+    controller = {str(fleetlab.CONTROLLER_IPV4), str(fleetlab.CONTROLLER_IPV6)}
+    assert not controller & set(v4 + v6)
+    assert ipaddress.ip_address(str(fleetlab.CONTROLLER_IPV4)) in LAB_V4
+    assert len({n.mac for n in nodes}) == len(nodes)
+    assert len({n.veth for n in nodes}) == len(nodes)
+    assert all(len(n.veth) <= 15 and len(n.netns) <= 32 for n in nodes)
+
+
+def test_single_family_nodes_have_only_that_family():
+    six, four = fleetlab.plan_nodes(linux=0, ipv6_only=1, ipv4_only=1, windows=0)
+    assert six.ipv4 is None and six.ansible_host == six.ipv6
+    assert four.ipv6 is None and four.ansible_host == four.ipv4
+
+
+def test_plan_is_stable_so_addresses_survive_a_second_up():
+    assert fleetlab.plan_nodes(3, 1, 1, 2) == fleetlab.plan_nodes(3, 1, 1, 2)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"linux": -1}, "--linux must be a whole number >= 0, got -1"),
+        ({"windows": "2"}, "--windows must be a whole number >= 0, got '2'"),
+        ({"linux": 0, "ipv6_only": 0, "windows": 0}, "a lab needs at least one node"),
+        ({"linux": 201}, "at most 200 nodes, 203 were asked for"),
+    ],
+)
+def test_bad_node_counts_are_refused_with_the_bad_value(kwargs, message):
+    with pytest.raises(fleetlab.LabError, match=message):
+        fleetlab.plan_nodes(**kwargs)
+
+
+def test_inventory_groups_and_connection_vars(tmp_path: Path):
+    nodes = fleetlab.plan_nodes(linux=1, ipv6_only=1, ipv4_only=1, windows=1)
+    data = yaml.safe_load("---\n" + fleetlab.to_yaml(fleetlab.inventory_data(nodes, tmp_path, "s3cret")))
+    groups = data["all"]["children"]
+    assert set(groups["linux"]["hosts"]) == {"lin01", "v6n01", "v4n01"}
+    assert set(groups["windows"]["hosts"]) == {"win01"}
+    assert set(groups["ipv6_only"]["hosts"]) == {"v6n01"}
+    assert set(groups["ipv4_only"]["hosts"]) == {"v4n01"}
+    assert groups["linux"]["hosts"]["v6n01"]["ansible_host"] == "fd00:f1ee:7ab::c"
+    assert groups["windows"]["hosts"]["win01"]["fleet_smb_password"] == "s3cret"
+    assert "fleet_smb_password" not in groups["linux"]["hosts"]["lin01"]
+    common = data["all"]["vars"]
+    assert common["ansible_user"] == "root"
+    assert common["ansible_ssh_private_key_file"] == str(tmp_path / "ssh" / "id_ed25519")
+    assert common["ansible_python_interpreter"] == "/usr/bin/python3"
+    assert "StrictHostKeyChecking=yes" in common["ansible_ssh_common_args"]
+
+
+def test_sshd_listens_only_on_the_node_lab_addresses(tmp_path: Path):
+    six = fleetlab.plan_nodes(linux=0, ipv6_only=1, windows=0)[0]
+    config = fleetlab.sshd_config(six, tmp_path)
+    assert [line for line in config.splitlines() if line.startswith("ListenAddress")] == [f"ListenAddress {six.ipv6}"]
+    assert "PasswordAuthentication no" in config
+
+
+def test_samba_serves_admin_share_on_the_node_addresses_only(tmp_path: Path):
+    win = fleetlab.plan_nodes(linux=0, ipv6_only=0, windows=1)[0]
+    config = fleetlab.smb_config(win, tmp_path)
+    assert "[ADMIN$]" in config
+    assert f"interfaces = {win.ipv4} {win.ipv6}" in config
+    assert "bind interfaces only = yes" in config
+    assert "map to guest = never" in config
+
+
+@pytest.mark.parametrize("home", ["/var/tmp/lab", "/run/lab", "/root/x", "relative/lab"])
+def test_lab_home_cannot_be_private_inside_nodes_or_relative(home):
+    with pytest.raises(fleetlab.LabError, match=home.split("/")[-1] if home.startswith("relative") else "cannot live under"):
+        fleetlab.Lab(Path(home))
+
+
+# A home that does not exist (and outside /tmp, which the lab refuses as a home).
+ABSENT_HOME = "/nonexistent/fleet-lab-unit-test"
+
+
+def test_lab_refuses_to_run_without_root(monkeypatch, capsys):
+    monkeypatch.setattr(fleetlab.os, "geteuid", lambda: 1000)
+    assert fleetlab.main(["--home", ABSENT_HOME, "up"]) == 2
+    assert "the lab needs root" in capsys.readouterr().err
+    assert not Path(ABSENT_HOME).exists()
+
+
+def test_inventory_command_says_when_the_lab_is_not_up(capsys):
+    assert fleetlab.main(["--home", ABSENT_HOME, "inventory"]) == 2
+    assert "the lab is not up" in capsys.readouterr().err
+
+
+def test_missing_tools_are_named(monkeypatch):
+    monkeypatch.setattr(fleetlab.shutil, "which", lambda tool, path=None: None if tool == "smbd" else "/bin/" + tool)
+    with pytest.raises(fleetlab.LabError, match="missing tools: smbd"):
+        fleetlab.require_tools(("ip", "smbd"))
