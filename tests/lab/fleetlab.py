@@ -447,10 +447,10 @@ class Lab:
             run(ns + ["addr", "add", f"{node.ipv4}/{IPV4_NET.prefixlen}", "dev", "eth0"])
         if node.ipv6:
             run(ns + ["-6", "addr", "add", f"{node.ipv6}/{IPV6_NET.prefixlen}", "dev", "eth0", "nodad"])
-        for address in node.addresses:
-            run(["ip", "neigh", "flush", "dev", BRIDGE, "to", address], check=False)
         else:
             run(["ip", "netns", "exec", node.netns, "sysctl", "-q", "-w", "net.ipv6.conf.eth0.disable_ipv6=1"])
+        for address in node.addresses:
+            run(["ip", "neigh", "flush", "dev", BRIDGE, "to", address], check=False)
         run(ns + ["link", "set", "eth0", "up"])
         self._start_holder(node)
         self._start_services(node)
