@@ -20,7 +20,7 @@ BIN := $(VENV)/bin
 COLLECTIONS := $(BUILD)/collections
 COLLECTION_LINK := $(COLLECTIONS)/ansible_collections/fleet/firmware
 # ansible-test wants a real (not linked) ansible_collections/fleet/firmware folder: a copy of
-# the files git knows (tracked and untracked-but-not-ignored).
+# the files git knows (tracked, and untracked but not ignored).
 SANITY_ROOT := $(BUILD)/sanity/ansible_collections/fleet/firmware
 LAB := $(PY) tests/lab/fleetlab.py
 PYTEST_ARGS ?=
@@ -65,6 +65,8 @@ collection: deps
 	@ln -sfn $(CURDIR) $(COLLECTION_LINK)
 	@rm -rf $(SANITY_ROOT) && mkdir -p $(SANITY_ROOT)
 	@git ls-files -z --cached --others --exclude-standard | tar --null -T - -cf - | tar -xf - -C $(SANITY_ROOT)
+	@# A git repo of its own: otherwise ansible-test sees the outer repo, where build/ is ignored.
+	@cd $(SANITY_ROOT) && git init -q && git add -A
 
 sanity: collection
 	@$(PY) tests/sanity/seed_get_pip.py >/dev/null

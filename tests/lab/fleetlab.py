@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 # Copyright (c) 2026, fleet.firmware developers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -41,12 +41,24 @@ import uuid
 from pathlib import Path
 from typing import Iterable, Sequence
 
-PREFIX = "ffl-"
-BRIDGE = "fflbr0"
-VETH_PREFIX = "fflv"
-DEFAULT_HOME = Path(os.environ.get("FLEET_LAB_HOME", "/var/lib/fleet-lab"))
-IPV4_NET = ipaddress.IPv4Network("198.18.0.0/24")
-IPV6_NET = ipaddress.IPv6Network("fd00:f1ee:7ab::/64")
+
+def _lab_id() -> int:
+    raw = os.environ.get("FLEET_LAB_ID", "0")
+    if not raw.isdigit() or int(raw) > 99:
+        raise SystemExit(f"fleetlab: error: FLEET_LAB_ID must be a whole number from 0 to 99, got {raw!r}")
+    return int(raw)
+
+
+# Several labs can live side by side (parallel test runs): FLEET_LAB_ID picks the instance and
+# with it every name, subnet and folder. Instance 0 is the default.
+LAB_ID = _lab_id()
+_SUFFIX = str(LAB_ID) if LAB_ID else ""
+PREFIX = f"ffl{_SUFFIX}-"
+BRIDGE = f"fflbr{LAB_ID}"
+VETH_PREFIX = f"ffl{_SUFFIX}v"
+DEFAULT_HOME = Path(os.environ.get("FLEET_LAB_HOME", f"/var/lib/fleet-lab{'-' + _SUFFIX if _SUFFIX else ''}"))
+IPV4_NET = ipaddress.IPv4Network(f"198.18.{LAB_ID}.0/24")
+IPV6_NET = ipaddress.IPv6Network(f"fd00:f1ee:7ab:{LAB_ID:x}::/64")
 CONTROLLER_IPV4 = IPV4_NET.network_address + 1
 CONTROLLER_IPV6 = IPV6_NET.network_address + 1
 FIRST_HOST = 10
@@ -103,7 +115,7 @@ class Node:
     def mac(self) -> str:
         # A fixed MAC per node: a rebuilt node is reached at once, not after the controller's
         # neighbour cache for its address times out.
-        return f"02:f1:ee:7a:{self.index >> 8:02x}:{self.index & 0xFF:02x}"
+        return f"02:f1:ee:{LAB_ID:02x}:{self.index >> 8:02x}:{self.index & 0xFF:02x}"
 
     @property
     def addresses(self) -> list[str]:
@@ -683,8 +695,14 @@ def require_tools(tools: Iterable[str]) -> None:
         raise LabError(f"missing tools: {', '.join(missing)}; install the packages in bindep.txt (`make deps`)")
 
 
+# Links, addresses and routes of any lab instance (they come and go with parallel labs); the
+# current instance's own leftovers are checked by name instead (lab_namespaces, lab_links).
+LAB_OBJECT = re.compile(r"\bffl(br)?\d*[v-]?\d*\b|198\.18\.\d+\.|fd00:f1ee:7ab:")
+
+
 def host_network_snapshot() -> dict[str, str]:
-    """The host's addresses, links, routes and firewall rulesets (to prove the lab leaves them as it found them)."""
+    """The host's addresses, links, routes and firewall rulesets, without the labs' own links
+    (to prove a lab leaves the host as it found it)."""
     commands = {
         "links": ["ip", "-br", "link"],
         "addresses": ["ip", "-br", "addr"],
@@ -700,7 +718,9 @@ def host_network_snapshot() -> dict[str, str]:
     for key, argv in commands.items():
         out = run(argv, check=False).stdout
         # Drop comment lines with timestamps (iptables-save) and counters.
-        snapshot[key] = "\n".join(re.sub(r"\[\d+:\d+\]", "[0:0]", line) for line in out.splitlines() if not line.startswith("#"))
+        snapshot[key] = "\n".join(
+            re.sub(r"\[\d+:\d+\]", "[0:0]", line) for line in out.splitlines() if not line.startswith("#") and not LAB_OBJECT.search(line)
+        )
     return snapshot
 
 

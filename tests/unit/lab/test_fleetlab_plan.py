@@ -5,6 +5,9 @@
 from __future__ import annotations
 
 import ipaddress
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -73,7 +76,7 @@ def test_inventory_groups_and_connection_vars(tmp_path: Path):
     assert set(groups["windows"]["hosts"]) == {"win01"}
     assert set(groups["ipv6_only"]["hosts"]) == {"v6n01"}
     assert set(groups["ipv4_only"]["hosts"]) == {"v4n01"}
-    assert groups["linux"]["hosts"]["v6n01"]["ansible_host"] == "fd00:f1ee:7ab::c"
+    assert groups["linux"]["hosts"]["v6n01"]["ansible_host"] == str(fleetlab.IPV6_NET.network_address + fleetlab.FIRST_HOST + 2)
     assert groups["windows"]["hosts"]["win01"]["fleet_smb_password"] == "s3cret"
     assert "fleet_smb_password" not in groups["linux"]["hosts"]["lin01"]
     common = data["all"]["vars"]
@@ -125,3 +128,24 @@ def test_missing_tools_are_named(monkeypatch):
     monkeypatch.setattr(fleetlab.shutil, "which", lambda tool, path=None: None if tool == "smbd" else "/bin/" + tool)
     with pytest.raises(fleetlab.LabError, match="missing tools: smbd"):
         fleetlab.require_tools(("ip", "smbd"))
+
+
+def _names_of_instance(lab_id: str) -> subprocess.CompletedProcess:
+    probe = "import fleetlab as f; print(f.PREFIX, f.BRIDGE, f.VETH_PREFIX, f.IPV4_NET, f.IPV6_NET, f.DEFAULT_HOME)"
+    env = {k: v for k, v in os.environ.items() if k not in ("FLEET_LAB_ID", "FLEET_LAB_HOME")}
+    env.update(FLEET_LAB_ID=lab_id, PYTHONPATH=str(Path(fleetlab.__file__).parent))
+    return subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=False)
+
+
+def test_parallel_lab_instances_share_no_name_subnet_or_folder():
+    zero = _names_of_instance("0").stdout.split()
+    seven = _names_of_instance("7").stdout.split()
+    assert zero == ["ffl-", "fflbr0", "fflv", "198.18.0.0/24", "fd00:f1ee:7ab::/64", "/var/lib/fleet-lab"]
+    assert seven == ["ffl7-", "fflbr7", "ffl7v", "198.18.7.0/24", "fd00:f1ee:7ab:7::/64", "/var/lib/fleet-lab-7"]
+
+
+@pytest.mark.parametrize("bad", ["100", "-1", "x"])
+def test_a_bad_lab_instance_id_is_named(bad):
+    proc = _names_of_instance(bad)
+    assert proc.returncode != 0
+    assert f"FLEET_LAB_ID must be a whole number from 0 to 99, got {bad!r}" in proc.stderr
