@@ -21,7 +21,8 @@ COLLECTIONS := $(BUILD)/collections
 COLLECTION_LINK := $(COLLECTIONS)/ansible_collections/fleet/firmware
 # ansible-test wants a real (not linked) ansible_collections/fleet/firmware folder: a copy of
 # the files git knows (tracked, and untracked but not ignored).
-SANITY_ROOT := $(BUILD)/sanity/ansible_collections/fleet/firmware
+# One copy per lab instance (FLEET_LAB_ID), so that parallel runs do not share it.
+SANITY_ROOT := $(BUILD)/sanity$(FLEET_LAB_ID)/ansible_collections/fleet/firmware
 LAB := $(PY) tests/lab/fleetlab.py
 PYTEST_ARGS ?=
 SANITY_ARGS ?=
@@ -31,7 +32,7 @@ export ANSIBLE_NOCOLOR := 1
 export ANSIBLE_DEPRECATION_WARNINGS := 0
 export PATH := $(BIN):$(PATH):/usr/sbin:/sbin
 
-.PHONY: help deps apt venv collection sanity units integration test demo lab-up lab-down lab-status clean
+.PHONY: help deps apt venv collection sanity units integration test demo bench lab-up lab-down lab-status clean
 
 help:
 	@echo "make test         sanity, unit and integration tests (installs what is missing; needs root for the lab)"
@@ -39,6 +40,7 @@ help:
 	@echo "make sanity       ansible-test sanity only"
 	@echo "make units        unit tests only"
 	@echo "make integration  lab integration tests only"
+	@echo "make bench        benchmarks (benchmarks/bench_*.py), ratios against the alternative; not part of make test"
 	@echo "make lab-up | lab-status | lab-down   drive the test lab by hand"
 	@echo "make deps         install Debian packages (bindep.txt) and the venv (requirements*.txt)"
 	@echo "make clean        remove build/ (takes the lab down first)"
@@ -70,7 +72,7 @@ collection: deps
 
 sanity: collection
 	@$(PY) tests/sanity/seed_get_pip.py >/dev/null
-	cd $(SANITY_ROOT) && $(BIN)/ansible-test sanity --venv --python 3.11 --color no $(SANITY_ARGS)
+	cd $(SANITY_ROOT) && $(BIN)/ansible-test sanity --venv --python 3.11 --color no $(SANITY_ARGS) | grep -v -E '^(WARNING: Location|Looking in|Collecting|Downloading|Installing|Successfully|Processing|  |Attempting|Found existing|Uninstalling|Using cached)'; exit $${PIPESTATUS[0]}
 
 units: collection
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
@@ -95,6 +97,13 @@ demo: collection
 	$(BIN)/ansible-playbook -i $(BUILD)/demo/inventory.yml tests/lab/demo.yml -e demo_report=$(BUILD)/demo/report.json || rc=$$?; \
 	$(LAB) down || rc=1; \
 	exit $$rc
+
+# Benchmarks are never timed assertions: each prints its measurements side by side.
+bench: collection
+	@rc=0; for bench in benchmarks/bench_*.py; do \
+		[ -e "$$bench" ] || { echo "no benchmarks yet"; break; }; \
+		echo "== $$bench"; $(PY) $$bench || rc=1; \
+	done; $(LAB) down >$(BUILD)/lab-down.log 2>&1 || true; exit $$rc
 
 lab-up: collection
 	$(LAB) up --inventory $(BUILD)/lab/inventory.yml
