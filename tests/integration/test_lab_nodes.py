@@ -92,3 +92,26 @@ def test_nodes_have_no_route_out_of_the_lab(lab):
     for node in lab.nodes():
         routes = lab.node_run(node.name, ["ip", "-4", "route"]).stdout + lab.node_run(node.name, ["ip", "-6", "route"]).stdout
         assert "default" not in routes, f"{node.name} has a default route: {routes}"
+
+
+def test_the_operator_becomes_root_through_sudo_and_su_and_a_wrong_password_fails(lab):
+    as_operator = ["-e", "ansible_user={{ fleet_lab_become_user }}"]
+    plain = lab.adhoc("linux", "ansible.builtin.command", "whoami", extra=as_operator)
+    assert {r.data["stdout"] for r in plain.values()} == {"fleetop"}
+    sudo = lab.adhoc("linux", "ansible.builtin.command", "whoami", extra=as_operator + ["-b", "-e", "ansible_become_password={{ fleet_lab_become_password }}"])
+    assert {name: r.data["stdout"] for name, r in sudo.items()} == {n.name: "root" for n in lab.nodes("linux")}
+    su = lab.adhoc(
+        "v6n01", "ansible.builtin.command", "whoami",
+        extra=as_operator + ["-b", "--become-method", "su", "-e", "ansible_become_password={{ fleet_lab_root_password }}"],
+    )
+    assert su["v6n01"].data["stdout"] == "root"
+    wrong = lab.adhoc("lin01", "ansible.builtin.command", "whoami", extra=as_operator + ["-b", "-e", "ansible_become_password=wrong"])
+    assert wrong["lin01"].status == "FAILED"
+    assert "Incorrect sudo password" in wrong["lin01"].data.get("msg", "")
+
+
+def test_node_accounts_are_private_and_the_host_has_no_operator(lab):
+    with open("/etc/passwd", encoding="utf-8") as handle:
+        assert "fleetop:" not in handle.read()
+    inside = lab.node_run("lin01", ["getent", "passwd", "fleetop"]).stdout
+    assert inside.startswith("fleetop:x:4242:")

@@ -67,11 +67,17 @@ SMB_USER = "Administrator"
 NODE_PYTHON = "/usr/bin/python3"
 # Folders that are private tmpfs inside every node: a file staged on one node is seen by no
 # other node and not by the controller.
-PRIVATE_DIRS = ("/tmp", "/var/tmp", "/run", "/root")
+PRIVATE_DIRS = ("/tmp", "/var/tmp", "/run", "/root", "/home")
+# A non-root operator on every node, for become (sudo with a password, or su to root). The
+# node's /etc/passwd, /etc/group, /etc/shadow and /etc/sudoers.d are its own (bind mounts), so
+# the host's accounts are never changed.
+OPERATOR = "fleetop"
+OPERATOR_UID = 4242
+ACCOUNT_FILES = ("passwd", "group", "shadow")
 KINDS = ("linux", "windows")
 FAMILIES = ("dual", "ipv4", "ipv6")
 NAME_RE = re.compile(r"^[a-z][a-z0-9]{1,9}$")
-REQUIRED_TOOLS = ("ip", "nsenter", "unshare", "sshd", "ssh-keygen", "iptables", "ip6tables", "nft")
+REQUIRED_TOOLS = ("ip", "nsenter", "unshare", "sshd", "ssh-keygen", "iptables", "ip6tables", "nft", "openssl", "sudo")
 WINDOWS_TOOLS = ("smbd", "nmbd", "smbpasswd")
 
 
@@ -154,7 +160,7 @@ def plan_nodes(linux: int = 2, ipv6_only: int = 1, ipv4_only: int = 0, windows: 
     return nodes
 
 
-def inventory_data(nodes: Sequence[Node], home: Path, smb_password: str) -> dict:
+def inventory_data(nodes: Sequence[Node], home: Path, passwords: dict[str, str]) -> dict:
     """The Ansible YAML inventory (as a dict) for the lab's nodes."""
     groups: dict[str, dict] = {"linux": {}, "windows": {}, "ipv6_only": {}, "ipv4_only": {}}
     for node in nodes:
@@ -166,7 +172,7 @@ def inventory_data(nodes: Sequence[Node], home: Path, smb_password: str) -> dict
             "fleet_path": node.kind,
         }
         if node.kind == "windows":
-            host.update({"fleet_smb_user": SMB_USER, "fleet_smb_password": smb_password})
+            host.update({"fleet_smb_user": SMB_USER, "fleet_smb_password": passwords["smb_password"]})
         groups[node.kind][node.name] = host
         if node.family == "ipv6":
             groups["ipv6_only"][node.name] = {}
@@ -183,6 +189,9 @@ def inventory_data(nodes: Sequence[Node], home: Path, smb_password: str) -> dict
                 "fleet_lab_controller_ipv4": str(CONTROLLER_IPV4),
                 "fleet_lab_controller_ipv6": str(CONTROLLER_IPV6),
                 "fleet_lab_state_dir": str(home / "node"),
+                "fleet_lab_become_user": OPERATOR,
+                "fleet_lab_become_password": passwords["become_password"],
+                "fleet_lab_root_password": passwords["root_password"],
             },
             "children": {name: {"hosts": hosts} for name, hosts in groups.items()},
         }
@@ -209,7 +218,7 @@ def sshd_config(node: Node, home: Path) -> str:
     return f"""# fleet.firmware lab: sshd of node {node.name}
 {listen}
 HostKey {home}/nodes/{node.name}/ssh_host_ed25519_key
-AuthorizedKeysFile {home}/ssh/authorized_keys
+AuthorizedKeysFile {home}/ssh/authorized_keys .ssh/authorized_keys
 PidFile {home}/nodes/{node.name}/sshd.pid
 PermitRootLogin prohibit-password
 PasswordAuthentication no
@@ -361,9 +370,7 @@ class Lab:
     def save_state(self, state: dict) -> None:
         self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
         tmp = self.state_file.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(state, handle, indent=2)
+        write_file(tmp, json.dumps(state, indent=2), 0o600)
         os.replace(tmp, self.state_file)
 
     def nodes(self) -> list[Node]:
@@ -376,8 +383,14 @@ class Lab:
         raise LabError(f"no lab node named {name!r}; nodes: {', '.join(n.name for n in self.nodes()) or 'none'}")
 
     @property
+    def passwords(self) -> dict[str, str]:
+        """The lab's generated secrets: SMB Administrator, the operator's sudo password, root's su password."""
+        state = self.load_state()
+        return {key: state.get(key, "") for key in ("smb_password", "become_password", "root_password")}
+
+    @property
     def smb_password(self) -> str:
-        return self.load_state().get("smb_password", "")
+        return self.passwords["smb_password"]
 
     def holder_pid(self, node: Node) -> int | None:
         try:
@@ -395,7 +408,8 @@ class Lab:
         require_root()
         require_tools(REQUIRED_TOOLS + (WINDOWS_TOOLS if any(n.kind == "windows" for n in nodes) else ()))
         state = self.load_state()
-        state.setdefault("smb_password", secrets.token_urlsafe(18))
+        for key in ("smb_password", "become_password", "root_password"):
+            state.setdefault(key, secrets.token_urlsafe(18))
         wanted = {n.name: n for n in nodes}
         recorded = {n["name"]: Node(**n) for n in state.get("nodes", [])}
         # Record the plan (and namespace inodes as they appear) before building, so that `down`
@@ -471,10 +485,11 @@ class Lab:
         node_dir = self.home / "nodes" / node.name
         boot_id = node_dir / "boot_id"
         boot_id.write_text(str(uuid.uuid4()) + "\n")
+        etc = self._write_accounts(node)
         mounts = " && ".join(
-            [f"mount -t tmpfs -o mode=1777 fleetlab {d}" for d in PRIVATE_DIRS if d != "/root"]
+            [f"mount -t tmpfs -o mode={private_mode(d)} fleetlab {d}" for d in PRIVATE_DIRS]
+            + [f"mount --bind {etc / name} /etc/{name}" for name in ACCOUNT_FILES + ("sudoers.d",)]
             + [
-                "mount -t tmpfs -o mode=0700 fleetlab /root",
                 f"mount -t tmpfs -o mode=0755 fleetlab {self.home}/node",
                 f"mount --bind {boot_id} /proc/sys/kernel/random/boot_id",
                 f"hostname {node.name}",
@@ -496,6 +511,20 @@ class Lab:
                 raise LabError(f"node {node.name}: its namespace holder did not start: {(node_dir / 'holder.log').read_text().strip()}")
             time.sleep(0.02)
 
+    def _write_accounts(self, node: Node) -> Path:
+        """The node's own account files: the host's accounts (without their secrets) plus the operator."""
+        etc = self.home / "nodes" / node.name / "etc"
+        (etc / "sudoers.d").mkdir(mode=0o755, parents=True, exist_ok=True)
+        passwords = self.passwords
+        hashes = {"root": hash_password(passwords["root_password"]), OPERATOR: hash_password(passwords["become_password"])}
+        users = [line.split(":")[0] for line in Path("/etc/passwd").read_text().splitlines() if line and line.split(":")[0] != OPERATOR]
+        write_file(etc / "passwd", Path("/etc/passwd").read_text().rstrip("\n") + f"\n{OPERATOR}:x:{OPERATOR_UID}:{OPERATOR_UID}:fleet.firmware lab operator:/home/{OPERATOR}:/bin/bash\n", 0o644)
+        write_file(etc / "group", Path("/etc/group").read_text().rstrip("\n") + f"\n{OPERATOR}:x:{OPERATOR_UID}:\n", 0o644)
+        shadow = [f"{user}:{hashes.get(user, '*')}:19000:0:99999:7:::" for user in users + [OPERATOR]]
+        write_file(etc / "shadow", "\n".join(shadow) + "\n", 0o640)
+        write_file(etc / "sudoers.d" / "fleet-lab", f"{OPERATOR} ALL=(ALL:ALL) ALL\n", 0o440)
+        return etc
+
     def node_exec_argv(self, node: Node, argv: Sequence[str]) -> list[str]:
         """argv that runs ``argv`` inside the node (its network, mount and UTS namespaces)."""
         pid = self.holder_pid(node)
@@ -513,6 +542,10 @@ class Lab:
             run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"fleet-firmware-lab-{node.name}", "-f", str(host_key)])
         (node_dir / "sshd_config").write_text(sshd_config(node, self.home))
         self.node_run(node, ["mkdir", "-p", "-m", "0755", "/run/sshd"])
+        owner = ["-o", str(OPERATOR_UID), "-g", str(OPERATOR_UID)]
+        self.node_run(node, ["install", "-d", "-m", "0700", *owner, f"/home/{OPERATOR}", f"/home/{OPERATOR}/.ssh"])
+        # sshd reads a user's keys as that user: the operator gets its own copy of the lab key.
+        self.node_run(node, ["install", "-m", "0600", *owner, f"{self.home}/ssh/authorized_keys", f"/home/{OPERATOR}/.ssh/authorized_keys"])
         self.node_run(node, ["/usr/sbin/sshd", "-f", str(node_dir / "sshd_config"), "-E", str(node_dir / "sshd.log")])
         if node.kind == "windows":
             self._start_samba(node)
@@ -566,14 +599,11 @@ class Lab:
         (self.home / "ssh" / "known_hosts").write_text("\n".join(lines) + "\n")
 
     def write_inventory(self, path: Path) -> Path:
-        data = inventory_data(self.nodes(), self.home, self.smb_password)
+        data = inventory_data(self.nodes(), self.home, self.passwords)
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        # 0600: the inventory holds the lab's SMB password.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write("---\n# fleet.firmware lab inventory, written by tests/lab/fleetlab.py\n" + to_yaml(data) + "\n")
-        os.chmod(path, 0o600)
+        # 0600: the inventory holds the lab's passwords.
+        write_file(path, "---\n# fleet.firmware lab inventory, written by tests/lab/fleetlab.py\n" + to_yaml(data) + "\n", 0o600)
         return path
 
     # ---- health and status -------------------------------------------------------------------
@@ -633,7 +663,7 @@ class Lab:
         # Rewrite in place: the bind mount inside the node follows the inode.
         boot_id.write_text(str(uuid.uuid4()) + "\n")
         for private in ("/run", "/tmp", "/root"):
-            self.node_run(node, ["sh", "-c", f"umount -l {private} && mount -t tmpfs -o mode={'0700' if private == '/root' else '1777'} fleetlab {private}"])
+            self.node_run(node, ["sh", "-c", f"umount -l {private} && mount -t tmpfs -o mode={private_mode(private)} fleetlab {private}"])
         self._start_services(node)
 
     # ---- down ---------------------------------------------------------------------------------
@@ -670,6 +700,22 @@ class Lab:
             shutil.rmtree(self.home)
             removed.append(str(self.home))
         return removed
+
+
+def private_mode(folder: str) -> str:
+    return {"/root": "0700", "/home": "0755"}.get(folder, "1777")
+
+
+def hash_password(password: str) -> str:
+    """A SHA-512 crypt hash (the password goes through stdin, never argv)."""
+    return run(["openssl", "passwd", "-6", "-stdin"], stdin=password + "\n").stdout.strip()
+
+
+def write_file(path: Path, content: str, mode: int) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(content)
+    os.chmod(path, mode)
 
 
 def lab_namespaces() -> list[str]:
@@ -768,7 +814,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.path:
                 print(lab.write_inventory(args.path))
             else:
-                print("---\n" + to_yaml(inventory_data(lab.nodes(), lab.home, lab.smb_password)))
+                print("---\n" + to_yaml(inventory_data(lab.nodes(), lab.home, lab.passwords)))
         elif args.command == "reboot":
             lab.reboot(lab.node(args.node))
             print(f"node {args.node} rebooted")

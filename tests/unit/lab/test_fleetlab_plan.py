@@ -68,9 +68,12 @@ def test_bad_node_counts_are_refused_with_the_bad_value(kwargs, message):
         fleetlab.plan_nodes(**kwargs)
 
 
+PASSWORDS = {"smb_password": "s3cret", "become_password": "b3come", "root_password": "r00t"}
+
+
 def test_inventory_groups_and_connection_vars(tmp_path: Path):
     nodes = fleetlab.plan_nodes(linux=1, ipv6_only=1, ipv4_only=1, windows=1)
-    data = yaml.safe_load("---\n" + fleetlab.to_yaml(fleetlab.inventory_data(nodes, tmp_path, "s3cret")))
+    data = yaml.safe_load("---\n" + fleetlab.to_yaml(fleetlab.inventory_data(nodes, tmp_path, PASSWORDS)))
     groups = data["all"]["children"]
     assert set(groups["linux"]["hosts"]) == {"lin01", "v6n01", "v4n01"}
     assert set(groups["windows"]["hosts"]) == {"win01"}
@@ -84,6 +87,8 @@ def test_inventory_groups_and_connection_vars(tmp_path: Path):
     assert common["ansible_ssh_private_key_file"] == str(tmp_path / "ssh" / "id_ed25519")
     assert common["ansible_python_interpreter"] == "/usr/bin/python3"
     assert "StrictHostKeyChecking=yes" in common["ansible_ssh_common_args"]
+    assert (common["fleet_lab_become_user"], common["fleet_lab_become_password"]) == ("fleetop", "b3come")
+    assert common["fleet_lab_root_password"] == "r00t"
 
 
 def test_sshd_listens_only_on_the_node_lab_addresses(tmp_path: Path):
