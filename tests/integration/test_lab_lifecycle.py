@@ -107,3 +107,16 @@ def test_cli_up_status_inventory_down(lab_session, tmp_path_factory):
     assert bad.returncode == 2 and "--linux must be a whole number >= 0, got -2" in bad.stderr
     assert tool("down").returncode == 0
     assert fleetlab.lab_namespaces() == []
+
+
+def test_a_node_that_fails_to_build_is_rolled_back_and_the_error_names_the_cause(lab_session, monkeypatch):
+    lab_session.down()
+    real_config = fleetlab.sshd_config
+    monkeypatch.setattr(fleetlab, "sshd_config", lambda node, home: real_config(node, home) + "NoSuchSshdOption yes\n")
+    with pytest.raises(fleetlab.LabError) as failure:
+        lab_session.up(fleetlab.plan_nodes(linux=1, ipv6_only=0, windows=0))
+    assert "lin01" in str(failure.value) and "NoSuchSshdOption" in str(failure.value)
+    assert fleetlab.lab_namespaces() == []
+    assert [link for link in fleetlab.lab_links() if link != fleetlab.BRIDGE] == []
+    monkeypatch.setattr(fleetlab, "sshd_config", real_config)
+    lab_session.down()

@@ -426,7 +426,14 @@ class Lab:
             for node in nodes:
                 if not self.node_healthy(node):
                     self._remove_node(node, state)
-                    self._build_node(node, state)
+                    try:
+                        self._build_node(node, state)
+                    except Exception as exc:
+                        # No half-built node is left behind: what this node got so far goes,
+                        # after its logs were read into the error.
+                        logs = self._log_tails(node)
+                        self._remove_node(node, state)
+                        raise LabError(f"node {node.name} could not be built: {exc}\n{logs}".rstrip()) from exc
             self._write_known_hosts(nodes)
             self.write_inventory(self.home / "inventory.yml")
         finally:
@@ -497,14 +504,15 @@ class Lab:
         )
         script = f"{mounts} && echo $$ > {node_dir}/holder.pid && exec sleep infinity"
         # One pid all the way: ip netns exec -> unshare -> sh -> sleep each exec the next.
-        subprocess.Popen(
-            ["ip", "netns", "exec", node.netns, "unshare", "--mount", "--uts", "--propagation", "private", "sh", "-c", script],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=open(node_dir / "holder.log", "w"),
-            start_new_session=True,
-            close_fds=True,
-        )
+        with open(node_dir / "holder.log", "w", encoding="utf-8") as log:
+            subprocess.Popen(  # pylint: disable=consider-using-with  # the holder outlives this call on purpose
+                ["ip", "netns", "exec", node.netns, "unshare", "--mount", "--uts", "--propagation", "private", "sh", "-c", script],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                start_new_session=True,
+                close_fds=True,
+            )
         deadline = time.monotonic() + 10
         while self.holder_pid(node) is None:
             if time.monotonic() > deadline:
@@ -518,7 +526,8 @@ class Lab:
         passwords = self.passwords
         hashes = {"root": hash_password(passwords["root_password"]), OPERATOR: hash_password(passwords["become_password"])}
         users = [line.split(":")[0] for line in Path("/etc/passwd").read_text().splitlines() if line and line.split(":")[0] != OPERATOR]
-        write_file(etc / "passwd", Path("/etc/passwd").read_text().rstrip("\n") + f"\n{OPERATOR}:x:{OPERATOR_UID}:{OPERATOR_UID}:fleet.firmware lab operator:/home/{OPERATOR}:/bin/bash\n", 0o644)
+        operator = f"{OPERATOR}:x:{OPERATOR_UID}:{OPERATOR_UID}:fleet.firmware lab operator:/home/{OPERATOR}:/bin/bash"
+        write_file(etc / "passwd", Path("/etc/passwd").read_text().rstrip("\n") + f"\n{operator}\n", 0o644)
         write_file(etc / "group", Path("/etc/group").read_text().rstrip("\n") + f"\n{OPERATOR}:x:{OPERATOR_UID}:\n", 0o644)
         shadow = [f"{user}:{hashes.get(user, '*')}:19000:0:99999:7:::" for user in users + [OPERATOR]]
         write_file(etc / "shadow", "\n".join(shadow) + "\n", 0o640)
@@ -557,7 +566,7 @@ class Lab:
         while not all((pids := self.service_pids(node)).values()):
             if time.monotonic() > deadline:
                 dead = ", ".join(name for name, pid in pids.items() if not pid)
-                raise LabError(f"node {node.name}: {dead} did not start (logs in {self.home}/nodes/{node.name} and the node's {self.home}/node/samba)")
+                raise LabError(f"{dead} did not start")
             time.sleep(0.05)
 
     def _start_samba(self, node: Node) -> None:
@@ -590,6 +599,17 @@ class Lab:
                     if time.monotonic() > deadline:
                         raise LabError(f"node {node.name}: port {port} on {address} not reachable after {timeout:.0f} s: {exc}") from exc
                     time.sleep(0.05)
+
+    def _log_tails(self, node: Node, lines: int = 5) -> str:
+        """The last lines of the node's service logs, for an error message (the node may be removed next)."""
+        tails = []
+        sshd_log = self.home / "nodes" / node.name / "sshd.log"
+        if sshd_log.exists():
+            tails.append(f"{sshd_log}:\n" + "\n".join(sshd_log.read_text(errors="replace").splitlines()[-lines:]))
+        if node.kind == "windows" and self.holder_pid(node) is not None:
+            samba = [f"{self.home}/node/samba/log.smbd", f"{self.home}/node/samba/log.nmbd"]
+            tails.append(self.node_run(node, ["tail", "-n", str(lines), *samba], check=False).stdout)
+        return "\n".join(t.strip() for t in tails if t.strip())
 
     def _write_known_hosts(self, nodes: Sequence[Node]) -> None:
         lines = []
