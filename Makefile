@@ -66,7 +66,8 @@ collection: deps
 	@mkdir -p $(dir $(COLLECTION_LINK))
 	@ln -sfn $(CURDIR) $(COLLECTION_LINK)
 	@rm -rf $(SANITY_ROOT) && mkdir -p $(SANITY_ROOT)
-	@git ls-files -z --cached --others --exclude-standard | tar --null -T - -cf - | tar -xf - -C $(SANITY_ROOT)
+	@# --ignore-failed-read: a tracked file deleted in the working tree but not yet staged is skipped.
+	@git ls-files -z --cached --others --exclude-standard | tar --null --ignore-failed-read -T - -cf - 2>/dev/null | tar -xf - -C $(SANITY_ROOT)
 	@# A git repo of its own: otherwise ansible-test sees the outer repo, where build/ is ignored.
 	@cd $(SANITY_ROOT) && git init -q && git add -A
 
