@@ -83,6 +83,7 @@ SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 COMPONENT_PATH = re.compile(r"^/v1/components/([0-9a-f]{64})$")
 NODE_PATH = re.compile(r"^/v1/nodes/([^/]{1,128})/(job|events)$")
 # Control-socket operations a worker may call (EngineHandle methods of the same name).
+FIREWALL_API = "ansible_collections.fleet.firmware.plugins.module_utils.firewall.api"
 CONTROL_OPS = ("ping", "register_component", "register_node", "set_job", "stats", "stop")
 
 
@@ -100,6 +101,11 @@ class EngineSettings:
     default the listen addresses, or the host's name and loopback for a wildcard.
     ``watch_pid``: the process whose end stops the engine (``attach_or_start`` fills in the
     nearest ``ansible-playbook`` ancestor); None watches nothing (in-process use).
+    ``open_firewall``: open the engine's port in the controller's firewall for the run, only for
+    ``firewall_sources`` (addresses/networks; empty: any) and with ``firewall_lease`` seconds
+    (0: none), under ``firewall_tag`` (default ``fleet-engine-<run_id>``); closed on stop.
+    ``client_timeout``: seconds a connection may stay silent; ``max_connections`` and
+    ``max_per_client``: caps that keep one client from taking every thread.
     """
 
     address: list = dataclasses.field(default_factory=lambda: ["::"])
@@ -111,6 +117,8 @@ class EngineSettings:
     watch_start: t.Optional[int] = None
     open_firewall: bool = False
     firewall_tag: t.Optional[str] = None
+    firewall_sources: list = dataclasses.field(default_factory=list)
+    firewall_lease: int = 0
     max_connections: int = 1024
     max_per_client: int = 256
     client_timeout: float = 30.0
@@ -135,6 +143,8 @@ class EngineSettings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
                 raise EngineError(f"invalid {name} {value!r}: a number of seconds > 0")
+        if isinstance(self.firewall_lease, bool) or not isinstance(self.firewall_lease, int) or self.firewall_lease < 0:
+            raise EngineError(f"invalid firewall_lease {self.firewall_lease!r}: whole seconds >= 0")
         for name in ("max_connections", "max_per_client", "buffer_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -457,6 +467,7 @@ class Engine:
         self.port = 0
         self.ca_fingerprint: t.Optional[str] = None
         self._servers: list[_Server] = []
+        self._firewall_opened = False
         self._control: t.Optional[socketserver.UnixStreamServer] = None
         self._components: dict[str, Component] = {}
         self._tokens: dict[bytes, str] = {}  # sha256(token) -> node id
@@ -589,24 +600,29 @@ class Engine:
         return self._stop_reason
 
     def _firewall(self, action: str) -> None:
-        """INTEGRATION POINT (issue 4, plugins/module_utils/firewall): open/close the
-        controller's own tagged rule for the engine's port.
+        """INTEGRATION POINT with issue 4 (``plugins/module_utils/firewall/api.py``): open, and
+        on stop close, the controller's own tagged rule for the engine's port.
 
-        The firewall module_utils do not exist yet. When they do, they are expected to offer
-        ``open_tagged(tag, port, proto)`` and ``close_tagged(tag)``; until then open_firewall
-        logs that nothing was opened (and so nothing needs closing).
+        Uses ``api.build_spec(tag, ["<port>/tcp"], sources=..., lease=...)``, ``api.open_ports``
+        and ``api.close_tag(tag)``. The import is by name at run time so the engine keeps working
+        (and says so in its log) where that module is not there.
         """
         if not self.settings.open_firewall:
             return
         try:
-            firewall = importlib.import_module("ansible_collections.fleet.firmware.plugins.module_utils.firewall")
+            api = importlib.import_module(FIREWALL_API)
         except ImportError:
-            _log(f"open_firewall: no firewall module yet, {action} of {self.settings.firewall_tag} skipped")
+            _log(f"open_firewall: no firewall module ({FIREWALL_API}); {action} of {self.settings.firewall_tag} skipped")
             return
         if action == "open":
-            firewall.open_tagged(self.settings.firewall_tag, self.port, "tcp")
-        else:
-            firewall.close_tagged(self.settings.firewall_tag)
+            spec = api.build_spec(self.settings.firewall_tag, [f"{self.port}/tcp"], sources=self.settings.firewall_sources,
+                                  lease=self.settings.firewall_lease)
+            api.open_ports(spec)
+            self._firewall_opened = True
+            _log(f"open_firewall: opened {self.port}/tcp with tag {self.settings.firewall_tag}")
+        elif self._firewall_opened:
+            api.close_tag(self.settings.firewall_tag)
+            _log(f"open_firewall: closed tag {self.settings.firewall_tag}")
 
     def _watchdog(self) -> None:
         pidfd = None
