@@ -190,3 +190,18 @@ def test_an_idle_engine_stops_by_itself(workspace):
     eng.on_stop.append(lambda: closed.append("firewall"))
     assert eng.wait(10), "idle engine did not stop"
     assert "idle" in eng.stop_reason and closed == ["firewall"]
+
+
+def test_bad_registrations_through_the_handle_name_the_bad_value(tls_run, workspace, payload):
+    handle = tls_run[1]
+    with pytest.raises(engine.EngineError, match="expected " + "0" * 64):
+        handle.register_component(str(payload[0]), sha256="0" * 64)
+    with pytest.raises(engine.EngineError, match="not a regular file"):
+        handle.register_component(str(workspace / "missing.bin"))
+    with pytest.raises(engine.EngineError, match="invalid node id"):
+        handle.register_node("../etc")
+    handle.register_node("lin01")
+    with pytest.raises(engine.EngineError, match="f" * 64):
+        handle.set_job("lin01", {"components": [{"sha256": "f" * 64}]})
+    with pytest.raises(engine.EngineError, match="no session for node 'nobody'"):
+        handle.set_job("nobody", {"components": []})
