@@ -836,8 +836,12 @@ def _still_running(pidfd: t.Optional[int], pid: int, start: t.Optional[int]) -> 
 
 
 def find_playbook_pid() -> int:
-    """The nearest ancestor (or self) running ``ansible-playbook``; else the parent."""
-    pid = os.getpid()
+    """The ``ansible-playbook`` main process above us; else our parent.
+
+    Forked workers carry the same command line as the main process, so this is the outermost
+    of the chain of ``ansible-playbook`` processes that starts with us or our ancestors.
+    """
+    pid, found = os.getpid(), None
     for _depth in range(32):
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as handle:
@@ -847,11 +851,13 @@ def find_playbook_pid() -> int:
         except OSError:
             break
         if any(os.path.basename(a) == b"ansible-playbook" for a in argv):
-            return pid
+            found = pid
+        elif found is not None:
+            break
         pid = int(data[data.rfind(b")") + 2:].split()[1])
         if pid <= 1:
             break
-    return os.getppid()
+    return found if found is not None else os.getppid()
 
 
 def _write_private(path: str, data: bytes) -> None:

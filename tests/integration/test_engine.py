@@ -9,11 +9,13 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
 import uuid
 
 import pytest
 
 import fleetlab
+from conftest import ansible_bin, ansible_env
 from engine_helpers import REPO, StandInPlaybook, pid_alive, wait_gone
 
 from ansible_collections.fleet.firmware.plugins.plugin_utils import engine, ledger
@@ -205,3 +207,22 @@ def test_bad_registrations_through_the_handle_name_the_bad_value(tls_run, worksp
         handle.set_job("lin01", {"components": [{"sha256": "f" * 64}]})
     with pytest.raises(engine.EngineError, match="no session for node 'nobody'"):
         handle.set_job("nobody", {"components": []})
+
+
+def test_real_ansible_playbook_workers_share_one_engine_that_ends_with_the_playbook(workspace):
+    """ansible-playbook itself (two hosts, two forks): the engine watches the main process,
+    not the short-lived worker that started it, and is gone once the playbook has ended."""
+    run_dir = workspace / "run-ansible"
+    argv = [ansible_bin("ansible-playbook"), "-i", "alpha,beta,", "-c", "local", "-f", "2",
+            str(REPO / "tests" / "integration" / "engine_playbook" / "playbook.yml"), "-e", f"engine_run_dir={run_dir}"]
+    proc = subprocess.run(argv, capture_output=True, text=True, env=ansible_env(), timeout=120, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = [line.split("ENGINE ", 1)[1].strip('"') for line in proc.stdout.splitlines() if "ENGINE " in line]
+    reports = {fields[0]: fields[1:] for fields in (line.split() for line in lines)}
+    assert set(reports) == {"alpha", "beta"}, proc.stdout
+    engine_pids = {r[0] for r in reports.values()}
+    assert len(engine_pids) == 1
+    assert {r[2] for r in reports.values()} != {r[1] for r in reports.values()}  # watched = main, not a worker
+    assert wait_gone(int(engine_pids.pop()), 5.0)
+    assert not (run_dir / "tls" / "ca.key").exists()
+    assert "watched process" in (run_dir / "engine.log").read_text()
