@@ -26,10 +26,10 @@ SIZE = 8 * 1024 * 1024
 
 
 @pytest.fixture(scope="module")
-def workspace():
-    # Under build/, not /tmp: nodes see the host's files except their private folders, and
-    # curl inside a node needs the run's CA certificate.
-    folder = REPO / "build" / f"ffl{fleetlab.LAB_ID}-engine-tests" / uuid.uuid4().hex[:8]
+def workspace(lab):
+    # In the lab's folder, which every node sees (the checkout may be under /tmp, which is
+    # private inside nodes): curl inside a node needs the run's CA certificate.
+    folder = lab.lab.home / "engine-tests" / uuid.uuid4().hex[:8]
     folder.mkdir(parents=True)
     yield folder
     shutil.rmtree(folder, ignore_errors=True)
