@@ -1,0 +1,85 @@
+# Copyright (c) 2026, fleet.firmware developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""ufw: ``ufw prepend`` rules with the comment ``fleet-firmware:<tag>:<key>``.
+
+``prepend`` puts a rule ahead of every user rule of its family (``insert 1`` refuses IPv6 rules
+ahead of IPv4 ones). ufw keeps rules in its own files: an opening is removed again by the same
+rule text that ``ufw show added`` prints. Tested against recorded command lines only: ufw writes
+/etc/ufw, which the lab nodes share with the host, so it cannot run in the lab.
+"""
+from typing import List
+
+from ansible_collections.fleet.firmware.plugins.module_utils.firewall.common import (
+    Backend, OpenSpec, Result, Rule, comment_for, comment_prefix, find_tool, need_tool, output, rules_for, run,
+)
+
+
+def ufw_args(rule: Rule, comment: str) -> List[str]:
+    """``allow in proto tcp from 198.18.2.1/32 to any port 62286 comment '...'`` as argv."""
+    peer = rule.peer or "any"
+    ends = ["from", peer, "to", "any"] if rule.hook == "in" else ["from", "any", "to", peer]
+    return ["allow", rule.hook, "proto", rule.proto] + ends + ["port", rule.port.text.replace("-", ":"), "comment", comment]
+
+
+class UfwBackend(Backend):
+    name = "ufw"
+
+    @property
+    def tool(self) -> str:
+        return "ufw"
+
+    def available(self) -> bool:
+        return find_tool("ufw") is not None
+
+    def active(self) -> bool:
+        tool = find_tool("ufw")
+        return bool(tool) and run([tool, "status"], check=False)[1].startswith("Status: active")
+
+    def _ufw(self, *args: str) -> List[str]:
+        return [need_tool("ufw", self.name)] + list(args)
+
+    def list_tag(self, tag: str) -> List[str]:
+        out = output(self._ufw("show", "added"))
+        prefix = comment_prefix(tag)
+        return [line.strip() for line in out.splitlines()
+                if line.startswith("ufw ") and ("comment '%s" % prefix) in line]
+
+    def open(self, spec: OpenSpec, check_mode: bool = False) -> Result:
+        result = Result(self.name, self.tool)
+        # ufw lets the replies of allowed connections through itself: no reply rules.
+        wanted = {comment_for(spec.tag, r): ufw_args(r, comment_for(spec.tag, r)) for r in rules_for(spec) if not r.reply}
+        have = self.list_tag(spec.tag)
+        result.before = have
+        result.added = ["ufw " + " ".join(a[:-1]) + " '%s'" % c for c, a in wanted.items()
+                        if not any(("'%s'" % c) in h for h in have)]
+        result.removed = [h for h in have if not any(("'%s'" % c) in h for c in wanted)]
+        result.after = [h for h in have if h not in result.removed] + result.added
+        result.changed = bool(result.added or result.removed)
+        if result.changed and not check_mode:
+            done = []  # type: List[List[str]]
+            try:
+                for comment, args in wanted.items():
+                    if any(("'%s'" % comment) in a for a in result.added):
+                        run(self._ufw("prepend", *args))
+                        done.append(args)
+                for line in result.removed:
+                    self._delete(line)
+            except Exception:
+                for args in done:
+                    run(self._ufw("delete", *args[:-2]), check=False)
+                raise
+        return result
+
+    def _delete(self, line: str) -> None:
+        words = line.split(" comment ")[0].split()[1:]
+        run(self._ufw("--force", "delete", *words))
+
+    def close(self, tag: str, check_mode: bool = False) -> Result:
+        result = Result(self.name, self.tool)
+        result.before = result.removed = self.list_tag(tag)
+        result.changed = bool(result.removed)
+        if result.changed and not check_mode:
+            for line in result.removed:
+                self._delete(line)
+        return result

@@ -1,0 +1,293 @@
+# Copyright (c) 2026, fleet.firmware developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""fleet.firmware.firewall against real firewalls: iptables-legacy and nftables in lab nodes.
+
+Every node gets a rich ruleset of its "user" first (DROP policies on both families, custom
+chains, a REJECT catch-all, counters running). Traffic is real TCP from the controller (the
+host's lab addresses) and from another lab node. firewalld and ufw cannot run in the lab (no
+packages, no system bus in a node): they are covered by unit tests of their command lines.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+import conftest
+import fleetlab
+from firewall_helpers import (
+    PORT, host_rulesets, load_iptables_legacy, load_nft, module_args, ours, probe_from_controller, probe_from_node, reset_firewall,
+    snapshot, ssh_sessions, start_listener, wait_until, write,
+)
+
+pytestmark = pytest.mark.lab
+
+NODE = "lin01"
+OTHER = "lin02"
+CTL4, CTL6 = str(fleetlab.CONTROLLER_IPV4), str(fleetlab.CONTROLLER_IPV6)
+MODULE = "fleet.firmware.firewall"
+
+
+def fw(lab, node=NODE, check=False, diff=False, **kwargs):
+    # The callbacks drop "diff" from results below -vvv (ansible/plugins/callback/__init__.py).
+    extra = (["--check"] if check else []) + (["--diff", "-vvv"] if diff else [])
+    return lab.adhoc(node, MODULE, module_args(**kwargs), extra=extra)[node]
+
+
+@pytest.fixture(params=["iptables", "nftables"])
+def ruleset(request, lab):
+    """The node with the user's ruleset of one kind, and a listener on the agent port."""
+    reset_firewall(lab, NODE)
+    (load_iptables_legacy if request.param == "iptables" else load_nft)(lab, NODE)
+    listener = start_listener(lab, NODE)
+    yield request.param
+    listener.kill()
+    listener.wait()
+    fw(lab, state="closed", tag="*")
+    reset_firewall(lab, NODE)
+
+
+def test_open_lets_the_controller_in_on_both_families_and_close_restores_the_ruleset_exactly(lab, ruleset):
+    node = lab.node(NODE)
+    before = snapshot(lab, NODE)
+    assert probe_from_controller(node.ipv4) != "open" and probe_from_controller(node.ipv6) != "open"
+
+    opened = fw(lab, ports=[f"{PORT}/tcp"], source=[CTL4, CTL6], tag="run-a")
+    assert opened.status == "CHANGED", opened.data
+    assert opened.data["backend"] == ruleset  # auto detection picked the firewall in use
+    assert opened.data["rules"] and all("fleet-firmware:run-a:" in r for r in opened.data["rules"])
+    assert probe_from_controller(node.ipv4) == "open"
+    assert probe_from_controller(node.ipv6) == "open"
+    # The source restriction is real: another lab node is still refused.
+    assert probe_from_node(lab, OTHER, node.ipv4) != "open"
+    assert probe_from_node(lab, OTHER, node.ipv6) != "open"
+
+    again = fw(lab, ports=[f"{PORT}/tcp"], source=[CTL4, CTL6], tag="run-a")
+    assert again.status == "SUCCESS" and again.data["changed"] is False
+
+    would = fw(lab, check=True, state="closed", tag="run-a")
+    assert would.data["changed"] is True and would.data["rules"]
+    assert probe_from_controller(node.ipv4) == "open"  # check mode closed nothing
+
+    closed = fw(lab, state="closed", tag="run-a")
+    assert closed.status == "CHANGED" and len(closed.data["rules"]) >= len(opened.data["rules"])
+    assert probe_from_controller(node.ipv4) != "open" and probe_from_controller(node.ipv6) != "open"
+    assert snapshot(lab, NODE) == before
+    assert fw(lab, state="closed", tag="run-a").data["changed"] is False
+
+
+def test_check_mode_and_diff_change_nothing_and_report_what_would_be_added(lab, ruleset):
+    before = snapshot(lab, NODE)
+    result = fw(lab, check=True, diff=True, ports=[f"{PORT}/tcp", "5000-5010/udp"], source=[CTL4], tag="run-c")
+    assert result.data["changed"] is True
+    assert any("5000" in r for r in result.data["rules"]) and any(str(PORT) in r for r in result.data["rules"])
+    assert "fleet-firmware:run-c:" in result.data["diff"]["after"] and result.data["diff"]["before"] == ""
+    assert snapshot(lab, NODE) == before
+
+
+def test_two_tags_do_not_disturb_each_other_and_the_sweep_removes_both(lab, ruleset):
+    node = lab.node(NODE)
+    before = snapshot(lab, NODE)
+    fw(lab, ports=[f"{PORT}/tcp"], source=[CTL4, CTL6], tag="run-one")
+    fw(lab, ports=["8443/tcp"], source=[CTL4], tag="run-two")
+    closed = fw(lab, state="closed", tag="run-two")
+    assert closed.data["changed"] and all("run-two" in r for r in closed.data["rules"])
+    assert "run-one" in ours(lab, NODE) and "run-two" not in ours(lab, NODE)
+    assert probe_from_controller(node.ipv4) == "open"
+    fw(lab, ports=["8443/tcp"], source=[CTL4], tag="run-two")
+    swept = fw(lab, state="closed", tag="*")
+    assert swept.data["changed"] and {"run-one", "run-two"} <= {r.split("fleet-firmware:")[1].split(":")[0] for r in swept.data["rules"]}
+    assert ours(lab, NODE) == ""
+    assert snapshot(lab, NODE) == before
+
+
+@pytest.mark.parametrize("args, bad", [
+    (dict(ports=["70000/tcp"]), "70000"),
+    (dict(ports=["2000-1000/tcp"]), "2000-1000"),
+    (dict(ports=["22/icmp"]), "icmp"),
+    (dict(ports=["62286/tcp"], source=["198.18.5.1/8"]), "198.18.5.1/8"),
+    (dict(ports=["62286/tcp"], source=["not-an-ip"]), "not-an-ip"),
+    (dict(ports=["62286/tcp"], tag="Bad_Tag"), "Bad_Tag"),
+    (dict(ports=["62286/tcp"], tag="*"), "*"),
+    (dict(ports=["62286/tcp"], backend="pf"), "pf"),
+    (dict(ports=["62286/tcp"], backend="firewalld"), "firewalld"),
+])
+def test_bad_input_fails_naming_the_value_and_touches_nothing(lab, args, bad):
+    before = snapshot(lab, NODE)
+    args.setdefault("tag", "run-bad")
+    result = fw(lab, **args)
+    assert result.status == "FAILED", result.data
+    assert bad in result.data["msg"]
+    assert snapshot(lab, NODE) == before
+
+
+def test_a_failing_ipv6_half_rolls_the_ipv4_half_back(lab, tmp_path):
+    """ip6tables-restore fails for real (a stand-in that exits 1 first in PATH): the IPv4 rules
+    already committed must be removed again."""
+    reset_firewall(lab, NODE)
+    load_iptables_legacy(lab, NODE)
+    try:
+        before = snapshot(lab, NODE)
+        lab.node_run(NODE, ["mkdir", "-p", "/tmp/fw-failbin"])
+        lab.lab.node_run(lab.node(NODE), ["sh", "-c", "cat > /tmp/fw-failbin/ip6tables-legacy-restore && chmod 0755 /tmp/fw-failbin/ip6tables-legacy-restore"],
+                         stdin="#!/bin/sh\necho 'ip6tables-restore: line 2 failed' >&2\nexit 1\n")
+        play = write(tmp_path / "fail.yml", f"""
+- hosts: {NODE}
+  gather_facts: false
+  tasks:
+    - {MODULE}:
+        ports: ["{PORT}/tcp"]
+        source: ["{CTL4}", "{CTL6}"]
+        tag: run-half
+        backend: iptables
+      environment:
+        PATH: /tmp/fw-failbin:/usr/sbin:/usr/bin:/sbin:/bin
+""")
+        proc = lab.playbook(play)
+        assert proc.returncode != 0
+        assert "ip6tables" in proc.stdout and "line 2 failed" in proc.stdout
+        assert snapshot(lab, NODE) == before
+        assert ours(lab, NODE) == ""
+    finally:
+        lab.node_run(NODE, ["rm", "-rf", "/tmp/fw-failbin"])
+        reset_firewall(lab, NODE)
+
+
+def _lease_state(lab, tag):
+    proc = lab.node_run(NODE, ["cat", f"/run/fleet-firmware/firewall/lease-{tag}.json"], check=False)
+    return json.loads(proc.stdout) if proc.returncode == 0 else None
+
+
+def _alive(lab, pid):
+    return lab.node_run(NODE, ["kill", "-0", str(pid)], check=False).returncode == 0
+
+
+def test_renewing_keeps_one_watchdog_and_a_normal_close_removes_it(lab):
+    reset_firewall(lab, NODE)
+    load_nft(lab, NODE)
+    try:
+        first = fw(lab, ports=[f"{PORT}/tcp"], source=[CTL4], tag="run-renew", lease=300)
+        state = _lease_state(lab, "run-renew")
+        assert state and _alive(lab, state["pid"])
+        sid = lab.node_run(NODE, ["ps", "-o", "sid=", "-p", str(state["pid"])]).stdout.strip()
+        assert sid == str(state["pid"]), "the watchdog leads its own session"
+        time.sleep(1.1)
+        renewed = fw(lab, ports=[f"{PORT}/tcp"], source=[CTL4], tag="run-renew", lease=600)
+        assert renewed.data["changed"] is False
+        assert renewed.data["lease_expires"] > first.data["lease_expires"]
+        assert _lease_state(lab, "run-renew")["pid"] == state["pid"]
+        fw(lab, state="closed", tag="run-renew")
+        assert wait_until(lambda: not _alive(lab, state["pid"]), 5)
+        assert _lease_state(lab, "run-renew") is None
+    finally:
+        fw(lab, state="closed", tag="*")
+        reset_firewall(lab, NODE)
+
+
+@pytest.mark.parametrize("kind", ["iptables", "nftables"])
+def test_the_lease_closes_the_rules_after_the_controller_was_killed_and_ssh_is_gone(lab, tmp_path, kind):
+    reset_firewall(lab, NODE)
+    (load_iptables_legacy if kind == "iptables" else load_nft)(lab, NODE)
+    listener = start_listener(lab, NODE)
+    lease = 4
+    try:
+        before = snapshot(lab, NODE)
+        play = write(tmp_path / "lease.yml", f"""
+- hosts: {NODE}
+  gather_facts: false
+  tasks:
+    - {MODULE}:
+        ports: ["{PORT}/tcp"]
+        source: ["{CTL4}", "{CTL6}"]
+        tag: run-lease
+        lease: {lease}
+    - ansible.builtin.pause:
+        seconds: 300
+""")
+        env = conftest.ansible_env()
+        env["ANSIBLE_SSH_ARGS"] = "-o ControlMaster=no"  # no lingering master: the session really ends
+        argv = [conftest.ansible_bin("ansible-playbook"), "-i", str(lab.inventory), str(play)]
+        sessions_before = ssh_sessions(lab, NODE)  # e.g. ControlPersist masters of earlier ad-hoc calls
+        proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            assert wait_until(lambda: "run-lease" in ours(lab, NODE), 60), "the rules never appeared"
+            opened_at = time.monotonic()
+            assert probe_from_controller(lab.node(NODE).ipv4) == "open"
+        finally:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        assert wait_until(lambda: not ssh_sessions(lab, NODE) - sessions_before, 10), "the playbook's SSH session is still there"
+        gone = wait_until(lambda: ours(lab, NODE) == "", lease + 5 - (time.monotonic() - opened_at))
+        assert gone, f"rules still there {lease + 5} s after opening: {ours(lab, NODE)}"
+        assert probe_from_controller(lab.node(NODE).ipv4) != "open"
+        assert snapshot(lab, NODE) == before
+        assert _lease_state(lab, "run-lease") is None
+    finally:
+        listener.kill()
+        listener.wait()
+        fw(lab, state="closed", tag="*")
+        reset_firewall(lab, NODE)
+
+
+def test_ipv6_only_node_gets_only_ipv6_rules_for_a_dual_source(lab):
+    node = lab.node("v6n01")
+    listener = start_listener(lab, "v6n01")
+    try:
+        opened = fw(lab, node="v6n01", ports=[f"{PORT}/tcp"], source=[CTL6], tag="run-v6", backend="nftables")
+        assert opened.status == "CHANGED", opened.data
+        assert all("ip6 " in r for r in opened.data["rules"])
+        assert probe_from_controller(node.ipv6) == "open"
+    finally:
+        fw(lab, node="v6n01", state="closed", tag="run-v6")
+        listener.kill()
+        listener.wait()
+        lab.node_run("v6n01", ["nft", "flush", "ruleset"], check=False)
+
+
+CTL_NS = fleetlab.PREFIX + "fwctl"
+
+
+@pytest.fixture
+def controller_namespace():
+    """A network namespace of this test (never the host's own firewall) standing in for the
+    controller; /run inside it is a private tmpfs so the lease record stays in there too."""
+    subprocess.run(["ip", "netns", "del", CTL_NS], capture_output=True, check=False)
+    subprocess.run(["ip", "netns", "add", CTL_NS], check=True)
+    inode = fleetlab.netns_inode(CTL_NS)
+    yield CTL_NS
+    # Anything this test started in there (a watchdog, if a step failed) goes with it.
+    fleetlab.kill_all(fleetlab.pids_in_netns([inode] if inode else []))
+    subprocess.run(["ip", "netns", "del", CTL_NS], check=True)
+
+
+def test_localhost_delegation_opens_the_engine_port_in_the_controller_namespace_only(controller_namespace, tmp_path):
+    host_before = host_rulesets()
+    ansible = conftest.ansible_bin("ansible")
+    script = write(tmp_path / "ctl.sh", f"""set -e
+mount -t tmpfs fleet-fw-run /run
+nft -f - <<'NFT'
+table inet ctluser {{
+    chain input {{ type filter hook input priority filter; policy drop; tcp dport 22 accept; counter reject; }}
+}}
+NFT
+nft list ruleset > {tmp_path}/before
+{ansible} localhost -o -m {MODULE} -a 'ports=63002/tcp source=198.18.5.10,fd00:f1ee:7ab:5::a tag=run-ctl lease=600' > {tmp_path}/open.out
+nft list ruleset > {tmp_path}/opened
+ls /run/fleet-firmware/firewall > {tmp_path}/leases
+{ansible} localhost -o -m {MODULE} -a 'state=closed tag=run-ctl' > {tmp_path}/close.out
+nft list ruleset > {tmp_path}/after
+""")
+    proc = subprocess.run(["ip", "netns", "exec", controller_namespace, "unshare", "--mount", "--propagation", "private", "sh", str(script)],
+                          capture_output=True, text=True, env=conftest.ansible_env(), timeout=120, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    opened = json.loads((tmp_path / "open.out").read_text().split(" => ", 1)[1])
+    assert opened["changed"] and opened["backend"] == "nftables" and opened["lease_expires"]
+    assert "63002" in (tmp_path / "opened").read_text() and "lease-run-ctl.json" in (tmp_path / "leases").read_text()
+    assert (tmp_path / "after").read_text() == (tmp_path / "before").read_text()
+    assert host_rulesets() == host_before
+    assert not os.path.exists("/run/fleet-firmware/firewall/lease-run-ctl.json")
