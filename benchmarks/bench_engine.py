@@ -540,7 +540,7 @@ def markdown(results: dict) -> str:
              f"Machine: {env['cpus']} CPUs, Linux {env['kernel']}, Python {env['python']}, {env['openssl']}, "
              f"{env['nginx'].replace('nginx version: ', '')}, {env['curl']}; measured {env['date']} "
              f"(1-minute load average {env['load_before']:.1f} before, {env['load_after']:.1f} after: the machine is shared).", "",
-             "Reproduce (root; takes the lab up and down if it was not up; about three minutes):", "",
+             "Reproduce (root; takes the lab up and down if it was not up; about 4 minutes with `--rounds 1`, 6.5 with `--rounds 3`):", "",
              "```",
              f"FLEET_LAB_ID=<id> build/venv/bin/python benchmarks/bench_engine.py --duration {settings['duration']:g} "
              f"--rounds {settings['rounds']} --write-doc docs/performance.md",
@@ -570,6 +570,11 @@ def markdown(results: dict) -> str:
     for label, row in results["ttfb"].items():
         lines.append(f"| {label} | {row['requests']} | {row['ttfb_median_ms']:.1f} ms | {row['ttfb_p95_ms']:.1f} ms | "
                      f"{row['ttfb_max_ms']:.1f} ms | {row['answer_median_ms']:.1f} ms | {row['answer_p95_ms']:.1f} ms |")
+    lines += ["", "Reading the numbers: on 2 CPUs the curl clients, the veth links and the server share the same cores, so",
+              "a server that spends less CPU per byte leaves more to the clients. The engine's one thread per connection",
+              "(`sendfile` of the whole range, or one bounded buffer under TLS) keeps every client busy; nginx's two",
+              "event-loop workers serve 64 connections in turns. `make bench` runs one round (`--rounds 1`); single",
+              "rounds on a shared machine vary by +-30 %, which is why engine and nginx are measured back to back."]
     return "\n".join(lines) + "\n"
 
 
