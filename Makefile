@@ -101,6 +101,9 @@ demo: collection
 
 # Benchmarks are never timed assertions: each prints its measurements side by side.
 bench: collection
+	@# The bench profile of bindep.txt (nginx for the engine comparison) only for benchmarks.
+	@missing="$$($(BIN)/bindep -b bench 2>/dev/null | tr '\n' ' ')"; \
+	if [ -n "$${missing// }" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; fi
 	@rc=0; for bench in benchmarks/bench_*.py; do \
 		[ -e "$$bench" ] || { echo "no benchmarks yet"; break; }; \
 		echo "== $$bench"; $(PY) $$bench || rc=1; \
