@@ -1,32 +1,12 @@
 # Copyright (c) 2026, fleet.firmware developers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Controller side of fleet.firmware.reach: pick the implementation for the host's shell.
-
-The module has two implementations side by side, ``reach.py`` (POSIX) and ``reach.ps1``
-(Windows). A POSIX connection (ssh, local) looks modules up without an extension, and the
-loader then takes the first file in sorted order, ``reach.ps1``. This action makes POSIX hosts
-prefer ``.py``; PowerShell hosts keep their own preference (``.ps1`` first). Same approach as
-the firewall action.
-"""
+"""Controller side of fleet.firmware.reach: run ``reach.py`` on POSIX hosts and ``reach.ps1`` on
+Windows hosts (see plugin_utils/_twin_action.py for why an action is needed)."""
 from __future__ import annotations
 
-from ansible.plugins.action import ActionBase
+from ansible_collections.fleet.firmware.plugins.plugin_utils._twin_action import TwinModuleAction
 
 
-class ActionModule(ActionBase):
-
-    TRANSFERS_FILES = False
-    _requires_connection = True
-
-    def run(self, tmp=None, task_vars=None):
-        result = super(ActionModule, self).run(tmp, task_vars)
-        del tmp  # tmp no longer has any effect
-        connection = self._connection
-        if getattr(connection._shell, "SHELL_FAMILY", "") != "powershell":
-            preferences = tuple(connection.module_implementation_preferences)
-            # Only this task's connection object changes (one per task in the worker).
-            connection.module_implementation_preferences = (".py",) + tuple(p for p in preferences if p != ".py")
-        result.update(self._execute_module(module_name="fleet.firmware.reach", module_args=self._task.args,
-                                           task_vars=task_vars, wrap_async=self._task.async_val))
-        return result
+class ActionModule(TwinModuleAction):
+    MODULE = "fleet.firmware.reach"
