@@ -4,11 +4,12 @@
 """The lab's Linux side is real: Ansible over SSH to every node, private folders, own firewalls."""
 from __future__ import annotations
 
-import socket
 import subprocess
 import uuid
 
 import pytest
+
+from firewall_helpers import tcp_state
 
 pytestmark = pytest.mark.lab
 
@@ -41,27 +42,14 @@ def test_a_file_staged_on_one_node_is_seen_by_no_other_node_nor_the_controller(l
     lab.adhoc("lin01", "ansible.builtin.file", f"path={path} state=absent")
 
 
-def _tcp_state(address: str, port: int, timeout: float = 2.0) -> str:
-    family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.settimeout(timeout)
-        try:
-            sock.connect((address, port))
-        except ConnectionRefusedError:
-            return "closed"
-        except OSError:
-            return "filtered"
-    return "open"
-
-
 def test_a_drop_rule_in_one_node_ip6tables_blocks_only_that_node_over_ipv6(lab):
     lin01, lin02 = lab.node("lin01"), lab.node("lin02")
     rule = ["-p", "tcp", "--dport", "22", "-m", "comment", "--comment", "fleet-lab-test", "-j", "DROP"]
     lab.node_run("lin02", ["ip6tables", "-I", "INPUT"] + rule)
     try:
-        assert _tcp_state(lin02.ipv6, 22) == "filtered"
-        assert _tcp_state(lin01.ipv6, 22) == "open"
-        assert _tcp_state(lin02.ipv4, 22) == "open"  # ip6tables only: IPv4 still passes
+        assert tcp_state(lin02.ipv6, 22) == "filtered"
+        assert tcp_state(lin01.ipv6, 22) == "open"
+        assert tcp_state(lin02.ipv4, 22) == "open"  # ip6tables only: IPv4 still passes
         over_ipv6 = lab.adhoc(
             "lin01,lin02", "ansible.builtin.ping", extra=["-e", "ansible_host={{ fleet_lab_ipv6 }}", "-T", "3"]
         )
@@ -70,7 +58,7 @@ def test_a_drop_rule_in_one_node_ip6tables_blocks_only_that_node_over_ipv6(lab):
         assert lab.adhoc("lin02", "ansible.builtin.ping")["lin02"].status == "SUCCESS"
     finally:
         lab.node_run("lin02", ["ip6tables", "-D", "INPUT"] + rule)
-    assert _tcp_state(lin02.ipv6, 22) == "open"
+    assert tcp_state(lin02.ipv6, 22) == "open"
 
 
 def test_each_node_has_its_own_iptables_and_nftables_rulesets(lab):
