@@ -13,6 +13,14 @@ from __future__ import annotations
 from ansible.plugins.action import ActionBase
 
 
+def prefer_native_twin(connection) -> None:
+    """Make a POSIX connection load ``<module>.py`` rather than ``<module>.ps1``."""
+    if getattr(connection._shell, "SHELL_FAMILY", "") != "powershell":
+        preferences = tuple(connection.module_implementation_preferences)
+        # Only this task's connection object changes (one per task in the worker).
+        connection.module_implementation_preferences = (".py",) + tuple(p for p in preferences if p != ".py")
+
+
 class TwinModuleAction(ActionBase):
     """Runs ``MODULE`` with the implementation that fits the host's shell."""
 
@@ -23,11 +31,7 @@ class TwinModuleAction(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         del tmp  # tmp no longer has any effect
-        connection = self._connection
-        if getattr(connection._shell, "SHELL_FAMILY", "") != "powershell":
-            preferences = tuple(connection.module_implementation_preferences)
-            # Only this task's connection object changes (one per task in the worker).
-            connection.module_implementation_preferences = (".py",) + tuple(p for p in preferences if p != ".py")
+        prefer_native_twin(self._connection)
         result.update(self._execute_module(module_name=self.MODULE, module_args=self._task.args,
                                            task_vars=task_vars, wrap_async=self._task.async_val))
         return result

@@ -1,0 +1,204 @@
+# Copyright (c) 2026, fleet.firmware developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Action for fleet.firmware.agent: certificates, build, transfer, start, check, and rollback.
+
+Controller side of the agent's life (docs/agent.md). Every failure after something was put on
+the node runs the module with ``state=absent`` before the task fails, so a failed start leaves
+nothing behind; the remote temporary folder goes in a ``finally``.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+import secrets
+import socket
+import typing as t
+
+from ansible.errors import AnsibleError
+from ansible.module_utils.common.text.converters import to_text
+from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
+
+from ansible_collections.fleet.firmware.plugins.modules.agent import argument_spec
+from ansible_collections.fleet.firmware.plugins.plugin_utils import agent_build, agent_client, tls
+from ansible_collections.fleet.firmware.plugins.plugin_utils._twin_action import prefer_native_twin
+
+display = Display()
+MODULE = "fleet.firmware.agent"
+WINDOWS_CONNECTIONS = ("winrm", "psrp", "ansible.builtin.winrm", "ansible.builtin.psrp", "ansible.windows.psrp")
+# Arguments the module never needs (the action consumes them).
+ACTION_ONLY = ("run_dir", "verify", "transfer", "smb_user", "smb_password")
+
+
+class AgentActionError(Exception):
+    """A failure with a message for the user (the task fails with it)."""
+
+
+def default_run_dir(tag: str) -> str:
+    return os.path.join(os.path.expanduser("~"), ".ansible", "fleet-firmware", "runs", tag)
+
+
+def node_id_of(hostname: str) -> str:
+    """A name usable in certificate file names (letters, digits, . _ : -)."""
+    cleaned = re.sub(r"[^A-Za-z0-9._:-]", "_", hostname).lstrip(".")
+    return cleaned[:128] or "node"
+
+
+def resolve(host: str) -> list[str]:
+    """Every address of ``host`` (A and AAAA), in resolver order, without duplicates."""
+    literal = host.strip("[]")
+    try:
+        infos = socket.getaddrinfo(literal, None, 0, socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise AgentActionError(f"cannot resolve the node's address {host!r}: {exc}") from None
+    found: list[str] = []
+    for info in infos:
+        address = info[4][0]
+        if address not in found:
+            found.append(address)
+    return found
+
+
+def facing_address(node_address: str) -> str:
+    """The controller's own address on the route to ``node_address`` (a UDP connect sends nothing)."""
+    family = socket.AF_INET6 if ":" in node_address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect((node_address, 9))
+        except OSError as exc:
+            raise AgentActionError(f"no route from the controller to the node address {node_address}: {exc}") from None
+        return probe.getsockname()[0]
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: str) -> t.Iterator[None]:
+    """One fork at a time creates the run's CA."""
+    os.makedirs(run_dir, mode=0o700, exist_ok=True)
+    fd = os.open(os.path.join(run_dir, "agent.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = True
+    _requires_connection = True
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        del tmp
+        task_vars = task_vars or {}
+        validation, args = self.validate_argument_spec(argument_spec=argument_spec())
+        args = dict(args)
+        try:
+            if args["state"] == "absent":
+                result.update(self._absent(args, task_vars))
+            else:
+                result.update(self._started(args, task_vars))
+        except (AgentActionError, agent_client.AgentClientError, tls.TLSError) as exc:
+            result.update(failed=True, msg=str(exc))
+        finally:
+            self._remove_tmp_path(self._connection._shell.tmpdir)
+        return result
+
+    # -- helpers
+
+    def _windows(self, task_vars: dict) -> bool:
+        if getattr(self._connection._shell, "SHELL_FAMILY", "") == "powershell":
+            return True
+        return self._connection.transport in WINDOWS_CONNECTIONS or task_vars.get("fleet_path") == "windows"
+
+    def _host(self, task_vars: dict) -> str:
+        host = task_vars.get("ansible_host") or task_vars.get("inventory_hostname")
+        return to_text(self._templar.template(host))
+
+    def _module(self, args: dict, task_vars: dict) -> dict:
+        prefer_native_twin(self._connection)
+        module_args = {k: v for k, v in args.items() if k not in ACTION_ONLY and v is not None}
+        answer = self._execute_module(module_name=MODULE, module_args=module_args, task_vars=task_vars)
+        if answer.get("failed") and self._no_python(answer):
+            interpreter = task_vars.get("ansible_python_interpreter") or "the discovered Python"
+            answer["msg"] = (f"no usable Python on the node ({interpreter}): the Linux agent needs Python 3.6 or later; "
+                             "install python3 or set ansible_python_interpreter")
+        return answer
+
+    @staticmethod
+    def _no_python(answer: dict) -> bool:
+        text = " ".join(to_text(answer.get(k, "")) for k in ("module_stderr", "module_stdout", "msg"))
+        return answer.get("rc") == 127 or ("python" in text.lower() and ("not found" in text or "No such file" in text))
+
+    # -- started
+
+    def _started(self, args: dict, task_vars: dict) -> dict:
+        if self._windows(task_vars):
+            raise AgentActionError("Windows nodes: the agent's admin$ transfer is not wired into this action yet")
+        tag = args["tag"]
+        run_dir = args["run_dir"] or default_run_dir(tag)
+        node = node_id_of(to_text(task_vars.get("inventory_hostname", "node")))
+        node_addresses = resolve(self._host(task_vars))
+        controller = args["controller"] or list(dict.fromkeys(facing_address(a) for a in node_addresses))
+        session = self._credentials(run_dir, tag, node, node_addresses)
+        module_args = dict(args, controller=controller, node_id=node, run_id=tag, secrets=session.pop("secrets"))
+        if self._task.check_mode:
+            return self._module(module_args, task_vars)
+        module_args["agent_src"] = self._transfer_agent(run_dir)
+        answer = self._module(module_args, task_vars)
+        if answer.get("failed") or not answer.get("changed"):
+            return answer
+        session.update(addresses=answer["address"], port=answer["agent_port"], pid=answer["pid"], staged_path=answer["staged_path"])
+        if args["verify"]:
+            self._verify_or_roll_back(args, task_vars, session)
+        answer["transfer"] = self._connection.transport.rsplit(".", 1)[-1]
+        answer["session"] = agent_client.save_session(run_dir, node, session)
+        return answer
+
+    def _credentials(self, run_dir: str, tag: str, node: str, node_addresses: list[str]) -> dict:
+        """The run's CA (made once), this node's two certificates and a new token."""
+        with run_lock(run_dir):
+            if not os.path.exists(os.path.join(tls.tls_dir(run_dir), "ca.pem")):
+                tls.create_ca(run_dir, tag)
+            issued = tls.issue_agent(run_dir, node, node_addresses)
+        token = secrets.token_urlsafe(32)
+        with open(issued["ca_cert"], encoding="ascii") as ca, open(issued["server_cert"], encoding="ascii") as cert, \
+                open(issued["server_key"], encoding="ascii") as key:
+            agent_secrets = {"token": token, "ca_cert": ca.read(), "ca_fingerprint": issued["ca_fingerprint"],
+                             "server_cert": cert.read(), "server_key": key.read()}
+        # The agent has its key now (on stdin); the controller keeps no copy of it.
+        os.unlink(issued["server_key"])
+        return {"tag": tag, "node": node, "token": token, "ca_cert": issued["ca_cert"], "ca_fingerprint": issued["ca_fingerprint"],
+                "client_cert": issued["client_cert"], "client_key": issued["client_key"], "secrets": agent_secrets}
+
+    def _transfer_agent(self, run_dir: str) -> str:
+        local, _digest = agent_build.build(os.path.join(run_dir, "build"))
+        tmpdir = self._connection._shell.tmpdir or self._make_tmp_path()
+        remote = self._connection._shell.join_path(tmpdir, "agent.pyz")
+        try:
+            self._transfer_file(local, remote)
+        except AnsibleError as exc:
+            raise AgentActionError(f"cannot transfer the agent to the node: {exc}") from None
+        self._fixup_perms2((tmpdir, remote))
+        return remote
+
+    def _verify_or_roll_back(self, args: dict, task_vars: dict, session: dict) -> None:
+        try:
+            agent_client.AgentClient.from_session(session, timeout=10).status()
+        except agent_client.AgentClientError as exc:
+            rollback = self._module(dict(args, state="absent"), task_vars)
+            left = "" if not rollback.get("failed") else f"; removing it failed too: {rollback.get('msg')}"
+            raise AgentActionError(f"the agent started, but the controller cannot talk to it: {exc}. It was stopped and removed{left}") from None
+
+    # -- absent
+
+    def _absent(self, args: dict, task_vars: dict) -> dict:
+        if self._windows(task_vars):
+            raise AgentActionError("Windows nodes: the agent's admin$ removal is not wired into this action yet")
+        answer = self._module(args, task_vars)
+        if not answer.get("failed") and not self._task.check_mode:
+            node = node_id_of(to_text(task_vars.get("inventory_hostname", "node")))
+            agent_client.remove_session(args["run_dir"] or default_run_dir(args["tag"]), node)
+        return answer
