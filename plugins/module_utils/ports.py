@@ -75,3 +75,101 @@ def role_of(label, overrides=None):
         if spec[0] == label and role not in (overrides or {}):
             return role
     return None
+
+
+# --------------------------------------------------------------------------------------------
+# What breaks when a port is blocked: the preflight's words, kept beside the ports.
+# --------------------------------------------------------------------------------------------
+
+# The Ansible connection's own port, when the path's ports do not already hold it (a Windows
+# node reached over SSH, or a Linux node whose SSH is not the ssh role's port).
+CONNECTION_ROLE = "connection"
+CONNECTION_STEP = "the Ansible connection: every task on the node"
+
+# Severity of a blocked port: "blocking" fails the node in the preflight, "warning" is reported,
+# "info" is shown for completeness.
+BLOCKING, WARNING, INFO = "blocking", "warning", "info"
+
+# Per role:
+#   breaks        what fails when the port is blocked (the text after "<port> <state>: ")
+#   severity      without a usable fallback
+#   fallback      roles whose usable port gives the step another way; then ...
+#   with_fallback     ... this text is added and the severity drops to fallback_severity
+#   without_fallback  added when no fallback is usable
+#   usable        states that mean the port does its job (TCP: open; UDP: also open|filtered,
+#                 which a silent listener gives; the agent: also closed, because no agent
+#                 listens before a run and a refusal proves the path is clear)
+IMPACTS = {
+    "ssh": {
+        "breaks": "SSH staging, start, inventory and cleanup will fail",
+        "severity": BLOCKING,
+    },
+    CONNECTION_ROLE: {
+        "breaks": "Ansible cannot connect to the node; nothing can run there",
+        "severity": BLOCKING,
+    },
+    "smb": {
+        "breaks": "admin$ staging will fail",
+        "severity": BLOCKING,
+        "fallback": ("winrm_https", "winrm_http"),
+        "with_fallback": "WinRM fallback possible",
+        "without_fallback": "no fallback: WinRM is blocked too",
+        "fallback_severity": WARNING,
+    },
+    "netbios_session": {
+        "breaks": "SMB over NetBIOS unavailable",
+        "severity": WARNING,
+        "fallback": ("smb",),
+        "with_fallback": "not needed while direct SMB answers",
+        "fallback_severity": INFO,
+    },
+    "netbios_name": {
+        "breaks": "NetBIOS name lookups fail; address the node by IP address or DNS name",
+        "severity": INFO,
+        "usable": ("open", "open|filtered"),
+    },
+    "netbios_datagram": {
+        "breaks": "NetBIOS browsing unavailable; the deployment does not need it",
+        "severity": INFO,
+        "usable": ("open", "open|filtered"),
+    },
+    "winrm_https": {
+        "breaks": "WinRM over HTTPS unavailable",
+        "severity": WARNING,
+        "fallback": ("winrm_http",),
+        "with_fallback": "WinRM over HTTP possible (message encryption only)",
+        "without_fallback": "no WinRM: no fallback when admin$ staging fails",
+        "fallback_severity": INFO,
+    },
+    "winrm_http": {
+        "breaks": "WinRM over HTTP unavailable",
+        "severity": WARNING,
+        "fallback": ("winrm_https",),
+        "with_fallback": "HTTPS is preferred anyway",
+        "without_fallback": "no WinRM: no fallback when admin$ staging fails",
+        "fallback_severity": INFO,
+    },
+    "agent": {
+        "breaks": "agent channel blocked (lease, cancel, push delivery), unless only the node's own firewall drops it: the run opens that one",
+        "severity": WARNING,
+        "usable": ("open", "closed"),
+    },
+    "engine": {
+        "breaks": "pull delivery impossible, use push or url",
+        "severity": BLOCKING,
+        # Push (over the agent's port) and url (an existing repository server) do not need
+        # the node to reach the engine: with those, a blocked engine port is only a warning.
+        "without_engine_severity": WARNING,
+    },
+}
+
+# Direction words of the preflight's messages ("63002/tcp from node filtered: ...").
+TO_NODE, FROM_NODE = "controller -> node", "node -> controller"
+DELIVERIES = ("auto", "pull", "push", "url")
+
+
+def usable_states(role):
+    # type: (str) -> tuple
+    """The states in which a role's port does its job."""
+    impact = IMPACTS.get(role, {})
+    return tuple(impact.get("usable", ("open",)))
