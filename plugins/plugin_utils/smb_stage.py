@@ -389,14 +389,14 @@ def remove_tree(tree, relpath: str) -> list[str]:
 # --------------------------------------------------------------------------------------------
 
 
-def _validated_tag(tag: str) -> str:
+def validated_tag(tag: str) -> str:
     try:
         return validate_tag(tag)
     except FirewallError as exc:
         raise SmbStageError(str(exc), REASON_INPUT) from None
 
 
-def _read_files(files: dict) -> dict[str, bytes]:
+def read_files(files: dict) -> dict[str, bytes]:
     """Every file's bytes, read before anything is touched on the node; names are plain file names."""
     if not files:
         raise SmbStageError("no files to stage", REASON_INPUT)
@@ -452,8 +452,8 @@ def stage_files(target: SmbTarget, tag: str, files: dict) -> dict:
     call made (the folder if it made it, else the files it wrote) is removed, then
     :class:`SmbStageError` is raised.
     """
-    tag = _validated_tag(tag)
-    contents = _read_files(files)
+    tag = validated_tag(tag)
+    contents = read_files(files)
     folder = staging_relpath(tag)
     with admin_share(target) as share:
         made_folder = False
@@ -493,7 +493,7 @@ def stage_files(target: SmbTarget, tag: str, files: dict) -> dict:
 
 def remove_staged(target: SmbTarget, tag: str) -> dict:
     """Removes ``ADMIN$\\Temp\\fleet-firmware-<tag>\\`` and all in it; absent -> changed False."""
-    tag = _validated_tag(tag)
+    tag = validated_tag(tag)
     folder = staging_relpath(tag)
     with admin_share(target) as share:
         try:

@@ -174,3 +174,57 @@ def test_a_bad_file_name_is_refused_before_connecting(name):
     unreachable = smb_stage.SmbTarget("192.0.2.1", "Administrator", "x", timeout=0.1)
     with pytest.raises(smb_stage.SmbStageError, match="is invalid"):
         smb_stage.stage_files(unreachable, "run-1", {name: b"x"})
+
+
+class RecordingWinrm:
+    """Stands in for the WinRM connection (Windows cannot run here): records what would be sent."""
+
+    def __init__(self) -> None:
+        from ansible.plugins.shell.powershell import ShellModule
+        self._shell = ShellModule()
+        self.commands: list[str] = []
+        self.puts: list[str] = []
+
+    def put_file(self, in_path: str, out_path: str) -> None:
+        self.puts.append(out_path)
+
+
+class RecordingAction:
+    def __init__(self) -> None:
+        self._connection = RecordingWinrm()
+
+    def _low_level_execute_command(self, cmd, sudoable=True, **kwargs):
+        self._connection.commands.append(cmd)
+        return {"rc": 0, "stdout": '{"path": "C:\\\\Windows\\\\Temp\\\\fleet-firmware-x", "created": true}', "stderr": ""}
+
+
+def test_agent_stage_uses_admin_share_when_it_works(lab):
+    from ansible_collections.fleet.firmware.plugins.plugin_utils import agent_windows
+    tag, action = new_tag(), RecordingAction()
+    result = agent_windows.stage(action, {}, tag, {"fleet_agent.ps1": b"x"}, target(lab))
+    try:
+        assert result["transfer"] == "smb" and result["fallback_reason"] is None
+        assert node_listing(lab, tag) == ["fleet_agent.ps1"]
+        assert action._connection.commands == [] and action._connection.puts == []
+    finally:
+        done = agent_windows.unstage(action, {}, tag, target(lab))
+    assert done["changed"] is True and done["transfer"] == "smb" and node_listing(lab, tag) is None
+
+
+def test_agent_stage_does_not_fall_back_on_a_wrong_password(lab):
+    from ansible_collections.fleet.firmware.plugins.plugin_utils import agent_windows
+    tag, action = new_tag(), RecordingAction()
+    with pytest.raises(smb_stage.SmbStageError, match=r"refused \(wrong user or password\)"):
+        agent_windows.stage(action, {}, tag, {"fleet_agent.ps1": b"x"}, target(lab, password="wrong"))
+    assert action._connection.commands == [] and node_listing(lab, tag) is None
+
+
+def test_agent_stage_falls_back_to_winrm_when_both_smb_ports_are_closed(lab):
+    from ansible_collections.fleet.firmware.plugins.plugin_utils import agent_windows
+    tag, action = new_tag(), RecordingAction()
+    rules = [["-p", "tcp", "--dport", str(port), "-j", "REJECT", "--reject-with", "tcp-reset"] for port in (445, 139)]
+    with node_iptables(lab, *rules):
+        result = agent_windows.stage(action, {}, tag, {"fleet_agent.ps1": b"x"}, target(lab, timeout=2.0))
+    assert result["transfer"] == "winrm" and "unreachable" in result["fallback_reason"]
+    assert len(action._connection.commands) == 1 and action._connection.puts == ["C:\\Windows\\Temp\\fleet-firmware-x\\fleet_agent.ps1"]
+    assert node_listing(lab, tag) is None
