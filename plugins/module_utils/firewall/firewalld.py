@@ -8,7 +8,8 @@ Rich rules carry no comment, so the rules of a tag are recorded in a state file
 removed, and a rich rule the user added by hand, even an identical one, is never recorded
 (``--query-rich-rule`` is asked first). Runtime rules die with a reload or reboot, and so does
 /run. firewalld filters inbound traffic only; ``direction: out`` needs no rule there.
-Tested against recorded command lines only: firewalld needs D-Bus and cannot run in the lab.
+Tested for real in a lab node (its own D-Bus system bus and firewalld, see
+tests/integration/test_firewall_daemons.py) and against recorded command lines.
 """
 from typing import List
 
@@ -60,6 +61,12 @@ class FirewalldBackend(Backend):
         result = Result(self.name, self.tool)
         have = self._recorded(spec.tag)
         wanted = [rich_rule(r) for r in rules_for(spec) if not r.reply and r.hook == "in"]
+        # The same rich rule already there but not recorded is the user's: it opens the port
+        # already, and it must never be ours to remove.
+        users = [r for r in wanted if r not in have and run(self._cmd("--query-rich-rule=" + r), check=False)[0] == 0]
+        for rule in users:
+            result.warnings.append("firewalld already has the rich rule %s (not ours): left as it is, not recorded" % rule)
+        wanted = [r for r in wanted if r not in users]
         result.before, result.after = have, wanted
         result.added = [r for r in wanted if r not in have]
         result.removed = [r for r in have if r not in wanted]

@@ -7,19 +7,31 @@ Rules are inserted at the head of the built-in INPUT/OUTPUT chains of the filter
 they act ahead of the user's jumps, REJECT/DROP rules and DROP policy. Each carries the
 comment ``fleet-firmware:<tag>:<key>``. One ``iptables-restore --noflush`` batch per family
 is one atomic commit; if the IPv6 batch fails, the IPv4 batch is undone: all or nothing.
+
+With the nf_tables variant on a host without an ``ip``/``ip6`` ``filter`` table, the first rule
+creates that table. Such a table is recorded in the state folder (``iptables-nft-created``)
+before it is made, and a close (or a failed open) deletes it again once it holds nothing but
+empty built-in chains with an ACCEPT policy: the ruleset ends as it began. A table that existed
+before, or that the user has since put anything into, is never deleted.
 """
+import json
 import os
 import shlex
 from typing import Dict, List, Optional, Tuple
 
+from ansible_collections.fleet.firmware.plugins.module_utils.firewall import state
 from ansible_collections.fleet.firmware.plugins.module_utils.firewall.common import (
-    Backend, FirewallError, OpenSpec, Result, Rule, comment_for, comment_prefix, find_tool, need_tool, rules_for, run,
+    MARKER, Backend, FirewallError, OpenSpec, Result, Rule, comment_for, comment_prefix, find_tool, need_tool, rules_for, run,
 )
 
 CHAINS = {"in": "INPUT", "out": "OUTPUT"}
 VARIANTS = ("legacy", "nft", "")
 # /proc lists the legacy tables of this network namespace; reading it creates none.
 LEGACY_TABLES = ("/proc/net/ip_tables_names", "/proc/net/ip6_tables_names")
+# The state record of the nf_tables ``filter`` tables our openings created (``ip filter``, ``ip6 filter``).
+CREATED = "iptables-nft-created"
+NFT_FAMILY = {4: "ip", 6: "ip6"}
+BUILTIN_CHAINS = ("INPUT", "FORWARD", "OUTPUT")
 
 
 def tool_names(variant: str) -> Dict[int, Tuple[str, str]]:
@@ -125,6 +137,59 @@ class IptablesBackend(Backend):
                 desired[family].append(line)
         return desired
 
+    def uses_nf_tables(self) -> bool:
+        """Whether these tools write nf_tables (``iptables-nft``, or a system ``iptables`` that is it)."""
+        if self.variant:
+            return self.variant == "nft"
+        tool = find_tool("iptables")
+        return bool(tool) and "nf_tables" in run([tool, "--version"], check=False)[1]
+
+    def _nft_table_exists(self, family: int) -> Optional[bool]:
+        """Whether the nf_tables ``filter`` table of ``family`` exists; None when that cannot be told."""
+        nft = find_tool("nft")
+        if nft is None or not self.uses_nf_tables():
+            return None
+        return run([nft, "list", "table", NFT_FAMILY[family], "filter"], check=False)[0] == 0
+
+    def _record_created(self, families: List[int]) -> None:
+        """Before the first rule goes in: note the tables it is about to create (crash-safe order)."""
+        for family in families:
+            if self._nft_table_exists(family) is False:
+                state.add_member(CREATED, "%s filter" % NFT_FAMILY[family])
+
+    def _left_empty(self, family: int) -> Optional[bool]:
+        """True: only empty built-in chains with ACCEPT policies; False: the user put something in;
+        None: the table is gone."""
+        nft = need_tool("nft", self.name)
+        rc, out, _err = run([nft, "-j", "list", "table", NFT_FAMILY[family], "filter"], check=False)
+        if rc != 0:
+            return None
+        items = json.loads(out or "{}").get("nftables", [])
+        for item in items:
+            chain = item.get("chain")
+            if "metainfo" in item or "table" in item:
+                continue
+            if not chain or chain.get("name") not in BUILTIN_CHAINS or chain.get("policy", "accept") != "accept":
+                return False  # a rule, a set, a chain of the user's, or a policy the user set
+        return True
+
+    def drop_created_tables(self) -> List[str]:
+        """Delete the tables our openings created once they are empty again; say which."""
+        dropped = []
+        for family in (4, 6):
+            table = "%s filter" % NFT_FAMILY[family]
+            if table not in state.members(CREATED) or find_tool("nft") is None:
+                continue
+            if any(line for line in self._ours(family, MARKER + ":")):
+                continue  # another tag's rules are still in it: its close will come back here
+            # Gone, emptied (delete it), or the user put something in it (theirs now: keep it):
+            # in each case there is nothing more to remember.
+            if self._left_empty(family):
+                run([need_tool("nft", self.name), "delete", "table", NFT_FAMILY[family], "filter"])
+                dropped.append("table " + table)
+            state.discard_member(CREATED, table)
+        return dropped
+
     def _apply(self, family: int, lines: List[str]) -> None:
         batch = "*filter\n" + "".join(line + "\n" for line in lines) + "COMMIT\n"
         run([self._need(family, 1), "-w", "5", "--noflush"], stdin=batch)
@@ -132,6 +197,7 @@ class IptablesBackend(Backend):
     def _change(self, plan: Dict[int, Tuple[List[str], List[str]]]) -> None:
         """Apply (add, remove) per family; undo the families done when a later one fails."""
         done = []  # type: List[Tuple[int, List[str], List[str]]]
+        self._record_created([f for f in (4, 6) if plan[f][0]])
         try:
             for family in (4, 6):
                 add, remove = plan[family]
@@ -141,6 +207,7 @@ class IptablesBackend(Backend):
         except FirewallError:
             for family, add, remove in reversed(done):
                 self._apply(family, ["-D" + a[2:] for a in add] + [as_insert(r) for r in remove])
+            self.drop_created_tables()
             raise
 
     def open(self, spec: OpenSpec, check_mode: bool = False) -> Result:
@@ -172,6 +239,11 @@ class IptablesBackend(Backend):
         result.changed = bool(result.removed)
         if result.changed and not check_mode:
             self._change(plan)
+        if not check_mode and state.members(CREATED):
+            # Also when nothing of the tag was left: a close after a crash still tidies up.
+            dropped = self.drop_created_tables()
+            result.changed = result.changed or bool(dropped)
+            result.before += [d + " (made by an opening of ours, empty again)" for d in dropped]
         return result
 
 

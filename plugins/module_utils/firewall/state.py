@@ -58,6 +58,25 @@ def tags(prefix: str) -> List[str]:
     return sorted(n[len(prefix):-5] for n in names if n.startswith(prefix) and n.endswith(".json"))
 
 
+def members(name: str) -> List[str]:
+    """The items of a small recorded set (e.g. the tables an opening of ours created)."""
+    return list((read(name) or {}).get("items", []))
+
+
+def add_member(name: str, item: str) -> None:
+    items = members(name)
+    if item not in items:
+        write(name, {"items": items + [item]})
+
+
+def discard_member(name: str, item: str) -> None:
+    items = [i for i in members(name) if i != item]
+    if items:
+        write(name, {"items": items})
+    elif read(name) is not None:
+        remove(name)
+
+
 def prune() -> None:
     """Remove our folders when they hold nothing any more."""
     folder = state_dir()

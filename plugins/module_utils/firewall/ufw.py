@@ -5,8 +5,8 @@
 
 ``prepend`` puts a rule ahead of every user rule of its family (``insert 1`` refuses IPv6 rules
 ahead of IPv4 ones). ufw keeps rules in its own files: an opening is removed again by the same
-rule text that ``ufw show added`` prints. Tested against recorded command lines only: ufw writes
-/etc/ufw, which the lab nodes share with the host, so it cannot run in the lab.
+rule text that ``ufw show added`` prints. Tested for real in a lab node (with a private copy of
+/etc/ufw, see tests/integration/test_firewall_daemons.py) and against recorded command lines.
 """
 from typing import List
 
@@ -61,19 +61,34 @@ class UfwBackend(Backend):
             try:
                 for comment, args in wanted.items():
                     if any(("'%s'" % comment) in a for a in result.added):
-                        run(self._ufw("prepend", *args))
+                        out = run(self._ufw("prepend", *args))[1]
+                        if "Skipping" in out:
+                            # The user has this very rule (without our comment): it is theirs, not ours.
+                            self._skip(result, comment)
+                            continue
                         done.append(args)
                 for line in result.removed:
                     self._delete(line)
             except Exception:
-                for args in done:
-                    run(self._ufw("delete", *args[:-2]), check=False)
+                # Remove what this call added, by the text ufw itself prints for it.
+                added = ["'%s'" % args[-1] for args in done]
+                for line in self.list_tag(spec.tag):
+                    if any(comment in line for comment in added):
+                        self._delete(line, check=False)
                 raise
         return result
 
-    def _delete(self, line: str) -> None:
+    @staticmethod
+    def _skip(result: Result, comment: str) -> None:
+        line = [a for a in result.added if ("'%s'" % comment) in a][0]
+        result.added.remove(line)
+        result.after.remove(line)
+        result.changed = bool(result.added or result.removed)
+        result.warnings.append("ufw already has the rule of %s (not ours): left as it is" % line)
+
+    def _delete(self, line: str, check: bool = True) -> None:
         words = line.split(" comment ")[0].split()[1:]
-        run(self._ufw("--force", "delete", *words))
+        run(self._ufw("--force", "delete", *words), check=check)
 
     def close(self, tag: str, check_mode: bool = False) -> Result:
         result = Result(self.name, self.tool)
