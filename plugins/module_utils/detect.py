@@ -337,3 +337,51 @@ def detect(spec, os_name="linux", timeout=DEFAULT_TIMEOUT):
     if method == "fwupd":
         return _detect_fwupd(spec, timeout)
     return _result(ERROR, method, reason="detect method %s runs in the PowerShell twin" % method)  # registry, on Windows
+
+
+# --------------------------------------------------------------------------------------------
+# applies_to: does a component concern this node at all
+# --------------------------------------------------------------------------------------------
+
+
+def applies_to_problems(applies_to):
+    # type: (Any) -> List[Tuple[str, str]]
+    """(field, problem) for a component's ``applies_to``: DMI field -> regex, or a list of exact values."""
+    if not isinstance(applies_to, Mapping):
+        return [("applies_to", "must be a mapping of DMI field (product_name, sys_vendor, bios_vendor...) to a regex or a list of values")]
+    problems = []  # type: List[Tuple[str, str]]
+    for field, wanted in applies_to.items():
+        label = "applies_to.%s" % field
+        if not _DMI_FIELD_RE.match(str(field)):
+            problems.append((label, "not a DMI field name (a file name of %s, e.g. product_name)" % DMI_ROOT))
+        elif isinstance(wanted, list):
+            if not wanted or not all(isinstance(value, str) for value in wanted):
+                problems.append((label, "a list of values must hold strings"))
+        elif isinstance(wanted, str):
+            try:
+                re.compile(wanted)
+            except re.error as exc:
+                problems.append((label, "not a valid regular expression: %s" % exc))
+        else:
+            problems.append((label, "must be a regular expression or a list of exact values"))
+    return problems
+
+
+def applies(applies_to, root=DMI_ROOT):
+    # type: (Optional[Mapping[str, Any]], str) -> Tuple[bool, str]
+    """(True, "") when every field of ``applies_to`` matches this node; else (False, why).
+
+    A field that cannot be read does not match: a component is never installed on a machine
+    it cannot be shown to fit.
+    """
+    for field, wanted in sorted((applies_to or {}).items()):
+        try:
+            value = _read_dmi(str(field), root)
+        except OSError as exc:
+            return False, "cannot read DMI %s: %s" % (field, exc.strerror or exc)
+        if isinstance(wanted, list):
+            if value not in wanted:
+                return False, "DMI %s is %r, not one of %s" % (field, value, wanted)
+        elif not re.search(str(wanted), value):
+            return False, "DMI %s is %r, which does not match %r" % (field, value, wanted)
+    return True, ""

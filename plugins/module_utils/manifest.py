@@ -1,0 +1,509 @@
+# Copyright (c) 2026, fleet.firmware developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The repository manifest: a folder of component files plus ``manifest.yml``.
+
+Used on the controller (the repository module, the deploy action). Python 3.6+, standard library
+only, except that reading and writing YAML needs PyYAML, which comes with ansible-core on the
+controller (nodes never parse the manifest: they receive the components as JSON).
+
+* ``validate(data, root)`` -> every ``Problem`` (component, field, message); never stops at the first.
+* ``load_components(path)`` -> the validated components in dependency order (raises ManifestError).
+* ``refresh(root, data)`` -> the manifest with hashes and sizes brought up to date, hand-written
+  fields kept, stubs for files no component names yet, and the list of what changed.
+
+The format is documented in docs/repository.md.
+"""
+import hashlib
+import os
+import re
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+
+from ansible_collections.fleet.firmware.plugins.module_utils import detect as detect_mod
+from ansible_collections.fleet.firmware.plugins.module_utils import installers, returncodes, versions
+
+FORMAT = 1
+MANIFEST_NAME = "manifest.yml"
+TOP_KEYS = ("format", "description", "components")
+REQUIRED_KEYS = ("name", "version", "file", "sha256", "size", "kind", "os", "detect", "install")
+OPTIONAL_KEYS = ("description", "applies_to", "args", "timeout", "reboot", "requires", "signature", "returncodes", "environment")
+# The order keys are written in (hand-written keys this list does not know are refused anyway).
+KEY_ORDER = ("name", "description", "version", "kind", "os", "file", "sha256", "size", "signature", "applies_to", "detect",
+             "install", "args", "environment", "returncodes", "timeout", "reboot", "requires")
+KINDS = ("firmware", "driver", "software")
+OSES = ("linux", "windows")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
+SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+# Files in the folder that are never components of their own.
+NOT_COMPONENTS_RE = re.compile(r"(^|/)\.|\.(sig|asc|sha256|md|txt)$|(^|/)README[^/]*$", re.IGNORECASE)
+# What a new file's extension tells about it: (install, os, kind); None = a human must say.
+BY_EXTENSION = (
+    (".scexe", ("smart_component", "linux", "firmware")),
+    (".rpm", ("rpm", "linux", None)),
+    (".deb", ("deb", "linux", None)),
+    (".cab", ("fwupd", "linux", "firmware")),
+    (".msi", ("msi", "windows", None)),
+    (".ps1", ("script", "windows", None)),
+    (".cmd", ("script", "windows", None)),
+    (".bat", ("script", "windows", None)),
+    (".sh", ("script", "linux", None)),
+)
+_CHUNK = 1024 * 1024
+
+Problem = NamedTuple("Problem", [("component", str), ("field", str), ("message", str)])
+
+
+class ManifestError(ValueError):
+    """A manifest that cannot be used; ``problems`` holds every fault found."""
+
+    def __init__(self, problems):
+        # type: (Sequence[Problem]) -> None
+        self.problems = list(problems)
+        super(ManifestError, self).__init__("; ".join(format_problem(p) for p in self.problems))
+
+
+def format_problem(problem):
+    # type: (Problem) -> str
+    if problem.component:
+        return "component %r, field %s: %s" % (problem.component, problem.field, problem.message)
+    return "manifest, field %s: %s" % (problem.field, problem.message)
+
+
+# --------------------------------------------------------------------------------------------
+# Files
+# --------------------------------------------------------------------------------------------
+
+
+def sha256_of(path):
+    # type: (str) -> str
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def resolve_file(root, relative):
+    # type: (str, Any) -> Tuple[Optional[str], str]
+    """(absolute path, "") for a file name inside ``root``, or (None, why not).
+
+    Refuses absolute names, ``..`` anywhere, and symbolic links that lead out of the folder.
+    """
+    if not isinstance(relative, str) or not relative.strip():
+        return None, "must be a file name relative to the repository folder"
+    if relative.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", relative):
+        return None, "%r is absolute: file names are relative to the repository folder" % relative
+    parts = re.split(r"[/\\]", relative)
+    if ".." in parts:
+        return None, "%r escapes the repository folder (..)" % relative
+    real_root = os.path.realpath(root)
+    path = os.path.realpath(os.path.join(real_root, *parts))
+    if os.path.commonpath([real_root, path]) != real_root:
+        return None, "%r escapes the repository folder (a link to %s)" % (relative, path)
+    return path, ""
+
+
+# --------------------------------------------------------------------------------------------
+# Validation
+# --------------------------------------------------------------------------------------------
+
+
+def _version_scheme(component):
+    # type: (Mapping[str, Any]) -> Tuple[str, ...]
+    """The schemes the component's version is compared with (detect decides)."""
+    spec = component.get("detect")
+    if not isinstance(spec, Mapping):
+        return ("auto",)
+    if spec.get("method") == "package":
+        manager = spec.get("manager", "auto")
+        return ("dpkg", "rpm") if manager == "auto" else (manager,)
+    return (spec.get("scheme", "auto"),)
+
+
+def _check_version(name, component):
+    # type: (str, Mapping[str, Any]) -> List[Problem]
+    schemes = [s for s in _version_scheme(component) if s in versions.SCHEMES]
+    reasons = [versions.check(component["version"], scheme) for scheme in schemes]
+    if schemes and all(reasons):
+        return [Problem(name, "version", "cannot be compared: %s" % reasons[0])]
+    return []
+
+
+def _check_keys(name, component):
+    # type: (str, Mapping[str, Any]) -> List[Problem]
+    problems = []
+    known = set(REQUIRED_KEYS) | set(OPTIONAL_KEYS)
+    for key in sorted((str(k) for k in component if k not in known)):
+        problems.append(Problem(name, key, "unknown key (known: %s)" % ", ".join(KEY_ORDER)))
+    for key in REQUIRED_KEYS:
+        if component.get(key) in (None, "", [], {}):
+            problems.append(Problem(name, key, "required"))
+    return problems
+
+
+def _check_choices(name, component):
+    # type: (str, Mapping[str, Any]) -> List[Problem]
+    problems = []
+    if component.get("kind") not in (None, "") and component["kind"] not in KINDS:
+        problems.append(Problem(name, "kind", "%r is not one of %s" % (component["kind"], ", ".join(KINDS))))
+    os_name = component.get("os")
+    if os_name not in (None, "") and os_name not in OSES:
+        problems.append(Problem(name, "os", "%r is not one of %s" % (os_name, ", ".join(OSES))))
+    install = component.get("install")
+    if install not in (None, "") and install not in installers.INSTALL_KINDS:
+        problems.append(Problem(name, "install", "%r is not one of %s" % (install, ", ".join(installers.INSTALL_KINDS))))
+    elif install and os_name in OSES and install not in installers.KINDS_BY_OS[os_name]:
+        problems.append(Problem(name, "install", "%r does not exist on %s (there: %s)" % (install, os_name, ", ".join(installers.KINDS_BY_OS[os_name]))))
+    reboot = component.get("reboot")
+    if reboot is not None and reboot not in installers.REBOOT_POLICIES:
+        problems.append(Problem(name, "reboot", "%r is not one of %s" % (reboot, ", ".join(installers.REBOOT_POLICIES))))
+    return problems
+
+
+def _check_values(name, component):
+    # type: (str, Mapping[str, Any]) -> List[Problem]
+    problems = []
+    args = component.get("args")
+    if args is not None and (not isinstance(args, list) or not all(isinstance(a, (str, int, float)) and not isinstance(a, bool) for a in args)):
+        problems.append(Problem(name, "args", "must be a list of strings (an argv, never a shell string)"))
+    timeout = component.get("timeout")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
+        problems.append(Problem(name, "timeout", "must be a number of seconds above 0"))
+    if component.get("returncodes") is not None:
+        try:
+            returncodes.parse_table(component["returncodes"])
+        except ValueError as exc:
+            problems.append(Problem(name, "returncodes", str(exc)))
+    environment = component.get("environment")
+    if environment is not None and (not isinstance(environment, Mapping) or not all(isinstance(k, str) for k in environment)):
+        problems.append(Problem(name, "environment", "must be a mapping of variable name to value"))
+    applies_to = component.get("applies_to")
+    if applies_to is not None:
+        problems.extend(Problem(name, field, message) for field, message in detect_mod.applies_to_problems(applies_to))
+    sha = component.get("sha256")
+    if sha not in (None, "") and not (isinstance(sha, str) and SHA256_RE.match(sha)):
+        problems.append(Problem(name, "sha256", "must be 64 lower-case hexadecimal digits"))
+    size = component.get("size")
+    if size not in (None, "") and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
+        problems.append(Problem(name, "size", "must be a number of bytes"))
+    if component.get("detect") not in (None, "", {}):
+        problems.extend(_check_detect(name, component))
+    if component.get("version") not in (None, ""):
+        problems.extend(_check_version(name, component))
+    return problems
+
+
+def _check_detect(name, component):
+    # type: (str, Mapping[str, Any]) -> List[Problem]
+    spec = component["detect"]
+    problems = [Problem(name, field, message) for field, message in detect_mod.spec_problems(spec)]
+    method = spec.get("method") if isinstance(spec, Mapping) else None
+    os_name = component.get("os")
+    if not problems and os_name == "linux" and method in detect_mod.WINDOWS_ONLY:
+        problems.append(Problem(name, "detect.method", "%s exists only on Windows nodes" % method))
+    if not problems and os_name == "windows" and method in detect_mod.LINUX_ONLY:
+        problems.append(Problem(name, "detect.method", "%s exists only on Linux nodes" % method))
+    return problems
+
+
+def _check_file(name, root, component, field, verify):
+    # type: (str, str, Mapping[str, Any], str, bool) -> List[Problem]
+    """``file`` or ``signature``: inside the folder, present, and (for ``file``) the right size and hash."""
+    path, why = resolve_file(root, component.get(field))
+    if path is None:
+        return [Problem(name, field, why)]
+    if not os.path.isfile(path):
+        return [Problem(name, field, "%r does not exist in %s" % (component[field], root))]
+    if field != "file":
+        return []
+    problems = []
+    size = os.path.getsize(path)
+    if isinstance(component.get("size"), int) and component["size"] != size:
+        problems.append(Problem(name, "size", "%d in the manifest, %d on disk (%s)" % (component["size"], size, component[field])))
+    if verify and isinstance(component.get("sha256"), str) and SHA256_RE.match(component["sha256"]):
+        actual = sha256_of(path)
+        if actual != component["sha256"]:
+            problems.append(Problem(name, "sha256", "hash mismatch for %s: manifest %s, file %s" % (component[field], component["sha256"], actual)))
+    return problems
+
+
+def _check_requires(name, component, names):
+    # type: (str, Mapping[str, Any], Sequence[str]) -> List[Problem]
+    requires = component.get("requires")
+    if requires is None:
+        return []
+    if not isinstance(requires, list) or not all(isinstance(r, str) for r in requires):
+        return [Problem(name, "requires", "must be a list of component names")]
+    problems = []
+    for required in requires:
+        if required == name:
+            problems.append(Problem(name, "requires", "requires itself"))
+        elif required not in names:
+            problems.append(Problem(name, "requires", "%r is not a component of this manifest" % required))
+    return problems
+
+
+def find_cycles(components):
+    # type: (Sequence[Mapping[str, Any]]) -> List[List[str]]
+    """Every dependency cycle once, as a path that ends where it starts (a -> b -> a)."""
+    graph = {c.get("name"): [r for r in (c.get("requires") or []) if isinstance(r, str)] for c in components if isinstance(c, Mapping)}
+    state = {}  # type: Dict[Any, int]  # 1 on the path, 2 done
+    cycles = []  # type: List[List[str]]
+    seen = set()
+
+    def visit(node, path):
+        # type: (Any, List[Any]) -> None
+        state[node] = 1
+        path.append(node)
+        for nxt in graph.get(node, []):
+            if nxt not in graph or nxt == node:
+                continue
+            if state.get(nxt) == 1:
+                cycle = path[path.index(nxt):] + [nxt]
+                key = frozenset(cycle)
+                if key not in seen:
+                    seen.add(key)
+                    cycles.append([str(n) for n in cycle])
+            elif state.get(nxt) is None:
+                visit(nxt, path)
+        path.pop()
+        state[node] = 2
+
+    for node in graph:
+        if state.get(node) is None:
+            visit(node, [])
+    return cycles
+
+
+def validate(data, root, verify=True):
+    # type: (Any, str, bool) -> List[Problem]
+    """Every problem of a manifest (already parsed) whose files live in ``root``."""
+    if not isinstance(data, Mapping):
+        return [Problem("", "components", "the manifest must be a mapping with a components list")]
+    problems = [Problem("", str(key), "unknown top-level key (known: %s)" % ", ".join(TOP_KEYS)) for key in data if key not in TOP_KEYS]
+    if data.get("format", FORMAT) != FORMAT:
+        problems.append(Problem("", "format", "%r is not a format this collection reads (%d)" % (data.get("format"), FORMAT)))
+    components = data.get("components")
+    if not isinstance(components, list):
+        return problems + [Problem("", "components", "must be a list of components")]
+    names = []  # type: List[str]
+    for index, component in enumerate(components):
+        label = "#%d" % (index + 1)
+        if not isinstance(component, Mapping):
+            problems.append(Problem(label, "", "a component is a mapping of fields"))
+            continue
+        name = component.get("name")
+        if isinstance(name, str) and NAME_RE.match(name):
+            label = name
+            if name in names:
+                problems.append(Problem(name, "name", "a second component has this name"))
+            names.append(name)
+        elif name not in (None, ""):
+            problems.append(Problem(label, "name", "%r: letters, digits, . _ + - (up to 128), starting with a letter or digit" % (name,)))
+        problems.extend(_component_problems(label, component, root, verify))
+    for component in components:
+        if isinstance(component, Mapping):
+            problems.extend(_check_requires(str(component.get("name")), component, names))
+    for cycle in find_cycles([c for c in components if isinstance(c, Mapping)]):
+        problems.append(Problem(cycle[0], "requires", "dependency cycle: %s" % " -> ".join(cycle)))
+    return problems
+
+
+def _component_problems(label, component, root, verify):
+    # type: (str, Mapping[str, Any], str, bool) -> List[Problem]
+    problems = _check_keys(label, component) + _check_choices(label, component) + _check_values(label, component)
+    if component.get("file") not in (None, ""):
+        problems.extend(_check_file(label, root, component, "file", verify))
+    if component.get("signature") not in (None, ""):
+        problems.extend(_check_file(label, root, component, "signature", verify))
+    return problems
+
+
+def dependency_order(components):
+    # type: (Sequence[Mapping[str, Any]]) -> List[Mapping[str, Any]]
+    """Components with every ``requires`` before its dependents, otherwise in manifest order.
+
+    The manifest must be free of cycles (validate first).
+    """
+    by_name = {c["name"]: c for c in components}
+    done = set()  # type: set
+    ordered = []  # type: List[Mapping[str, Any]]
+
+    def place(component, trail):
+        # type: (Mapping[str, Any], Tuple[str, ...]) -> None
+        name = component["name"]
+        if name in done:
+            return
+        if name in trail:
+            raise ManifestError([Problem(name, "requires", "dependency cycle: %s" % " -> ".join(trail + (name,)))])
+        for required in component.get("requires") or []:
+            if required in by_name:
+                place(by_name[required], trail + (name,))
+        done.add(name)
+        ordered.append(component)
+
+    for component in components:
+        place(component, ())
+    return ordered
+
+
+# --------------------------------------------------------------------------------------------
+# YAML (controller only)
+# --------------------------------------------------------------------------------------------
+
+
+def _yaml():
+    # type: () -> Any
+    import yaml  # PyYAML: on the controller it comes with ansible-core
+    return yaml
+
+
+def parse_text(text, source="manifest"):
+    # type: (str, str) -> Any
+    yaml = _yaml()
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ManifestError([Problem("", "", "%s is not valid YAML: %s" % (source, exc))])
+    return {"format": FORMAT, "components": []} if data is None else data
+
+
+def read(path):
+    # type: (str) -> Any
+    with open(path, "r", encoding="utf-8") as handle:
+        return parse_text(handle.read(), path)
+
+
+def dump(data):
+    # type: (Mapping[str, Any]) -> str
+    """The manifest as YAML, fields in KEY_ORDER (the same data always gives the same text)."""
+    ordered = {key: data[key] for key in TOP_KEYS if key in data}
+    ordered["components"] = [_ordered_component(c) for c in data.get("components") or []]
+    header = "# fleet.firmware repository manifest (docs/repository.md). Refresh: fleet.firmware.repository\n"
+    return header + _yaml().safe_dump(ordered, sort_keys=False, default_flow_style=False, allow_unicode=True, width=160)
+
+
+def _ordered_component(component):
+    # type: (Any) -> Any
+    if not isinstance(component, Mapping):
+        return component
+    ordered = {key: component[key] for key in KEY_ORDER if key in component}
+    ordered.update((key, value) for key, value in component.items() if key not in ordered)
+    return ordered
+
+
+def load_components(path, verify=True):
+    # type: (str, bool) -> List[Dict[str, Any]]
+    """The validated components of the manifest at ``path`` (a file, or a folder holding
+    manifest.yml), in dependency order, each with ``path`` (the file's absolute path on the
+    controller; not a manifest key). Raises ManifestError with every problem."""
+    manifest_path = os.path.join(path, MANIFEST_NAME) if os.path.isdir(path) else path
+    root = os.path.dirname(os.path.abspath(manifest_path))
+    try:
+        data = read(manifest_path)
+    except OSError as exc:
+        raise ManifestError([Problem("", "", "cannot read %s: %s" % (manifest_path, exc.strerror or exc))])
+    problems = validate(data, root, verify=verify)
+    if problems:
+        raise ManifestError(problems)
+    result = []
+    for component in dependency_order(data["components"]):
+        entry = dict(component)
+        entry.setdefault("requires", [])
+        entry.setdefault("reboot", "if_rc")
+        entry["path"] = resolve_file(root, component["file"])[0]
+        result.append(entry)
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# Building and refreshing
+# --------------------------------------------------------------------------------------------
+
+
+def folder_files(root, manifest_name=MANIFEST_NAME):
+    # type: (str, str) -> List[str]
+    """Relative names (with /) of the regular files of the folder that may be components."""
+    found = []
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            relative = os.path.relpath(os.path.join(folder, name), root).replace(os.sep, "/")
+            if relative == manifest_name or NOT_COMPONENTS_RE.search(relative):
+                continue
+            if resolve_file(root, relative)[0] is None or not os.path.isfile(os.path.join(folder, name)):
+                continue
+            found.append(relative)
+    return found
+
+
+def stub_for(relative, taken):
+    # type: (str, Sequence[str]) -> Dict[str, Any]
+    """A new component for a file no component names: what its name tells; the rest is left for a person."""
+    base = os.path.basename(relative)
+    stem = re.sub(r"[^A-Za-z0-9._+-]", "-", os.path.splitext(base)[0]).lstrip("._+-") or "component"
+    name, number = stem[:120], 2
+    while name in taken:
+        name, number = "%s-%d" % (stem[:116], number), number + 1
+    install, os_name, kind = None, None, None
+    lower = base.lower()
+    for extension, guess in BY_EXTENSION:
+        if lower.endswith(extension):
+            install, os_name, kind = guess
+    if lower.endswith(".exe"):
+        # HPE Smart Components for Windows are named cpNNNNNN.exe.
+        install, os_name, kind = ("smart_component", "windows", None) if re.match(r"^cp\d+\.exe$", lower) else ("exe", "windows", None)
+    return {"name": name, "version": None, "kind": kind, "os": os_name, "file": relative, "sha256": None, "size": None,
+            "detect": None, "install": install}
+
+
+def refresh(root, data, manifest_name=MANIFEST_NAME, add_new=True, remove_missing=False):
+    # type: (str, Any, str, bool, bool) -> Tuple[Dict[str, Any], List[str]]
+    """(new manifest, changes). Hashes and sizes follow the files; every other field stays as
+    written; files no component names get a stub (``add_new``); components whose file is gone
+    stay (validation reports them) unless ``remove_missing``."""
+    data = dict(data) if isinstance(data, Mapping) else {}
+    components = [dict(c) if isinstance(c, Mapping) else c for c in (data.get("components") or [])]
+    changes = []  # type: List[str]
+    kept = []
+    for component in components:
+        if not isinstance(component, dict):
+            kept.append(component)
+            continue
+        path = resolve_file(root, component.get("file"))[0]
+        if path is None or not os.path.isfile(path):
+            if remove_missing and path is not None:
+                changes.append("removed %s: %s is gone" % (component.get("name"), component.get("file")))
+                continue
+            kept.append(component)
+            continue
+        changes.extend(_update_hash(component, path))
+        kept.append(component)
+    if add_new:
+        named = {c.get("file") for c in kept if isinstance(c, dict)} | {c.get("signature") for c in kept if isinstance(c, dict)}
+        taken = [c.get("name") for c in kept if isinstance(c, dict)]
+        for relative in folder_files(root, manifest_name):
+            if relative in named:
+                continue
+            stub = stub_for(relative, taken)
+            changes.extend(_update_hash(stub, os.path.join(root, relative)))
+            changes.append("added %s for %s (fill in the fields left empty)" % (stub["name"], relative))
+            taken.append(stub["name"])
+            kept.append(stub)
+    data["format"] = data.get("format", FORMAT)
+    data["components"] = kept
+    return data, [c for c in changes if not c.startswith("hashed ")]
+
+
+def _update_hash(component, path):
+    # type: (Dict[str, Any], str) -> List[str]
+    size = os.path.getsize(path)
+    digest = sha256_of(path)
+    changes = []
+    if component.get("sha256") != digest:
+        changes.append("%s %s: sha256 %s" % ("hashed" if component.get("sha256") is None else "updated", component.get("name"), digest))
+        component["sha256"] = digest
+    if component.get("size") != size:
+        changes.append("%s %s: size %d" % ("hashed" if component.get("size") is None else "updated", component.get("name"), size))
+        component["size"] = size
+    return changes

@@ -1,0 +1,122 @@
+# Copyright (c) 2026, fleet.firmware developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Inventory and plan: what is installed on this node and what each component would do.
+
+Runs on nodes (the inventory module, the agent): Python 3.6+, standard library only. Reads
+only. The same code answers the inventory module, check mode of the deploy action, and the
+agent's re-inventory after a reboot, so all three always agree.
+
+Policy (HP SUM's names): ``allow_downgrade``, ``rewrite`` (install the same version again),
+``force`` (install whatever the installed version, also when it cannot be compared), ``only``
+(``firmware``, ``software`` — drivers count as software — or ``all``), ``components`` (names;
+empty = all).
+
+Actions: ``install`` (nothing installed), ``upgrade``, ``downgrade``, ``rewrite``, ``skip``;
+every entry has a ``reason`` a person can read.
+"""
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+from ansible_collections.fleet.firmware.plugins.module_utils import detect as detect_mod
+from ansible_collections.fleet.firmware.plugins.module_utils import versions
+
+INSTALL, UPGRADE, DOWNGRADE, REWRITE, SKIP = "install", "upgrade", "downgrade", "rewrite", "skip"
+ACTIONS = (INSTALL, UPGRADE, DOWNGRADE, REWRITE, SKIP)
+ONLY = ("all", "firmware", "software")
+DEFAULT_POLICY = {"allow_downgrade": False, "rewrite": False, "force": False, "only": "all", "components": []}
+_ORDER_WORD = {-1: "older", 0: "same", 1: "newer", None: "unknown"}
+
+
+def normalise_policy(policy):
+    # type: (Optional[Mapping[str, Any]]) -> Dict[str, Any]
+    merged = dict(DEFAULT_POLICY)
+    merged.update({key: value for key, value in (policy or {}).items() if value is not None})
+    if merged["only"] not in ONLY:
+        raise ValueError("policy only=%r is not one of %s" % (merged["only"], ", ".join(ONLY)))
+    merged["components"] = list(merged["components"] or [])
+    return merged
+
+
+def _entry(component, action, reason, installed=None, comparison=None, detection=None):
+    # type: (Mapping[str, Any], str, str, Optional[str], Optional[str], Optional[Mapping[str, Any]]) -> Dict[str, Any]
+    return {"name": component.get("name"), "kind": component.get("kind"), "os": component.get("os"),
+            "installed": installed, "available": component.get("version"), "action": action, "reason": reason,
+            "comparison": comparison, "detection": dict(detection) if detection else None,
+            "requires": list(component.get("requires") or [])}
+
+
+def not_selected(component, policy, os_name):
+    # type: (Mapping[str, Any], Mapping[str, Any], str) -> Optional[str]
+    """Why the policy or the node's OS leaves this component out, or None."""
+    if component.get("os", os_name) != os_name:
+        return "for %s nodes, this node runs %s" % (component.get("os"), os_name)
+    if policy["components"] and component.get("name") not in policy["components"]:
+        return "not in the selected components"
+    kind = component.get("kind")
+    if policy["only"] == "firmware" and kind != "firmware":
+        return "only firmware is selected, this is %s" % kind
+    if policy["only"] == "software" and kind == "firmware":
+        return "only software is selected, this is firmware"
+    return None
+
+
+def decide(component, detection, policy):
+    # type: (Mapping[str, Any], Mapping[str, Any], Mapping[str, Any]) -> Dict[str, Any]
+    """The action for one component from what detection found and the policy."""
+    available = component.get("version")
+    state = detection.get("state")
+    if state == detect_mod.ABSENT:
+        return _entry(component, INSTALL, "not installed (%s)" % detection.get("reason"), None, None, detection)
+    if state != detect_mod.PRESENT:
+        why = "cannot tell the installed version: %s" % detection.get("reason")
+        if policy["force"]:
+            return _entry(component, INSTALL, "force: " + why, None, "unknown", detection)
+        return _entry(component, SKIP, why + " (force installs anyway)", None, "unknown", detection)
+    installed = detection.get("version")
+    result = versions.compare(installed, available, detection.get("scheme") or "auto")
+    word = _ORDER_WORD[result.order]
+    if result.order is None:
+        if policy["force"]:
+            return _entry(component, INSTALL, "force: versions cannot be compared: %s" % result.reason, installed, word, detection)
+        return _entry(component, SKIP, "versions cannot be compared: %s (force installs anyway)" % result.reason, installed, word, detection)
+    if result.order < 0:
+        return _entry(component, UPGRADE, "installed %s is older than %s" % (installed, available), installed, word, detection)
+    if result.order == 0:
+        if policy["rewrite"] or policy["force"]:
+            return _entry(component, REWRITE, "installed %s is current; %s" % (installed, "rewrite" if policy["rewrite"] else "force"),
+                          installed, word, detection)
+        return _entry(component, SKIP, "already current (%s)" % installed, installed, word, detection)
+    if policy["allow_downgrade"] or policy["force"]:
+        return _entry(component, DOWNGRADE, "installed %s is newer than %s; %s" % (installed, available,
+                                                                                  "allow_downgrade" if policy["allow_downgrade"] else "force"),
+                      installed, word, detection)
+    return _entry(component, SKIP, "installed %s is newer than %s (allow_downgrade to go back)" % (installed, available),
+                  installed, word, detection)
+
+
+def plan(components, policy=None, os_name="linux", timeout=detect_mod.DEFAULT_TIMEOUT, dmi_root=detect_mod.DMI_ROOT):
+    # type: (List[Mapping[str, Any]], Optional[Mapping[str, Any]], str, float, str) -> List[Dict[str, Any]]
+    """One entry per component, in the order given (the manifest's dependency order)."""
+    settled = normalise_policy(policy)
+    entries = []
+    for component in components:
+        reason = not_selected(component, settled, os_name)
+        if reason:
+            entries.append(_entry(component, SKIP, reason))
+            continue
+        fits, why = detect_mod.applies(component.get("applies_to"), dmi_root)
+        if not fits:
+            entries.append(_entry(component, SKIP, "does not apply to this node: %s" % why))
+            continue
+        detection = detect_mod.detect(component.get("detect") or {}, os_name=os_name, timeout=timeout)
+        entries.append(decide(component, detection, settled))
+    return entries
+
+
+def summary(entries):
+    # type: (List[Mapping[str, Any]]) -> Tuple[Dict[str, int], bool]
+    """(count per action, whether anything would be installed)."""
+    counts = {action: 0 for action in ACTIONS}
+    for entry in entries:
+        counts[entry["action"]] += 1
+    return counts, any(entry["action"] != SKIP for entry in entries)
