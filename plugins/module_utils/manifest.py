@@ -406,6 +406,13 @@ def load_components(path, verify=True):
     problems = validate(data, root, verify=verify)
     if problems:
         raise ManifestError(problems)
+    return ordered_components(root, data)
+
+
+def ordered_components(root, data):
+    # type: (str, Mapping[str, Any]) -> List[Dict[str, Any]]
+    """The components of a validated manifest in dependency order, defaults filled in
+    (``requires: []``, ``reboot: if_rc``), each with ``path`` (absolute, on the controller)."""
     result = []
     for component in dependency_order(data["components"]):
         entry = dict(component)
