@@ -15,8 +15,10 @@ with a stand-in connection, Windows cannot run here.
 """
 from __future__ import annotations
 
+import base64
 import json
 import os
+import secrets as random
 import shutil
 import tempfile
 from typing import Any, Optional
@@ -207,3 +209,38 @@ def unstage(action, task_vars: dict, tag: str, smb: Optional[SmbTarget]) -> dict
         raise AgentStageError(f"admin$ not usable ({reason}) and the host's connection is not WinRM/PSRP: cannot remove the staged agent")
     done = _run_powershell(action, remove_script(tag))
     return {"changed": bool(done.get("changed")), "removed": list(done.get("removed") or []), "transfer": "winrm", "fallback_reason": reason}
+
+
+# --------------------------------------------------------------------------------------------
+# What the action stages and hands to agent.ps1
+# --------------------------------------------------------------------------------------------
+
+# The agent process and the two modules it imports; agent.ps1 refuses to start without them.
+AGENT_FILES = ("fleet_agent.ps1", "FleetAgent.psm1", "FleetFirewall.psm1")
+MODULE_UTILS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "module_utils")
+
+
+def agent_files() -> dict[str, str]:
+    """name -> local path of every file the Windows agent needs in its staging folder (for ``stage``)."""
+    return {name: os.path.join(MODULE_UTILS, name) for name in AGENT_FILES}
+
+
+def windows_secrets(secrets: dict) -> dict:
+    """``secrets`` plus ``server_pfx`` (base64 PKCS#12 of server_cert + server_key) and its password.
+
+    Windows PowerShell 5.1 (.NET Framework) cannot import a PEM private key; a PKCS#12 it can.
+    Triple-DES and SHA-1 for the PKCS#12 envelope because older Windows reads nothing newer; the
+    envelope only guards the file format, the secret travels no_log inside the module arguments.
+    """
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    cert = x509.load_pem_x509_certificate(secrets["server_cert"].encode("ascii"))
+    key = serialization.load_pem_private_key(secrets["server_key"].encode("ascii"), password=None)
+    password = random.token_urlsafe(24)
+    encryption = (serialization.PrivateFormat.PKCS12.encryption_builder().kdf_rounds(50000)
+                  .key_cert_algorithm(pkcs12.PBES.PBESv1SHA1And3KeyTripleDESCBC).hmac_hash(hashes.SHA1())
+                  .build(password.encode("ascii")))
+    blob = pkcs12.serialize_key_and_certificates(b"fleet-firmware-agent", key, cert, None, encryption)
+    return dict(secrets, server_pfx=base64.b64encode(blob).decode("ascii"), server_pfx_password=password)

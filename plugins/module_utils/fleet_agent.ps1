@@ -1,0 +1,25 @@
+# Copyright (c) 2026, fleet.firmware developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+# The Windows node agent process (docs/agent.md). Staged with FleetAgent.psm1 and FleetFirewall.psm1
+# in %SystemRoot%\Temp\fleet-firmware-<tag>\ and started by the agent module (agent.ps1) as the
+# scheduled task fleet-firmware-<tag>-agent, running as SYSTEM:
+#   powershell.exe -NoProfile -NonInteractive -ExecutionPolicy Bypass -File <staging>\fleet_agent.ps1 -ConfigPath <staging>\agent-config.json
+# The configuration file (secrets included) is ACL'd to SYSTEM and Administrators; the agent reads
+# it and deletes it at once. It answers in <staging>\ready.json instead of a line on stdout: a
+# scheduled task has no pipe back to the module. Not run in the project's tests (no Windows).
+
+[CmdletBinding()]
+param(
+    [Parameter(Mandatory = $true)][string]$ConfigPath
+)
+
+$ErrorActionPreference = 'Stop'
+Set-StrictMode -Version 2.0
+# -Global: FleetAgent.psm1 calls the firewall twin's functions from its own session state.
+Import-Module -Name (Join-Path -Path $PSScriptRoot -ChildPath 'FleetFirewall.psm1') -Global -DisableNameChecking
+Import-Module -Name (Join-Path -Path $PSScriptRoot -ChildPath 'FleetAgent.psm1') -Global -DisableNameChecking
+
+$code = Start-FleetAgent -ConfigPath $ConfigPath
+exit $code
