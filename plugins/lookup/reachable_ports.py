@@ -52,18 +52,6 @@ options:
       - The agent's TCP port, added to the default O(ports) of the O(path).
     type: int
     default: 62286
-  timeout:
-    description:
-      - Seconds to wait for an answer, per probe (all probes wait at the same time).
-    type: float
-    default: 1.0
-  family:
-    description:
-      - Which addresses of a name to probe. V(auto) probes every A and AAAA address.
-      - A literal address of the other family is an error.
-    type: str
-    choices: [auto, ipv4, ipv6]
-    default: auto
   on_unresolved:
     description:
       - What an unresolvable host does. V(strict) fails the lookup (nothing is probed).
@@ -78,6 +66,8 @@ options:
     default: strict
     vars:
       - name: fleet_reachable_ports_on_unresolved
+extends_documentation_fragment:
+  - fleet.firmware.probe
 notes:
   - Probes go only to the addresses the terms resolve to. A name is resolved with the
     controller's resolver (C(/etc/hosts), DNS).

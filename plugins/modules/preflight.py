@@ -11,9 +11,9 @@ version_added: 0.1.0
 description:
   - Checks, from the controller, the ports of the node's path (controller -> node), then runs
     M(fleet.firmware.reach) on the node towards the controller's engine port (node -> controller),
-    and says for every port that is not usable which deployment step it breaks, for example
-    C(445/tcp filtered: admin$ staging will fail; WinRM fallback possible) or
-    C(63002/tcp from node filtered: pull delivery impossible, use push or url).
+    and says for every port that is not usable which deployment step it breaks.
+  - "For example C(445/tcp filtered: admin$ staging will fail; WinRM fallback possible) or
+    C(63002/tcp from node filtered: pull delivery impossible, use push or url)."
   - While the node checks the return direction, the controller listens on the engine port, only
     on the controller address the node should use (never on a wildcard address), and stops
     listening right after. Several nodes are checked at once. Where the run's engine already

@@ -34,17 +34,6 @@ options:
     type: list
     elements: raw
     default: ['63002/tcp']
-  timeout:
-    description:
-      - Seconds to wait for an answer, per probe (all probes wait at the same time).
-    type: float
-    default: 1.0
-  family:
-    description:
-      - Which addresses of a name to probe. V(auto) probes every A and AAAA address.
-    type: str
-    choices: [auto, ipv4, ipv6]
-    default: auto
   errors:
     description:
       - What an unresolvable host does. V(strict) fails the module (nothing is probed).
@@ -63,6 +52,8 @@ attributes:
     support: full
     platforms: [posix, windows]
     description: Python on Linux nodes, the PowerShell twin C(reach.ps1) on Windows nodes.
+extends_documentation_fragment:
+  - fleet.firmware.probe
 notes:
   - Windows itself cannot run in the collection's test lab; the PowerShell twin is checked by
     sanity only.

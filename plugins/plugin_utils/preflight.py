@@ -244,6 +244,9 @@ def settle(problems: list[dict], rows: list[dict]) -> list[str]:
 # --------------------------------------------------------------------------------------------
 
 
+_REPORTED = ("path", "connection", "engine_port", "controller", "listener", "rows", "problems", "blocking")
+
+
 def build_report(results: dict[str, t.Any]) -> dict:
     """The run's report from each host's preflight result (``register``-ed)."""
     hosts = []
@@ -254,8 +257,8 @@ def build_report(results: dict[str, t.Any]) -> dict:
             hosts.append({"node": name, "path": None, "ok": False, "rows": [], "problems": [],
                           "blocking": [str(result.get("msg") or "no preflight result for this host")]})
             continue
-        hosts.append({"node": name, **{k: result.get(k) for k in ("path", "connection", "engine_port", "controller", "listener", "rows", "problems", "blocking")},
-                      "ok": not result.get("blocking")})
+        kept = {key: result.get(key) for key in _REPORTED}
+        hosts.append({"node": name, **kept, "ok": not result.get("blocking")})
     failed = [h["node"] for h in hosts if not h["ok"]]
     return {
         "generated_at": datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
@@ -300,8 +303,19 @@ def render_table(report: dict) -> list[str]:
         for problem in host["problems"]:
             mark = "FAILS" if problem["severity"] == fleet_ports.BLOCKING else problem["severity"]
             notes.append(f"{host['node']} {problem['family']}: {problem['message']} [{mark}]")
+    notes.extend(_listener_notes(report))
     summary = report["summary"]
     tail = f"{summary['nodes']} node(s): {summary['ok']} ok, {summary['failed']} failed"
     if summary["failed_nodes"]:
         tail += f" ({', '.join(summary['failed_nodes'])})"
     return out + ([""] + notes if notes else []) + ["", tail]
+
+
+def _listener_notes(report: dict) -> list[str]:
+    """Controller-side findings: another program on the engine port, an address not ours."""
+    notes: dict[str, None] = {}
+    for host in report["hosts"]:
+        for status in (host.get("listener") or {}).values():
+            if status.get("listener") in ("other", "failed"):
+                notes[f"controller: {status['detail']} [warning]"] = None
+    return list(notes)
