@@ -488,7 +488,7 @@ Function New-FleetAgentState {
     return @{
         Config = $Config; Tag = $Config.tag; Staging = $Config.staging; State = 'starting'
         LeaseExpires = [datetime]::UtcNow.AddSeconds($Config.lease); Cancelled = $false; CancelReason = ''
-        Current = $null; Job = $null; Index = 0; Process = $null; Events = New-Object -TypeName System.Collections.ArrayList
+        Current = $null; Job = $null; Index = 0; JobEnded = $false; Process = $null; Events = New-Object -TypeName System.Collections.ArrayList
         Addresses = @(); Listeners = @(); Stopping = $false; FirewallOpened = $false; Mutex = $null
         Certificate = $null; CaCertificate = $null; SweepArmed = [datetime]::MinValue; Since = [datetime]::UtcNow
     }
@@ -502,8 +502,9 @@ Function Write-FleetAgentLog {
 }
 
 Function Add-FleetAgentEvent {
-    param([Parameter(Mandatory = $true)][hashtable]$Agent, [Parameter(Mandatory = $true)][string]$State, [hashtable]$Fields = @{})
-    $Agent.State = $State
+    param([Parameter(Mandatory = $true)][hashtable]$Agent, [Parameter(Mandatory = $true)][string]$State, [hashtable]$Fields = @{}, [switch]$KeepState)
+    # KeepState: an event that does not move the agent (a cancel request), as the Python agent.
+    if (-not $KeepState) { $Agent.State = $State }
     $entry = @{} + $Fields
     $entry.state = $State
     $entry.time = Format-FleetAgentTime -Time ([datetime]::UtcNow)
@@ -523,6 +524,16 @@ Function Get-FleetAgentPublicComponent {
         })
 }
 
+Function Get-FleetAgentJobState {
+    <# $null (no job yet), running, done, or cancelled (the job ended early). #>
+    param([Parameter(Mandatory = $true)][hashtable]$Agent)
+    if ($null -eq $Agent.Job) { return $null }
+    $components = @($Agent.Job)
+    if ($null -ne $Agent.Process -or $Agent.Index -lt $components.Count) { return 'running' }
+    if (@($components | Where-Object { $_.status -eq 'skipped' }).Count -gt 0) { return 'cancelled' }
+    return 'done'
+}
+
 Function Get-FleetAgentStatus {
     param([Parameter(Mandatory = $true)][hashtable]$Agent)
     $remaining = [math]::Max(0.0, [math]::Round(($Agent.LeaseExpires - [datetime]::UtcNow).TotalSeconds, 1))
@@ -534,7 +545,7 @@ Function Get-FleetAgentStatus {
         tag = $Agent.Tag; run_id = $Agent.Config.run_id; node_id = $Agent.Config.node_id; pid = $PID; state = $Agent.State
         cancelled = $Agent.Cancelled; cancel_reason = $Agent.CancelReason; lease_expires = Format-FleetAgentTime -Time $Agent.LeaseExpires
         lease_remaining = $remaining; addresses = @($Agent.Addresses); port = $Agent.Config.port; current = $Agent.Current
-        components = @($components); events = @($events)
+        job = Get-FleetAgentJobState -Agent $Agent; components = @($components); events = @($events)
     }
 }
 
@@ -555,7 +566,7 @@ Function Request-FleetAgentCancel {
     if (-not $Agent.Cancelled) {
         $Agent.Cancelled = $true
         $Agent.CancelReason = $Reason
-        Add-FleetAgentEvent -Agent $Agent -State 'cancelled' -Fields @{ reason = $Reason }
+        Add-FleetAgentEvent -Agent $Agent -State 'cancelled' -Fields @{ reason = $Reason } -KeepState
     }
     return @{ cancelled = $true; current = $Agent.Current }
 }
@@ -591,6 +602,7 @@ Function Add-FleetAgentJob {
     if ($null -ne $Agent.Job -and $Agent.Index -lt @($Agent.Job).Count) { throw 'a job is already running' }
     $Agent.Job = @($Components | ForEach-Object { $entry = @{} + $_; if (-not $entry.ContainsKey('status')) { $entry.status = 'pending' }; $entry })
     $Agent.Index = 0
+    $Agent.JobEnded = $false
     return @($Agent.Job).Count
 }
 
@@ -737,8 +749,11 @@ Function Step-FleetAgentJob {
             $Agent.Index++
         }
     }
-    if ($Agent.Index -ge $components.Count -and $null -eq $Agent.Process -and $Agent.State -notin @('done', 'cancelled')) {
-        if ($Agent.Cancelled) { $Agent.State = 'cancelled' } else { $Agent.State = 'done' }
+    if ($Agent.Index -ge $components.Count -and $null -eq $Agent.Process -and -not $Agent.JobEnded) {
+        $Agent.JobEnded = $true
+        $end = 'done'
+        if ($Agent.Cancelled) { $end = 'cancelled' }
+        Add-FleetAgentEvent -Agent $Agent -State $end -Fields @{ components = $components.Count }
     }
 }
 
@@ -1141,7 +1156,7 @@ $exportMembers = @{
     'Exit-FleetAgentLock', 'Get-FleetAgentServerCertificate', 'Test-FleetAgentClientCertificate', 'Get-FleetAgentSslProtocol',
     'Get-FleetAgentFacingAddress', 'New-FleetAgentListener', 'Read-FleetAgentRequest', 'Write-FleetAgentResponse',
     'Get-FleetAgentContentLength', 'Read-FleetAgentBytes', 'Test-FleetAgentToken', 'New-FleetAgentState', 'Write-FleetAgentLog',
-    'Add-FleetAgentEvent', 'Get-FleetAgentPublicComponent', 'Get-FleetAgentStatus', 'Update-FleetAgentLease',
+    'Add-FleetAgentEvent', 'Get-FleetAgentPublicComponent', 'Get-FleetAgentJobState', 'Get-FleetAgentStatus', 'Update-FleetAgentLease',
     'Request-FleetAgentCancel', 'Request-FleetAgentStop', 'Test-FleetAgentJob', 'Add-FleetAgentJob', 'Get-FleetAgentComponentPath',
     'Get-FleetAgentReturnCodeTable', 'ConvertTo-FleetAgentArgument', 'Get-FleetAgentInstallCommand', 'Get-FleetAgentFileHash',
     'Start-FleetAgentInstall', 'Complete-FleetAgentInstall', 'Step-FleetAgentJob', 'Save-FleetAgentComponent',
