@@ -54,7 +54,8 @@ def netns_rule(lab, node: str, chain: str, rule: list[str], families=("ipv4", "i
 
 def tagged_rules(lab, node: str) -> str:
     netns = lab.node(node).netns
-    out = [subprocess.run(["ip", "netns", "exec", netns, tool, "-w", "-S"], check=True, capture_output=True, text=True).stdout for tool in ("iptables", "ip6tables")]
+    out = [subprocess.run(["ip", "netns", "exec", netns, tool, "-w", "-S"], check=True, capture_output=True, text=True).stdout
+           for tool in ("iptables", "ip6tables")]
     return "".join(line for text in out for line in text.splitlines(True) if RULE_COMMENT in line)
 
 

@@ -230,7 +230,8 @@ def test_listener_goes_away_with_a_killed_worker():
     port = _free_port()
     code = ("import sys, time; from ansible_collections.fleet.firmware.plugins.plugin_utils import preflight_listener as pl\n"
             f"with pl.listening(['127.0.0.1'], {port}):\n    print('up', flush=True); time.sleep(60)\n")
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env={"PYTHONPATH": ":".join(sys.path)})  # pylint: disable=consider-using-with
+    env = {"PYTHONPATH": ":".join(sys.path)}
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env)  # pylint: disable=consider-using-with
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "up"
         assert _answers(port)
