@@ -22,6 +22,7 @@ from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
+from ansible_collections.fleet.firmware.plugins.module_utils.agent import AgentError, validate_tag
 from ansible_collections.fleet.firmware.plugins.modules.agent import argument_spec
 from ansible_collections.fleet.firmware.plugins.plugin_utils import agent_build, agent_client, tls
 from ansible_collections.fleet.firmware.plugins.plugin_utils._twin_action import prefer_native_twin
@@ -96,11 +97,12 @@ class ActionModule(ActionBase):
         validation, args = self.validate_argument_spec(argument_spec=argument_spec())
         args = dict(args)
         try:
+            validate_tag(args["tag"])
             if args["state"] == "absent":
                 result.update(self._absent(args, task_vars))
             else:
                 result.update(self._started(args, task_vars))
-        except (AgentActionError, agent_client.AgentClientError, tls.TLSError) as exc:
+        except (AgentActionError, AgentError, agent_client.AgentClientError, tls.TLSError) as exc:
             result.update(failed=True, msg=str(exc))
         finally:
             self._remove_tmp_path(self._connection._shell.tmpdir)

@@ -244,7 +244,7 @@ class Job(object):
             entry.setdefault("status", "pending")
 
     def public(self) -> List[Dict[str, Any]]:
-        keep = ("name", "version", "sha256", "status", "rc", "duration", "output", "reason")
+        keep = ("name", "version", "sha256", "status", "result", "rc", "duration", "output", "reason")
         return [dict((k, c[k]) for k in keep if k in c) for c in self.components]
 
 
@@ -291,9 +291,10 @@ class Agent(object):
 
     # -- events and state
 
-    def event(self, state: str, **fields: Any) -> None:
+    def event(self, state: str, keep_state: bool = False, **fields: Any) -> None:
+        """Record an event; ``keep_state`` for events that do not move the agent (a cancel request)."""
         with self.mutex:
-            self.state = state
+            self.state = self.state if keep_state else state
             entry = dict(fields, state=state, time=utc(time.time()))
             self.events.append(entry)
             del self.events[:-200]  # a bounded history: status stays small
@@ -306,9 +307,17 @@ class Agent(object):
                 "pid": os.getpid(), "state": self.state, "cancelled": self.cancelled, "cancel_reason": self.cancel_reason,
                 "lease_expires": utc(self.lease_expires), "lease_remaining": max(0.0, round(self.lease_expires - time.time(), 1)),
                 "addresses": self.addresses, "port": self.config["port"],
-                "current": dict(self.current) if self.current else None,
+                "current": dict(self.current) if self.current else None, "job": self.job_state(),
                 "components": self.job.public() if self.job else [], "events": self.events[-50:],
             }
+
+    def job_state(self) -> Optional[str]:
+        """None (no job yet), running, done, or cancelled (the job ended early)."""
+        if self.job is None:
+            return None
+        if self.worker is not None and self.worker.is_alive():
+            return "running"
+        return "cancelled" if any(c["status"] == "skipped" for c in self.job.components) else "done"
 
     # -- start
 
@@ -467,7 +476,7 @@ class Agent(object):
         with self.mutex:
             if not self.cancelled:
                 self.cancelled, self.cancel_reason = True, reason
-                self.event("cancelled", reason=reason)
+                self.event("cancelled", keep_state=True, reason=reason)
             return {"cancelled": True, "current": dict(self.current) if self.current else None}
 
     def _run_job(self) -> None:
@@ -488,8 +497,7 @@ class Agent(object):
                 with self.mutex:
                     self.current = None
             self.event(component["status"], component=component["name"], rc=component.get("rc"), reason=component.get("reason"))
-        with self.mutex:
-            self.state = "cancelled" if self.cancelled else "done"
+        self.event("cancelled" if self.cancelled else "done", components=len(self.job.components))
 
     def component_path(self, sha256: str) -> str:
         return os.path.join(self.staging, COMPONENTS, sha256)
@@ -508,7 +516,7 @@ class Agent(object):
         component.update(rc=outcome.get("rc"), duration=outcome.get("duration"), output=outcome.get("output", "")[-2048:])
         status = outcome.get("status")
         component["status"] = "installed" if status in ("installed", "reboot_required", "not_needed") else "failed"
-        component["reason"] = status
+        component["result"], component["reason"] = status, outcome.get("message") or status
 
     # -- component upload (push delivery)
 
@@ -783,12 +791,10 @@ def inventory(agent: Agent) -> Dict[str, Any]:
     components = []
     for component in (agent.job.components if agent.job else []):
         entry = {"name": component["name"], "available": component.get("version")}
-        if component.get("detect"):
-            try:
-                from ansible_collections.fleet.firmware.plugins.module_utils import detect
-                entry["installed"] = detect.installed_version(component)
-            except Exception as exc:  # pylint: disable=broad-except  # reported per component
-                entry["installed"], entry["reason"] = None, str(exc)
+        if isinstance(component.get("detect"), dict):
+            from ansible_collections.fleet.firmware.plugins.module_utils import detect
+            found = detect.detect(component["detect"], "linux")
+            entry.update(installed=found.get("version"), detect=found)
         components.append(entry)
     return {"facts": facts, "components": components}
 

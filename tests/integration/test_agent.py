@@ -1,0 +1,311 @@
+# Copyright (c) 2026, fleet.firmware developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""fleet.firmware.agent against real lab nodes: sshd, sudo/su, iptables, mutual TLS, the lease.
+
+lin01 carries the user's rich iptables ruleset (DROP policies, a REJECT catch-all): only the
+agent's own tagged rule lets the controller in, and the ruleset after is compared with the one
+before (counters stripped).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import conftest
+import fleetlab
+from firewall_helpers import (
+    load_iptables_legacy, module_args, ours, probe_from_node, reset_firewall, snapshot, start_listener, wait_until,
+)
+
+from ansible_collections.fleet.firmware.plugins.plugin_utils import agent_client, tls
+
+pytestmark = pytest.mark.lab
+
+MODULE = "fleet.firmware.agent"
+NODE, OTHER, V6 = "lin01", "lin02", "v6n01"
+TAG = "agt-a"
+LEASE = 8
+
+
+def run_dir(lab) -> Path:
+    return lab.lab.home / "runs" / TAG
+
+
+def agent(lab, pattern: str, extra: list[str] | None = None, **kwargs) -> dict[str, conftest.HostResult]:
+    kwargs.setdefault("tag", TAG)
+    kwargs.setdefault("run_dir", str(run_dir(lab)))
+    return lab.adhoc(pattern, MODULE, module_args(**kwargs), extra=extra)
+
+
+def client(lab, node: str, **session_changes) -> agent_client.AgentClient:
+    session = agent_client.load_session(str(run_dir(lab)), node)
+    assert session, f"no session file for {node}"
+    session.update(session_changes)
+    return agent_client.AgentClient.from_session(session, timeout=5)
+
+
+def agent_pids(lab, node: str) -> list[int]:
+    """Processes of the node running an agent zipapp."""
+    inode = fleetlab.netns_inode(lab.node(node).netns)
+    found = []
+    for pid in fleetlab.pids_in_netns([inode] if inode else []):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"agent.pyz" in cmdline:
+            found.append(pid)
+    return found
+
+
+def exists_on(lab, node: str, path: str) -> bool:
+    return lab.node_run(node, ["test", "-e", path], check=False).returncode == 0
+
+
+def staging(tag: str = TAG) -> str:
+    return f"/var/tmp/fleet-firmware-{tag}"
+
+
+def nothing_left(lab, node: str, before: dict[str, str], tag: str = TAG) -> bool:
+    return not agent_pids(lab, node) and not exists_on(lab, node, staging(tag)) and snapshot(lab, node) == before
+
+
+@pytest.fixture(scope="module")
+def ruleset(lab):
+    """lin01 with the user's DROP-policy ruleset; its snapshot is what every test must leave."""
+    for node in (NODE, OTHER, V6):
+        reset_firewall(lab, node)
+    load_iptables_legacy(lab, NODE)
+    before = {node: snapshot(lab, node) for node in (NODE, OTHER, V6)}
+    yield before
+    agent(lab, "linux,ipv6_only", state="absent")
+    for node in (NODE, OTHER, V6):
+        reset_firewall(lab, node)
+
+
+@pytest.fixture
+def started(lab, ruleset):
+    """The agent of TAG on lin01 and the IPv6-only node; removed (and checked gone) afterwards."""
+    results = agent(lab, f"{NODE},{V6}", lease=120)
+    yield results
+    gone = agent(lab, f"{NODE},{V6}", state="absent")
+    assert all(r.status in ("CHANGED", "SUCCESS") for r in gone.values()), gone
+    for node in (NODE, V6):
+        assert wait_until(lambda n=node: nothing_left(lab, n, ruleset[n]), 15), f"{node} not clean"
+
+
+def test_started_on_dual_stack_and_ipv6_only_nodes_listens_on_the_controller_facing_address(lab, started):
+    for node in (NODE, V6):
+        result = started[node]
+        assert result.status == "CHANGED", result.data
+        data = result.data
+        assert data["agent_port"] == 62286 and data["transfer"] == "ssh" and data["firewall_opened"] is True
+        assert data["staged_path"] == staging()
+        expected = lab.node(node).ipv4 or lab.node(node).ipv6
+        assert data["address"] == [expected]
+        assert data["pid"] in agent_pids(lab, node)
+        mode_owner = lab.node_run(node, ["stat", "-c", "%a %U", staging()]).stdout.split()
+        assert mode_owner == ["700", "root"]
+        assert f"fleet-firmware:{TAG}:" in ours(lab, node)
+        status = client(lab, node).status()
+        assert status["tag"] == TAG and status["pid"] == data["pid"] and status["state"] == "firewall_open"
+        # The secrets reached the agent on stdin: none on its command line or in its environment.
+        token = agent_client.load_session(str(run_dir(lab)), node)["token"]
+        for name in ("cmdline", "environ"):
+            assert token.encode() not in Path(f"/proc/{data['pid']}/{name}").read_bytes()
+
+
+def test_starting_again_for_the_same_run_changes_nothing_and_renews_the_lease(lab, started):
+    first = client(lab, NODE).status()["lease_expires"]
+    time.sleep(1.1)
+    again = agent(lab, NODE, lease=120)[NODE]
+    assert again.status == "SUCCESS" and again.data["changed"] is False, again.data
+    assert again.data["pid"] == started[NODE].data["pid"]
+    assert client(lab, NODE).status()["lease_expires"] > first
+
+
+def test_mutual_tls_refuses_a_client_without_the_runs_certificate_or_token(lab, started, tmp_path):
+    session = agent_client.load_session(str(run_dir(lab)), NODE)
+    bare = tls.pinned_client_context(session["ca_cert"], session["ca_fingerprint"])
+    no_cert = agent_client.AgentClient(session["addresses"], session["port"], session["token"], bare, timeout=5)
+    with pytest.raises(agent_client.AgentClientError):
+        no_cert.status()
+    other_run = tmp_path / "other-run"
+    tls.create_ca(str(other_run), "other")
+    cert, key = tls.issue(str(other_run), "intruder", "client")
+    foreign = tls.pinned_client_context(session["ca_cert"], session["ca_fingerprint"])
+    foreign.load_cert_chain(cert, key)
+    with pytest.raises(agent_client.AgentClientError):
+        agent_client.AgentClient(session["addresses"], session["port"], session["token"], foreign, timeout=5).status()
+    with pytest.raises(agent_client.AgentClientError) as wrong_token:
+        client(lab, NODE, token="not-the-token").status()
+    assert wrong_token.value.status == 401
+    assert client(lab, NODE).status()["tag"] == TAG  # the real client still gets in
+
+
+def test_another_lab_address_is_refused_by_the_node_firewall(lab, started):
+    address = lab.node(NODE).ipv4
+    assert probe_from_node(lab, OTHER, address, 62286) != "open"
+    assert client(lab, NODE).status()["state"] == "firewall_open"
+
+
+def test_a_second_run_is_refused_while_the_first_holds_the_node(lab, started):
+    second = agent(lab, NODE, tag="agt-b", run_dir=str(run_dir(lab).parent / "agt-b"))[NODE]
+    assert second.status == "FAILED"
+    assert "held by run 'agt-a'" in second.data["msg"]
+    assert not exists_on(lab, NODE, staging("agt-b"))
+    assert "fleet-firmware:agt-b:" not in ours(lab, NODE)
+
+
+def script(tmp_path: Path, name: str, body: str) -> tuple[Path, str]:
+    path = tmp_path / name
+    path.write_text("#!/bin/sh\n" + body)
+    return path, hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_cancel_during_a_slow_install_finishes_it_and_skips_the_next(lab, started, tmp_path):
+    slow, slow_sha = script(tmp_path, "slow.sh", "sleep 3\necho done > /var/tmp/agt-marker-slow\n")
+    nxt, next_sha = script(tmp_path, "next.sh", "echo done > /var/tmp/agt-marker-next\n")
+    agent_c = client(lab, NODE)
+    for path, sha in ((slow, slow_sha), (nxt, next_sha)):
+        assert agent_c.push(str(path), sha) == {"sha256": sha, "size": path.stat().st_size}
+    agent_c.submit([{"name": "slow", "sha256": slow_sha, "install": "script"},
+                    {"name": "next", "sha256": next_sha, "install": "script"}])
+    assert wait_until(lambda: (agent_c.status()["current"] or {}).get("name") == "slow", 10)
+    assert agent_c.cancel()["current"]["name"] == "slow"
+    assert wait_until(lambda: agent_c.status()["job"] == "cancelled", 20)
+    components = {c["name"]: c for c in agent_c.status()["components"]}
+    assert components["slow"]["status"] == "installed" and components["slow"]["rc"] == 0
+    assert components["next"]["status"] == "skipped"
+    assert exists_on(lab, NODE, "/var/tmp/agt-marker-slow") and not exists_on(lab, NODE, "/var/tmp/agt-marker-next")
+    lab.node_run(NODE, ["rm", "-f", "/var/tmp/agt-marker-slow"])
+
+
+def test_a_push_with_the_wrong_hash_keeps_nothing(lab, started, tmp_path):
+    path, _sha = script(tmp_path, "x.sh", "true\n")
+    wrong = "0" * 64
+    with pytest.raises(agent_client.AgentClientError) as refused:
+        client(lab, NODE).push(str(path), wrong)
+    assert refused.value.status == 409
+    listing = lab.node_run(NODE, ["ls", "-A", staging() + "/components"]).stdout.split()
+    assert listing == []
+
+
+def test_absent_removes_everything_and_again_changes_nothing(lab, ruleset):
+    started = agent(lab, NODE, lease=120)[NODE]
+    assert started.status == "CHANGED", started.data
+    removed = agent(lab, NODE, state="absent")[NODE]
+    assert removed.status == "CHANGED"
+    assert f"agent pid {started.data['pid']}" in removed.data["removed"] and staging() in removed.data["removed"]
+    assert any(r.startswith("firewall rule:") for r in removed.data["removed"])
+    assert nothing_left(lab, NODE, ruleset[NODE])
+    assert agent_client.load_session(str(run_dir(lab)), NODE) is None
+    again = agent(lab, NODE, state="absent")[NODE]
+    assert again.status == "SUCCESS" and again.data["changed"] is False and again.data["removed"] == []
+
+
+def holder_process(lab, node: str) -> subprocess.Popen:
+    """A controller-side lease holder, as the deploy action is: renews every 2 s."""
+    code = (
+        "import sys, time\n"
+        "from ansible_collections.fleet.firmware.plugins.plugin_utils import agent_client as c\n"
+        "client = c.AgentClient.from_session(c.load_session(sys.argv[1], sys.argv[2]))\n"
+        "while True:\n"
+        "    client.renew(%d)\n"
+        "    print('renewed', flush=True)\n"
+        "    time.sleep(2)\n" % LEASE
+    )
+    env = dict(os.environ, PYTHONPATH=str(conftest.BUILD / "collections"))
+    return subprocess.Popen([sys.executable, "-c", code, str(run_dir(lab)), node], stdout=subprocess.PIPE, text=True, env=env)
+
+
+@pytest.mark.parametrize("node", [NODE, V6])
+def test_lease_expiry_after_kill_9_of_the_holder_leaves_nothing(lab, ruleset, node):
+    started = agent(lab, node, lease=LEASE)[node]
+    assert started.status == "CHANGED", started.data
+    holder = holder_process(lab, node)
+    try:
+        assert holder.stdout.readline().strip() == "renewed"
+        time.sleep(LEASE / 2)
+        assert agent_pids(lab, node), "the holder keeps the agent alive past half its lease"
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+        killed = time.monotonic()
+        assert wait_until(lambda: nothing_left(lab, node, ruleset[node]), LEASE + 5), \
+            f"{node}: agent {agent_pids(lab, node)}, staged {exists_on(lab, node, staging())}, ours: {ours(lab, node)!r}"
+        assert time.monotonic() - killed <= LEASE + 5
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_become_through_sudo_and_su_with_the_non_root_operator(lab, ruleset):
+    as_operator = ["-e", "ansible_user={{ fleet_lab_become_user }}", "-b"]
+    sudo = agent(lab, NODE, extra=as_operator + ["-e", "ansible_become_password={{ fleet_lab_become_password }}"], lease=60)[NODE]
+    assert sudo.status == "CHANGED", sudo.data
+    assert lab.node_run(NODE, ["stat", "-c", "%U", staging()]).stdout.strip() == "root"
+    assert client(lab, NODE).status()["pid"] == sudo.data["pid"]
+    su = agent(lab, NODE, extra=as_operator + ["--become-method", "su", "-e", "ansible_become_password={{ fleet_lab_root_password }}"],
+               state="absent")[NODE]
+    assert su.status == "CHANGED", su.data
+    assert nothing_left(lab, NODE, ruleset[NODE])
+
+
+def test_no_python_on_the_node_fails_with_the_cause_and_stages_nothing(lab, ruleset):
+    result = agent(lab, OTHER, extra=["-e", "ansible_python_interpreter=/usr/bin/python-missing"])[OTHER]
+    assert result.status == "FAILED"
+    assert "no usable Python" in result.data["msg"]
+    assert not exists_on(lab, OTHER, staging()) and ours(lab, OTHER) == ""
+
+
+def test_port_in_use_fails_with_the_port_and_leaves_nothing(lab, ruleset):
+    listener = start_listener(lab, OTHER, 62399)
+    try:
+        result = agent(lab, OTHER, agent_port=62399)[OTHER]
+    finally:
+        listener.kill()
+        listener.wait()
+    assert result.status == "FAILED"
+    assert "port 62399 is already in use" in result.data["msg"]
+    assert nothing_left(lab, OTHER, ruleset[OTHER])
+    assert not exists_on(lab, OTHER, "/run/fleet-firmware/agent.lock")
+
+
+def test_a_full_staging_folder_fails_with_the_cause_and_leaves_nothing(lab, ruleset):
+    mount = "/var/tmp/agt-small"
+    lab.node_run(OTHER, ["mkdir", "-p", mount])
+    lab.node_run(OTHER, ["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", mount])
+    try:
+        result = agent(lab, OTHER, staging_dir=f"{mount}/fleet-firmware-{TAG}")[OTHER]
+        assert result.status == "FAILED"
+        assert "No space left on device" in result.data["msg"] and mount in result.data["msg"]
+        assert lab.node_run(OTHER, ["ls", "-A", mount]).stdout.split() == []
+        assert ours(lab, OTHER) == "" and not agent_pids(lab, OTHER)
+    finally:
+        lab.node_run(OTHER, ["umount", mount], check=False)
+        lab.node_run(OTHER, ["rmdir", mount], check=False)
+
+
+def test_a_wrong_ssh_key_is_unreachable_and_stages_nothing(lab, ruleset, tmp_path):
+    key = tmp_path / "wrong_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    # No shared master connection (it would carry the right key) and only the given key.
+    fresh = ["-e", f"ansible_ssh_private_key_file={key}", "-e", "ansible_ssh_args='-o ControlMaster=no -o IdentitiesOnly=yes'"]
+    result = agent(lab, OTHER, extra=fresh)[OTHER]
+    assert result.status == "UNREACHABLE"
+    assert "Permission denied" in result.data["msg"]
+    assert not exists_on(lab, OTHER, staging())
+
+
+def test_a_bad_tag_is_refused_by_name(lab, ruleset):
+    result = agent(lab, OTHER, tag="Bad_Tag")[OTHER]
+    assert result.status == "FAILED"
+    assert "'Bad_Tag'" in result.data["msg"]
