@@ -47,7 +47,10 @@ class ActionModule(ActionBase):
             if self._task.check_mode:
                 result["msg"] = f"check mode: {args['dest']} not written"
             else:
-                self._write(args["dest"], report, args["mode"])
+                try:
+                    self._write(args["dest"], report, args["mode"])
+                except (OSError, ValueError) as exc:
+                    return {**result, "failed": True, "msg": f"fleet.firmware.preflight_report: cannot write {args['dest']}: {exc}"}
                 result.update(changed=True, dest=args["dest"])
         return result
 

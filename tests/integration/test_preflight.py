@@ -158,7 +158,7 @@ def test_return_direction_blocked_by_a_node_output_rule_fails_that_node_only(lab
 
 def test_return_direction_blocked_with_push_delivery_is_a_warning(lab, tmp_path):
     with netns_rule(lab, "lin02", "OUTPUT", ["-p", "tcp", "--dport", "63002", "-j", "DROP"], families=("ipv4",)):
-        proc, report = run_preflight(lab, tmp_path / "report.json", "--limit", "lin02,localhost", "-e", "fleet_delivery=push")
+        proc, report = run_preflight(lab, tmp_path / "report.json", "--limit", "lin02", "-e", "fleet_delivery=push")
     assert proc.returncode == 0, proc.stdout
     problem = host(report, "lin02")["problems"][0]
     assert problem["severity"] == "warning" and problem["message"] == (
@@ -167,14 +167,14 @@ def test_return_direction_blocked_with_push_delivery_is_a_warning(lab, tmp_path)
 
 def test_admin_share_blocked_on_the_windows_like_node(lab, tmp_path):
     with netns_rule(lab, "win01", "INPUT", ["-p", "tcp", "--dport", "445", "-j", "DROP"], families=("ipv4",)):
-        proc, report = run_preflight(lab, tmp_path / "report.json", "--limit", "win01,localhost")
+        proc, report = run_preflight(lab, tmp_path / "report.json", "--limit", "win01")
     assert host(report, "win01")["blocking"] == ["445/tcp filtered: admin$ staging will fail; no fallback: WinRM is blocked too"]
     assert proc.returncode != 0 and recap(proc, "win01")["failed"] == 1
 
 
 def test_connection_port_blocked_fails_without_waiting_for_ssh(lab, tmp_path):
     with netns_rule(lab, "lin01", "INPUT", ["-p", "tcp", "--dport", "22", "-j", "DROP"], families=("ipv4",)):
-        proc, report = run_preflight(lab, tmp_path / "report.json", "--limit", "lin01,localhost")
+        proc, report = run_preflight(lab, tmp_path / "report.json", "--limit", "lin01")
     lin01 = host(report, "lin01")
     assert lin01["blocking"] == ["22/tcp filtered: Ansible cannot connect to the node; nothing can run there"]
     assert states(report, "lin01", "ipv4")["63002/tcp"] == "not checked"
@@ -191,7 +191,7 @@ def test_engine_port_is_configurable_and_the_runs_engine_is_used(lab, tmp_path):
     run_dir.mkdir(parents=True, mode=0o700)
     eng = engine.Engine(str(run_dir), engine.EngineSettings(address=[CONTROLLER4], port=port, tls=False)).start()
     try:
-        proc, report = run_preflight(lab, tmp_path / "report.json", "--limit", "lin01,localhost",
+        proc, report = run_preflight(lab, tmp_path / "report.json", "--limit", "lin01",
                                      "-e", f"fleet_engine_port={port}", "-e", f"fleet_engine_run_dir={run_dir}")
         assert proc.returncode == 0, proc.stdout
         lin01 = host(report, "lin01")
@@ -207,8 +207,16 @@ def test_another_program_on_the_engine_port_is_reported(lab, tmp_path):
     with socket.socket() as other:
         other.bind((CONTROLLER4, port))
         other.listen(8)
-        proc, report = run_preflight(lab, tmp_path / "other.json", "--limit", "lin01,localhost", "-e", f"fleet_engine_port={port}")
+        proc, report = run_preflight(lab, tmp_path / "other.json", "--limit", "lin01", "-e", f"fleet_engine_port={port}")
     assert proc.returncode == 0, proc.stdout
     listener = host(report, "lin01")["listener"][CONTROLLER4]
     assert listener["listener"] == "other" and "the run's engine cannot listen there" in listener["detail"]
     assert f"controller: another program listens on {CONTROLLER4}:{port}" in proc.stdout
+
+
+def test_bad_input_fails_the_node_and_is_in_the_table(lab, tmp_path):
+    proc, report = run_preflight(lab, tmp_path / "report.json", "--limit", "lin01", "-e", "fleet_engine_port=70000")
+    lin01 = host(report, "lin01")
+    assert not lin01["ok"] and "70000" in lin01["blocking"][0] and lin01["rows"] == []
+    assert "lin01: FAILED: fleet.firmware.preflight: bad engine_port 70000" in proc.stdout
+    assert proc.returncode != 0 and recap(proc, "lin01")["failed"] == 1
