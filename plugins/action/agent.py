@@ -10,6 +10,7 @@ nothing behind; the remote temporary folder goes in a ``finally``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import os
 import re
@@ -24,7 +25,8 @@ from ansible.utils.display import Display
 
 from ansible_collections.fleet.firmware.plugins.module_utils.agent import AgentError, validate_tag
 from ansible_collections.fleet.firmware.plugins.modules.agent import argument_spec
-from ansible_collections.fleet.firmware.plugins.plugin_utils import agent_build, agent_client, tls
+from ansible_collections.fleet.firmware.plugins.plugin_utils import agent_build, agent_client, agent_windows, smb_stage, tls
+from ansible_collections.fleet.firmware.plugins.plugin_utils.smb_stage import SmbStageError, SmbTarget
 from ansible_collections.fleet.firmware.plugins.plugin_utils._twin_action import prefer_native_twin
 
 display = Display()
@@ -32,6 +34,7 @@ MODULE = "fleet.firmware.agent"
 WINDOWS_CONNECTIONS = ("winrm", "psrp", "ansible.builtin.winrm", "ansible.builtin.psrp", "ansible.windows.psrp")
 # Arguments the module never needs (the action consumes them).
 ACTION_ONLY = ("run_dir", "verify", "transfer", "smb_user", "smb_password")
+TRANSFER_DETAILS = ("port", "share_path", "encrypted", "signed", "dialect", "fallback_reason")
 
 
 class AgentActionError(Exception):
@@ -137,8 +140,8 @@ class ActionModule(ActionBase):
     # -- started
 
     def _started(self, args: dict, task_vars: dict) -> dict:
-        if self._windows(task_vars):
-            raise AgentActionError("Windows nodes: the agent's admin$ transfer is not wired into this action yet")
+        windows = self._windows(task_vars)
+        self._check_transfer(args["transfer"], windows)
         tag = args["tag"]
         run_dir = args["run_dir"] or default_run_dir(tag)
         node = node_id_of(to_text(task_vars.get("inventory_hostname", "node")))
@@ -148,16 +151,59 @@ class ActionModule(ActionBase):
         module_args = dict(args, controller=controller, node_id=node, run_id=tag, secrets=session.pop("secrets"))
         if self._task.check_mode:
             return self._module(module_args, task_vars)
-        module_args["agent_src"] = self._transfer_agent(run_dir)
+        if windows:
+            staged = self._stage_windows(args, task_vars)
+            module_args.update(secrets=agent_windows.windows_secrets(module_args["secrets"]), staging_dir=staged["staged_path"])
+            transfer = {"transfer": staged["transfer"], "transfer_details": {k: staged.get(k) for k in TRANSFER_DETAILS}}
+        else:
+            module_args["agent_src"] = self._transfer_agent(run_dir)
+            transfer = {"transfer": self._connection.transport.rsplit(".", 1)[-1]}
         answer = self._module(module_args, task_vars)
+        if answer.get("failed") and windows:
+            self._unstage_windows(args, task_vars)  # the module removed what it started; the files go here
         if answer.get("failed") or not answer.get("changed"):
             return answer
         session.update(addresses=answer["address"], port=answer["agent_port"], pid=answer["pid"], staged_path=answer["staged_path"])
         if args["verify"]:
             self._verify_or_roll_back(args, task_vars, session)
-        answer["transfer"] = self._connection.transport.rsplit(".", 1)[-1]
-        answer["session"] = agent_client.save_session(run_dir, node, session)
+        answer.update(transfer, session=agent_client.save_session(run_dir, node, session))
         return answer
+
+    @staticmethod
+    def _check_transfer(transfer: str, windows: bool) -> None:
+        allowed = ("auto", "smb", "winrm") if windows else ("auto", "connection")
+        if transfer not in allowed:
+            kind = "Windows" if windows else "Linux"
+            raise AgentActionError(f"transfer={transfer!r} does not apply to a {kind} node: use one of {', '.join(allowed)}")
+
+    def _smb_target(self, args: dict, task_vars: dict) -> SmbTarget | None:
+        target = agent_windows.smb_target_from_vars(self, task_vars)
+        if args["smb_user"] or args["smb_password"]:
+            if target is None:
+                target = SmbTarget(self._host(task_vars), args["smb_user"] or "", args["smb_password"] or "")
+            target = dataclasses.replace(target, user=args["smb_user"] or target.user, password=args["smb_password"] or target.password)
+        return target
+
+    def _stage_windows(self, args: dict, task_vars: dict) -> dict:
+        """admin$ first (or only, with transfer=smb), WinRM when admin$ cannot be used (or with transfer=winrm)."""
+        smb = self._smb_target(args, task_vars)
+        try:
+            if args["transfer"] == "winrm":
+                return agent_windows.stage_winrm(self, args["tag"], smb_stage.read_files(agent_windows.agent_files()))
+            if args["transfer"] == "smb":
+                if smb is None:
+                    raise AgentActionError("transfer=smb needs SMB credentials: smb_user and smb_password, or fleet_smb_user/fleet_smb_password")
+                return smb_stage.stage_files(smb, args["tag"], smb_stage.read_files(agent_windows.agent_files())) | {"fallback_reason": None}
+            return agent_windows.stage(self, task_vars, args["tag"], agent_windows.agent_files(), smb)
+        except (SmbStageError, agent_windows.AgentStageError) as exc:
+            raise AgentActionError(f"cannot stage the agent on the node: {exc}") from None
+
+    def _unstage_windows(self, args: dict, task_vars: dict) -> dict:
+        try:
+            return agent_windows.unstage(self, task_vars, args["tag"], self._smb_target(args, task_vars))
+        except (SmbStageError, agent_windows.AgentStageError) as exc:
+            display.warning(f"removing the staged agent files failed: {exc}")
+            return {"changed": False, "removed": []}
 
     def _credentials(self, run_dir: str, tag: str, node: str, node_addresses: list[str]) -> dict:
         """The run's CA (made once), this node's two certificates and a new token."""
@@ -197,10 +243,15 @@ class ActionModule(ActionBase):
     # -- absent
 
     def _absent(self, args: dict, task_vars: dict) -> dict:
-        if self._windows(task_vars):
-            raise AgentActionError("Windows nodes: the agent's admin$ removal is not wired into this action yet")
+        windows = self._windows(task_vars)
         answer = self._module(args, task_vars)
-        if not answer.get("failed") and not self._task.check_mode:
-            node = node_id_of(to_text(task_vars.get("inventory_hostname", "node")))
-            agent_client.remove_session(args["run_dir"] or default_run_dir(args["tag"]), node)
+        if answer.get("failed") or self._task.check_mode:
+            return answer
+        if windows:
+            # The module stopped the agent and removed its folder; this releases what SMB staged, if anything is left.
+            unstaged = self._unstage_windows(args, task_vars)
+            answer["removed"] = list(answer.get("removed", [])) + [r for r in unstaged.get("removed", []) if r not in answer.get("removed", [])]
+            answer["changed"] = bool(answer.get("changed") or unstaged.get("changed"))
+        node = node_id_of(to_text(task_vars.get("inventory_hostname", "node")))
+        agent_client.remove_session(args["run_dir"] or default_run_dir(args["tag"]), node)
         return answer
