@@ -196,3 +196,84 @@ def host_rulesets() -> dict[str, str]:
     commands = {"nft": ["nft", "list", "ruleset"], "ip6": ["ip6tables-save"], "ip4": ["iptables-save"]}
     return {key: "\n".join(line for line in subprocess.run(argv, capture_output=True, text=True, check=False).stdout.splitlines()
                            if not line.startswith("#")) for key, argv in commands.items()}
+
+
+# ---- firewalld and ufw, for real, inside a lab node -------------------------------------------
+# Both run in a node's own namespaces and never reach the host: ufw's /etc/ufw is a private copy
+# (bind-mounted in the node's mount namespace, with its sysctl list emptied), firewalld talks to
+# a D-Bus system bus of its own in the node's private /run and reads a private /etc/firewalld.
+
+def node_private(lab, name: str) -> str:
+    """A folder only this node sees (the lab home's ``node`` folder is a tmpfs per node)."""
+    return f"{lab.lab.home}/node/{name}"
+
+
+def ufw_up(lab, node: str) -> None:
+    """ufw enabled in ``node`` with the user's SSH rule (the lab's Ansible must still get in)."""
+    copy = node_private(lab, "etc-ufw")
+    lab.node_run(node, ["sh", "-c", f"rm -rf {copy} && cp -a /etc/ufw {copy} && : > {copy}/sysctl.conf && mount --bind {copy} /etc/ufw"])
+    lab.node_run(node, ["ufw", "allow", "22/tcp"])
+    lab.node_run(node, ["ufw", "--force", "enable"])
+
+
+def ufw_down(lab, node: str) -> None:
+    lab.node_run(node, ["ufw", "--force", "disable"], check=False)
+    lab.node_run(node, ["umount", "/etc/ufw"], check=False)
+    lab.node_run(node, ["rm", "-rf", node_private(lab, "etc-ufw")], check=False)
+    lab.node_run(node, ["nft", "flush", "ruleset"])  # ufw drove iptables-nft: no legacy table to touch
+
+
+def ufw_listing(lab, node: str) -> str:
+    """ufw's rules as ufw prints them (``show added``) plus the running ruleset, counters aside."""
+    added = lab.node_run(node, ["ufw", "show", "added"]).stdout
+    return added + strip_counters(lab.node_run(node, ["iptables-save"]).stdout + lab.node_run(node, ["ip6tables-save"]).stdout)
+
+
+BUS_CONF = "/usr/share/dbus-1/system.conf"
+
+
+class Firewalld:
+    """A private system bus and firewalld in one node; ``stop`` ends both (our own pids only)."""
+
+    def __init__(self, lab, node: str) -> None:
+        self.lab, self.node = lab, node
+        folder = node_private(lab, "firewalld")
+        conf = open(BUS_CONF).read()
+        # No user switch (the node's accounts have no messagebus), absolute policy folders.
+        conf = conf.replace("<user>messagebus</user>", "").replace("<includedir>system.d</includedir>", "<includedir>/usr/share/dbus-1/system.d</includedir>")
+        conf = re.sub(r"<include [^>]*dbus_contexts</include>", "", conf)
+        lab.node_run(node, ["sh", "-c", f"mkdir -p {folder} /run/dbus && cp -a /etc/firewalld {folder}/etc && mount --bind {folder}/etc /etc/firewalld"])
+        lab.lab.node_run(lab.node(node), ["sh", "-c", f"cat > {folder}/bus.conf"], stdin=conf)
+        argv = lab.lab.node_exec_argv
+        self.bus = subprocess.Popen(argv(lab.node(node), ["dbus-daemon", "--nofork", f"--config-file={folder}/bus.conf"]),
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        assert wait_until(lambda: lab.node_run(node, ["test", "-S", "/run/dbus/system_bus_socket"], check=False).returncode == 0, 20)
+        self.daemon = subprocess.Popen(argv(lab.node(node), ["firewalld", "--nofork", "--nopid", "--log-target=file", f"--log-file={folder}/firewalld.log"]),
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        running = wait_until(lambda: lab.node_run(node, ["firewall-cmd", "--state"], check=False).returncode == 0, 60, step=0.5)
+        assert running, "firewalld did not start: " + lab.node_run(node, ["cat", f"{folder}/firewalld.log"], check=False).stdout
+
+    def cmd(self, *args: str) -> str:
+        return self.lab.node_run(self.node, ["firewall-cmd", *args]).stdout
+
+    def stop(self) -> None:
+        for proc in (self.daemon, self.bus):
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.lab.node_run(self.node, ["umount", "/etc/firewalld"], check=False)
+        self.lab.node_run(self.node, ["rm", "-rf", node_private(self.lab, "firewalld"), "/run/dbus"], check=False)
+        self.lab.node_run(self.node, ["nft", "flush", "ruleset"])
+
+
+def fail_bin(lab, node: str, tool: str, real: str, awk: str) -> str:
+    """A stand-in ``tool`` first in PATH inside ``node``: it feeds the real tool the batch on its
+    stdin rewritten by ``awk`` (e.g. its third rule broken), so the real tool fails for real."""
+    folder = "/tmp/fw-failbin"
+    script = f"#!/bin/sh\nif [ \"$1 $2\" = '-f -' ] || [ \"${{0##*/}}\" != nft ]; then\n  awk '{awk}' | {real} \"$@\"\n  exit $?\nfi\nexec {real} \"$@\"\n"
+    lab.node_run(node, ["mkdir", "-p", folder])
+    lab.lab.node_run(lab.node(node), ["sh", "-c", f"cat > {folder}/{tool} && chmod 0755 {folder}/{tool}"], stdin=script)
+    return folder

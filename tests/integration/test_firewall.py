@@ -5,8 +5,9 @@
 
 Every node gets a rich ruleset of its "user" first (DROP policies on both families, custom
 chains, a REJECT catch-all, counters running). Traffic is real TCP from the controller (the
-host's lab addresses) and from another lab node. firewalld and ufw cannot run in the lab (no
-packages, no system bus in a node): they are covered by unit tests of their command lines.
+host's lab addresses) and from another lab node. firewalld and ufw run for real in a node too
+(Debian packages; firewalld on a D-Bus system bus of the node's own, ufw on a private copy of
+/etc/ufw), see the end of this file; their command lines are also unit-tested.
 """
 from __future__ import annotations
 
@@ -21,8 +22,8 @@ import pytest
 import conftest
 import fleetlab
 from firewall_helpers import (
-    PORT, host_rulesets, load_iptables_legacy, load_nft, module_args, ours, probe_from_controller, probe_from_node, reset_firewall,
-    snapshot, ssh_sessions, start_listener, wait_until, write,
+    PORT, Firewalld, fail_bin, host_rulesets, load_iptables_legacy, load_nft, module_args, ours, probe_from_controller, probe_from_node,
+    reset_firewall, snapshot, ssh_sessions, start_listener, strip_counters, ufw_down, ufw_listing, ufw_up, wait_until, write,
 )
 
 pytestmark = pytest.mark.lab
@@ -126,31 +127,38 @@ def test_bad_input_fails_naming_the_value_and_touches_nothing(lab, args, bad):
     assert snapshot(lab, NODE) == before
 
 
-def test_a_failing_ipv6_half_rolls_the_ipv4_half_back(lab, tmp_path):
-    """ip6tables-restore fails for real (a stand-in that exits 1 first in PATH): the IPv4 rules
-    already committed must be removed again."""
+# The real tools fail for real: a stand-in first in PATH hands the real tool our batch with its
+# third rule broken (a chain that does not exist), so the commit really fails half-way.
+BREAK_THIRD_IPTABLES = '/^-[AID] /{n++; if(n==3){print "-I FLEET-NO-SUCH-CHAIN 1 -j ACCEPT"; next}} {print}'
+BREAK_THIRD_NFT = '/^add rule /{n++; if(n==3){sub(/ (input|output) /, " no_such_chain ")}} {print}'
+
+
+@pytest.mark.parametrize("kind, tool, awk", [
+    ("iptables", "iptables-legacy-restore", BREAK_THIRD_IPTABLES),   # inside one batch: nothing committed
+    ("iptables", "ip6tables-legacy-restore", BREAK_THIRD_IPTABLES),  # IPv4 committed, IPv6 fails: IPv4 undone
+    ("nftables", "nft", BREAK_THIRD_NFT),                            # one transaction
+], ids=["iptables-ipv4-batch", "iptables-ipv6-after-ipv4", "nftables"])
+def test_a_failing_third_rule_leaves_the_ruleset_as_it_was(lab, tmp_path, kind, tool, awk):
     reset_firewall(lab, NODE)
-    load_iptables_legacy(lab, NODE)
+    (load_iptables_legacy if kind == "iptables" else load_nft)(lab, NODE)
     try:
         before = snapshot(lab, NODE)
-        lab.node_run(NODE, ["mkdir", "-p", "/tmp/fw-failbin"])
-        lab.lab.node_run(lab.node(NODE), ["sh", "-c", "cat > /tmp/fw-failbin/ip6tables-legacy-restore && chmod 0755 /tmp/fw-failbin/ip6tables-legacy-restore"],
-                         stdin="#!/bin/sh\necho 'ip6tables-restore: line 2 failed' >&2\nexit 1\n")
+        folder = fail_bin(lab, NODE, tool, f"/usr/sbin/{tool}", awk)
         play = write(tmp_path / "fail.yml", f"""
 - hosts: {NODE}
   gather_facts: false
   tasks:
     - {MODULE}:
-        ports: ["{PORT}/tcp"]
+        ports: ["{PORT}/tcp", "8443/tcp"]
         source: ["{CTL4}", "{CTL6}"]
         tag: run-half
-        backend: iptables
+        backend: {kind}
       environment:
-        PATH: /tmp/fw-failbin:/usr/sbin:/usr/bin:/sbin:/bin
+        PATH: {folder}:/usr/sbin:/usr/bin:/sbin:/bin
 """)
         proc = lab.playbook(play)
-        assert proc.returncode != 0
-        assert "ip6tables" in proc.stdout and "line 2 failed" in proc.stdout
+        assert proc.returncode != 0, proc.stdout
+        assert f"{folder}/{tool}" in proc.stdout, proc.stdout  # the message names the failing command
         assert snapshot(lab, NODE) == before
         assert ours(lab, NODE) == ""
     finally:
@@ -265,29 +273,206 @@ def controller_namespace():
     subprocess.run(["ip", "netns", "del", CTL_NS], check=True)
 
 
-def test_localhost_delegation_opens_the_engine_port_in_the_controller_namespace_only(controller_namespace, tmp_path):
+# The controller's own firewall, reached the way open_firewall will: the module delegated to
+# localhost from a play over the nodes (the first of them a WinRM host: the delegated task still
+# runs firewall.py locally), and ad hoc on localhost. nftables with a user table of its own, and
+# iptables (iptables-nft here) on an empty ruleset, whose filter tables must go again.
+CTL_USER_NFT = """table inet ctluser {
+    chain input { type filter hook input priority filter; policy drop; tcp dport 22 accept; counter reject; }
+}
+"""
+
+
+@pytest.mark.parametrize("backend", ["nftables", "iptables"])
+def test_localhost_delegation_opens_the_engine_port_in_the_controller_namespace_only(controller_namespace, tmp_path, backend):
     host_before = host_rulesets()
-    ansible = conftest.ansible_bin("ansible")
+    bindir = os.path.dirname(conftest.ansible_bin("ansible"))
+    user = CTL_USER_NFT if backend == "nftables" else ""
+    inventory = write(tmp_path / "inventory.ini", "[nodes]\nwin9 ansible_host=198.18.250.9 ansible_connection=winrm\n"
+                      "lin9 ansible_host=198.18.250.10\n")
+    play = write(tmp_path / "open_firewall.yml", f"""
+- hosts: nodes
+  gather_facts: false
+  tasks:
+    - name: Open the engine port on the controller for the nodes
+      {MODULE}:
+        ports: [63002/tcp]
+        source: "{{{{ groups['nodes'] | map('extract', hostvars, 'ansible_host') | list }}}}"
+        tag: run-ctl
+        lease: 600
+        backend: {backend}
+      delegate_to: localhost
+      run_once: true
+      register: opened
+    - name: Record what the open did and the ruleset it left
+      ansible.builtin.shell: |
+        echo '{{{{ opened | to_json }}}}' > {tmp_path}/pb-open.json
+        nft list ruleset > {tmp_path}/pb-opened
+        ls /run/fleet-firmware/firewall > {tmp_path}/pb-leases
+      delegate_to: localhost
+      run_once: true
+    - name: Close it
+      {MODULE}:
+        state: closed
+        tag: run-ctl
+      delegate_to: localhost
+      run_once: true
+""")
     script = write(tmp_path / "ctl.sh", f"""set -e
 mount -t tmpfs fleet-fw-run /run
-nft -f - <<'NFT'
-table inet ctluser {{
-    chain input {{ type filter hook input priority filter; policy drop; tcp dport 22 accept; counter reject; }}
-}}
-NFT
+echo '{user}' | nft -f -
 nft list ruleset > {tmp_path}/before
-{ansible} localhost -o -m {MODULE} -a 'ports=63002/tcp source=198.18.5.10,fd00:f1ee:7ab:5::a tag=run-ctl lease=600' > {tmp_path}/open.out
+{bindir}/ansible-playbook -i {inventory} {play} > {tmp_path}/playbook.out
+nft list ruleset > {tmp_path}/after-playbook
+{bindir}/ansible localhost -o -m {MODULE} -a 'ports=63002/tcp source=198.18.5.10,fd00:f1ee:7ab:5::a tag=run-ctl lease=600 backend={backend}' > {tmp_path}/open.out
 nft list ruleset > {tmp_path}/opened
-ls /run/fleet-firmware/firewall > {tmp_path}/leases
-{ansible} localhost -o -m {MODULE} -a 'state=closed tag=run-ctl' > {tmp_path}/close.out
+{bindir}/ansible localhost -o -m {MODULE} -a 'state=closed tag=run-ctl' > {tmp_path}/close.out
 nft list ruleset > {tmp_path}/after
+test ! -e /run/fleet-firmware
 """)
     proc = subprocess.run(["ip", "netns", "exec", controller_namespace, "unshare", "--mount", "--propagation", "private", "sh", str(script)],
-                          capture_output=True, text=True, env=conftest.ansible_env(), timeout=120, check=False)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+                          capture_output=True, text=True, env=conftest.ansible_env(), timeout=180, check=False)
+    outputs = "".join((tmp_path / name).read_text() for name in ("playbook.out", "open.out", "close.out") if (tmp_path / name).exists())
+    assert proc.returncode == 0, proc.stdout + proc.stderr + outputs
+    before = (tmp_path / "before").read_text()
+    from_play = json.loads((tmp_path / "pb-open.json").read_text())
+    assert from_play["changed"] and from_play["backend"] == backend and from_play["lease_expires"]
+    assert any("198.18.250.9" in r for r in from_play["rules"]) and any("198.18.250.10" in r for r in from_play["rules"])
+    assert "63002" in (tmp_path / "pb-opened").read_text() and "lease-run-ctl.json" in (tmp_path / "pb-leases").read_text()
+    assert (tmp_path / "after-playbook").read_text() == before
     opened = json.loads((tmp_path / "open.out").read_text().split(" => ", 1)[1])
-    assert opened["changed"] and opened["backend"] == "nftables" and opened["lease_expires"]
-    assert "63002" in (tmp_path / "opened").read_text() and "lease-run-ctl.json" in (tmp_path / "leases").read_text()
-    assert (tmp_path / "after").read_text() == (tmp_path / "before").read_text()
+    assert opened["changed"] and opened["backend"] == backend and opened["lease_expires"]
+    assert "63002" in (tmp_path / "opened").read_text()
+    assert (tmp_path / "after").read_text() == before  # iptables-nft: the filter tables it made are gone again
     assert host_rulesets() == host_before
     assert not os.path.exists("/run/fleet-firmware/firewall/lease-run-ctl.json")
+
+
+# ---- iptables-nft on an empty ruleset: the tables an opening makes go again --------------------
+
+EMPTY_NODE = "v6n01"  # only ever reset with nft: no legacy table exists there, so iptables means iptables-nft
+
+
+@pytest.mark.parametrize("user_table", [None, "ip6"])
+def test_iptables_nft_on_an_empty_ruleset_leaves_no_table_behind(lab, user_table):
+    lab.node_run(EMPTY_NODE, ["nft", "flush", "ruleset"])
+    legacy = lab.node_run(EMPTY_NODE, ["cat", "/proc/net/ip_tables_names", "/proc/net/ip6_tables_names"]).stdout.strip()
+    assert not legacy, f"legacy tables exist in {EMPTY_NODE} ({legacy}): the test needs a namespace where iptables means iptables-nft"
+    if user_table:  # an empty filter table of the user's: it existed before, so it stays
+        lab.node_run(EMPTY_NODE, ["nft", "add table ip6 filter; add chain ip6 filter INPUT { type filter hook input priority 0; policy accept; }"])
+    listener = start_listener(lab, EMPTY_NODE)
+    try:
+        before = lab.node_run(EMPTY_NODE, ["nft", "list", "ruleset"]).stdout
+        opened = fw(lab, node=EMPTY_NODE, ports=[f"{PORT}/tcp", "5000-5001/udp"], source=[CTL6], tag="run-empty", backend="iptables")
+        assert opened.status == "CHANGED", opened.data
+        assert opened.data["tool"] == "iptables"
+        assert "table ip6 filter" in lab.node_run(EMPTY_NODE, ["nft", "list", "ruleset"]).stdout
+        assert probe_from_controller(lab.node(EMPTY_NODE).ipv6) == "open"
+        closed = fw(lab, node=EMPTY_NODE, state="closed", tag="run-empty")
+        assert closed.status == "CHANGED", closed.data
+        assert lab.node_run(EMPTY_NODE, ["nft", "list", "ruleset"]).stdout == before
+        assert lab.node_run(EMPTY_NODE, ["ls", "/run/fleet-firmware"], check=False).returncode != 0
+        # With nft directly (the nftables backend) the same open and close leave the same nothing.
+        fw(lab, node=EMPTY_NODE, ports=[f"{PORT}/tcp"], source=[CTL6], tag="run-empty", backend="nftables")
+        fw(lab, node=EMPTY_NODE, state="closed", tag="run-empty")
+        assert lab.node_run(EMPTY_NODE, ["nft", "list", "ruleset"]).stdout == before
+    finally:
+        listener.kill()
+        listener.wait()
+        lab.node_run(EMPTY_NODE, ["nft", "flush", "ruleset"])
+
+
+# ---- ufw and firewalld, for real in a node --------------------------------------------------------
+
+DAEMON_NODE = "lin02"  # its firewall is driven through iptables-nft / nftables only
+PROBE_NODE = "lin01"
+
+
+@pytest.fixture
+def ufw(lab):
+    lab.node_run(DAEMON_NODE, ["nft", "flush", "ruleset"])
+    ufw_up(lab, DAEMON_NODE)
+    listener = start_listener(lab, DAEMON_NODE)
+    yield
+    listener.kill()
+    listener.wait()
+    ufw_down(lab, DAEMON_NODE)
+
+
+def test_ufw_opens_for_the_controller_only_and_close_and_sweep_restore_its_rules(lab, ufw):
+    node = lab.node(DAEMON_NODE)
+    before = ufw_listing(lab, DAEMON_NODE)
+    assert probe_from_controller(node.ipv4) != "open" and probe_from_controller(node.ipv6) != "open"
+    # A rule of the user's identical to one we would add: ufw keeps one, and it stays the user's.
+    lab.node_run(DAEMON_NODE, ["ufw", "allow", "proto", "tcp", "from", CTL4, "to", "any", "port", "8443"])
+    user_before = ufw_listing(lab, DAEMON_NODE)
+
+    opened = fw(lab, node=DAEMON_NODE, ports=[f"{PORT}/tcp"], source=[CTL4, CTL6], tag="run-u")
+    assert opened.status == "CHANGED" and opened.data["backend"] == "ufw", opened.data
+    assert probe_from_controller(node.ipv4) == "open" and probe_from_controller(node.ipv6) == "open"
+    assert probe_from_node(lab, PROBE_NODE, node.ipv4) != "open" and probe_from_node(lab, PROBE_NODE, node.ipv6) != "open"
+    assert fw(lab, node=DAEMON_NODE, ports=[f"{PORT}/tcp"], source=[CTL4, CTL6], tag="run-u").data["changed"] is False
+
+    other = fw(lab, node=DAEMON_NODE, ports=["8443/tcp"], source=[CTL4], tag="run-u2")
+    assert other.data["changed"] is False and other.data["rules"] == []  # (the warning goes to Ansible's stderr)
+    closed = fw(lab, node=DAEMON_NODE, state="closed", tag="run-u")
+    assert closed.data["changed"] and all("run-u:" in r for r in closed.data["rules"])
+    assert probe_from_controller(node.ipv4) != "open" and probe_from_controller(node.ipv6) != "open"
+    assert ufw_listing(lab, DAEMON_NODE) == user_before
+
+    fw(lab, node=DAEMON_NODE, ports=[f"{PORT}/tcp"], tag="run-u")
+    fw(lab, node=DAEMON_NODE, ports=["5000-5001/udp"], direction="out", source=[CTL6], tag="run-u2")
+    swept = fw(lab, node=DAEMON_NODE, state="closed", tag="*")
+    assert {"run-u", "run-u2"} <= {r.split("fleet-firmware:")[1].split(":")[0] for r in swept.data["rules"]}
+    assert ufw_listing(lab, DAEMON_NODE) == user_before
+    lab.node_run(DAEMON_NODE, ["ufw", "delete", "allow", "proto", "tcp", "from", CTL4, "to", "any", "port", "8443"])
+    assert ufw_listing(lab, DAEMON_NODE) == before
+
+
+@pytest.fixture
+def firewalld(lab):
+    lab.node_run(DAEMON_NODE, ["nft", "flush", "ruleset"])
+    daemon = Firewalld(lab, DAEMON_NODE)
+    listener = start_listener(lab, DAEMON_NODE)
+    yield daemon
+    listener.kill()
+    listener.wait()
+    daemon.stop()
+
+
+def firewalld_listing(lab, daemon) -> str:
+    return daemon.cmd("--list-all") + strip_counters(lab.node_run(DAEMON_NODE, ["nft", "list", "ruleset"]).stdout)
+
+
+def test_firewalld_opens_runtime_rules_for_the_controller_only_and_the_lease_closes_them(lab, firewalld):
+    node = lab.node(DAEMON_NODE)
+    user_rule = f'rule family="ipv4" source address="{CTL4}/32" port port="8443" protocol="tcp" accept'
+    firewalld.cmd("--add-rich-rule=" + user_rule)
+    before = firewalld_listing(lab, firewalld)
+    permanent = firewalld.cmd("--permanent", "--list-all")
+    assert probe_from_controller(node.ipv4) != "open" and probe_from_controller(node.ipv6) != "open"
+
+    opened = fw(lab, node=DAEMON_NODE, ports=[f"{PORT}/tcp", "8443/tcp"], source=[CTL4, CTL6], tag="run-f")
+    assert opened.status == "CHANGED" and opened.data["backend"] == "firewalld", opened.data
+    assert probe_from_controller(node.ipv4) == "open" and probe_from_controller(node.ipv6) == "open"
+    assert probe_from_node(lab, PROBE_NODE, node.ipv4) != "open" and probe_from_node(lab, PROBE_NODE, node.ipv6) != "open"
+    assert fw(lab, node=DAEMON_NODE, ports=[f"{PORT}/tcp", "8443/tcp"], source=[CTL4, CTL6], tag="run-f").data["changed"] is False
+    assert firewalld.cmd("--permanent", "--list-all") == permanent  # runtime only
+
+    fw(lab, node=DAEMON_NODE, ports=["5000/udp"], tag="run-f2")
+    closed = fw(lab, node=DAEMON_NODE, state="closed", tag="run-f")
+    assert closed.data["changed"] and closed.data["rules"]
+    assert probe_from_controller(node.ipv4) != "open" and probe_from_controller(node.ipv6) != "open"
+    assert user_rule in firewalld.cmd("--list-rich-rules")  # the user's twin of ours stays
+    swept = fw(lab, node=DAEMON_NODE, state="closed", tag="*")
+    assert swept.data["changed"] and any("5000" in r for r in swept.data["rules"])
+    assert firewalld_listing(lab, firewalld) == before
+
+    lease = 3
+    fw(lab, node=DAEMON_NODE, ports=[f"{PORT}/tcp"], source=[CTL4], tag="run-fl", lease=lease)
+    opened_at = time.monotonic()
+    assert probe_from_controller(node.ipv4) == "open"
+    gone = wait_until(lambda: probe_from_controller(node.ipv4) != "open", lease + 5 - (time.monotonic() - opened_at))
+    assert gone, "the firewalld opening outlived its lease"
+    assert wait_until(lambda: lab.node_run(DAEMON_NODE, ["ls", "/run/fleet-firmware"], check=False).returncode != 0, 5)
+    assert firewalld_listing(lab, firewalld) == before

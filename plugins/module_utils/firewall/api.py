@@ -88,6 +88,14 @@ def _report(backend: Backend, result, lease_expires: Optional[float], added: boo
     }
 
 
+def _require_running(backend: Backend) -> None:
+    """A daemon firewall that is installed but not running would take rules and enforce none."""
+    if isinstance(backend, FirewalldBackend) and not backend.running():
+        raise FirewallError("backend 'firewalld' is installed but not running here (firewall-cmd --state): nothing to open ports in")
+    if isinstance(backend, UfwBackend) and not backend.active():
+        raise FirewallError("backend 'ufw' is installed but not active here (ufw status): its rules would not take effect")
+
+
 def open_ports(spec: OpenSpec, backend: str = "auto", check_mode: bool = False) -> Dict[str, object]:
     """Open ``spec`` (idempotent: the same spec again changes nothing and renews the lease).
 
@@ -97,6 +105,7 @@ def open_ports(spec: OpenSpec, backend: str = "auto", check_mode: bool = False) 
     chosen = detect_backend() if backend == "auto" else make_backend(backend)
     if not chosen.available():
         raise FirewallError("backend %r needs the command %r, which was not found on this host" % (chosen.name, chosen.tool))
+    _require_running(chosen)
     if check_mode:
         result = chosen.open(spec, check_mode=True)
         return _report(chosen, result, time.time() + spec.lease if spec.lease else None, True)

@@ -9,7 +9,7 @@ removed, and a rich rule the user added by hand, even an identical one, is never
 (``--query-rich-rule`` is asked first). Runtime rules die with a reload or reboot, and so does
 /run. firewalld filters inbound traffic only; ``direction: out`` needs no rule there.
 Tested for real in a lab node (its own D-Bus system bus and firewalld, see
-tests/integration/test_firewall_daemons.py) and against recorded command lines.
+tests/integration/test_firewall.py) and against recorded command lines.
 """
 from typing import List
 

@@ -9,10 +9,11 @@ comment ``fleet-firmware:<tag>:<key>``. One ``iptables-restore --noflush`` batch
 is one atomic commit; if the IPv6 batch fails, the IPv4 batch is undone: all or nothing.
 
 With the nf_tables variant on a host without an ``ip``/``ip6`` ``filter`` table, the first rule
-creates that table. Such a table is recorded in the state folder (``iptables-nft-created``)
-before it is made, and a close (or a failed open) deletes it again once it holds nothing but
-empty built-in chains with an ACCEPT policy: the ruleset ends as it began. A table that existed
-before, or that the user has since put anything into, is never deleted.
+creates that table (in a table of the user's without ``INPUT``/``OUTPUT``, that chain). What it
+is about to create is recorded in the state folder (``iptables-nft-created``) first, and a close
+(or a failed open) deletes it again once it holds nothing but empty built-in chains with an
+ACCEPT policy: the ruleset ends as it began. A table or chain that existed before, or that the
+user has since put anything into, is never deleted.
 """
 import json
 import os
@@ -144,50 +145,71 @@ class IptablesBackend(Backend):
         tool = find_tool("iptables")
         return bool(tool) and "nf_tables" in run([tool, "--version"], check=False)[1]
 
-    def _nft_table_exists(self, family: int) -> Optional[bool]:
-        """Whether the nf_tables ``filter`` table of ``family`` exists; None when that cannot be told."""
-        nft = find_tool("nft")
-        if nft is None or not self.uses_nf_tables():
-            return None
-        return run([nft, "list", "table", NFT_FAMILY[family], "filter"], check=False)[0] == 0
-
-    def _record_created(self, families: List[int]) -> None:
-        """Before the first rule goes in: note the tables it is about to create (crash-safe order)."""
-        for family in families:
-            if self._nft_table_exists(family) is False:
-                state.add_member(CREATED, "%s filter" % NFT_FAMILY[family])
-
-    def _left_empty(self, family: int) -> Optional[bool]:
-        """True: only empty built-in chains with ACCEPT policies; False: the user put something in;
-        None: the table is gone."""
-        nft = need_tool("nft", self.name)
-        rc, out, _err = run([nft, "-j", "list", "table", NFT_FAMILY[family], "filter"], check=False)
+    def _nft_items(self, family: int) -> Optional[List[Dict[str, Dict]]]:
+        """``nft -j list table <family> filter`` as items; None when the table does not exist."""
+        rc, out, _err = run([need_tool("nft", self.name), "-j", "list", "table", NFT_FAMILY[family], "filter"], check=False)
         if rc != 0:
             return None
-        items = json.loads(out or "{}").get("nftables", [])
-        for item in items:
-            chain = item.get("chain")
-            if "metainfo" in item or "table" in item:
+        try:
+            return json.loads(out or "{}").get("nftables", [])
+        except ValueError:
+            raise FirewallError("nft -j list table %s filter printed no JSON" % NFT_FAMILY[family])
+
+    def _record_created(self, plan: Dict[int, Tuple[List[str], List[str]]]) -> None:
+        """Before the first rule goes in, note the table or built-in chains it is about to create
+        (recorded first: a crash half-way still leaves them findable)."""
+        if find_tool("nft") is None or not self.uses_nf_tables():
+            return  # legacy tables cannot be removed; without nft we cannot tell or tidy
+        for family in (4, 6):
+            chains = sorted(set(line.split(" ", 2)[1] for line in plan[family][0]))
+            if not chains:
                 continue
-            if not chain or chain.get("name") not in BUILTIN_CHAINS or chain.get("policy", "accept") != "accept":
-                return False  # a rule, a set, a chain of the user's, or a policy the user set
-        return True
+            items = self._nft_items(family)
+            table = "%s filter" % NFT_FAMILY[family]
+            if items is None:
+                state.add_member(CREATED, table)
+                continue
+            have = set(i["chain"]["name"] for i in items if "chain" in i)
+            for chain in chains:
+                if chain not in have:
+                    state.add_member(CREATED, "%s %s" % (table, chain))
+
+    @staticmethod
+    def _empty_chain(items: List[Dict[str, Dict]], name: str) -> bool:
+        """A built-in chain with an ACCEPT policy and no rule in it."""
+        chains = [i["chain"] for i in items if "chain" in i and i["chain"]["name"] == name]
+        rules = [i for i in items if "rule" in i and i["rule"].get("chain") == name]
+        return bool(chains) and name in BUILTIN_CHAINS and chains[0].get("policy", "accept") == "accept" and not rules
+
+    def _only_empty_chains(self, items: List[Dict[str, Dict]]) -> bool:
+        """Nothing but empty built-in chains with ACCEPT policies (no rule, set, chain of the user's)."""
+        others = [i for i in items if not ("metainfo" in i or "table" in i or "chain" in i)]
+        return not others and all(self._empty_chain(items, i["chain"]["name"]) for i in items if "chain" in i)
 
     def drop_created_tables(self) -> List[str]:
-        """Delete the tables our openings created once they are empty again; say which."""
-        dropped = []
+        """Delete the tables and chains our openings created once they are empty again; say which.
+
+        A recorded object is forgotten once looked at: deleted when empty, kept for good when
+        the user has put something in it since (it is theirs then), unless rules of another tag
+        of ours still sit in that family's table (that tag's close comes back here).
+        """
+        dropped = []  # type: List[str]
+        records = state.members(CREATED)
+        nft = find_tool("nft")
         for family in (4, 6):
-            table = "%s filter" % NFT_FAMILY[family]
-            if table not in state.members(CREATED) or find_tool("nft") is None:
+            mine = [r for r in records if r.split(" ")[0] == NFT_FAMILY[family]]
+            if not mine or nft is None or self._ours(family, MARKER + ":"):
                 continue
-            if any(line for line in self._ours(family, MARKER + ":")):
-                continue  # another tag's rules are still in it: its close will come back here
-            # Gone, emptied (delete it), or the user put something in it (theirs now: keep it):
-            # in each case there is nothing more to remember.
-            if self._left_empty(family):
-                run([need_tool("nft", self.name), "delete", "table", NFT_FAMILY[family], "filter"])
-                dropped.append("table " + table)
-            state.discard_member(CREATED, table)
+            items = self._nft_items(family)
+            for record in mine:
+                words = record.split(" ")
+                if items is not None and len(words) == 2 and self._only_empty_chains(items):
+                    run([nft, "delete", "table"] + words)
+                    dropped.append("table " + record)
+                elif items is not None and len(words) == 3 and self._empty_chain(items, words[2]):
+                    run([nft, "delete", "chain"] + words)
+                    dropped.append("chain " + record)
+                state.discard_member(CREATED, record)
         return dropped
 
     def _apply(self, family: int, lines: List[str]) -> None:
@@ -197,7 +219,7 @@ class IptablesBackend(Backend):
     def _change(self, plan: Dict[int, Tuple[List[str], List[str]]]) -> None:
         """Apply (add, remove) per family; undo the families done when a later one fails."""
         done = []  # type: List[Tuple[int, List[str], List[str]]]
-        self._record_created([f for f in (4, 6) if plan[f][0]])
+        self._record_created(plan)
         try:
             for family in (4, 6):
                 add, remove = plan[family]

@@ -6,7 +6,7 @@
 ``prepend`` puts a rule ahead of every user rule of its family (``insert 1`` refuses IPv6 rules
 ahead of IPv4 ones). ufw keeps rules in its own files: an opening is removed again by the same
 rule text that ``ufw show added`` prints. Tested for real in a lab node (with a private copy of
-/etc/ufw, see tests/integration/test_firewall_daemons.py) and against recorded command lines.
+/etc/ufw, see tests/integration/test_firewall.py) and against recorded command lines.
 """
 from typing import List
 

@@ -5,7 +5,7 @@
 
 A small emulation of each tool's rule list answers the backends, so rollback and "never the
 user's rule" are checked as behaviour. Both daemons also run for real in a lab node:
-tests/integration/test_firewall_daemons.py.
+tests/integration/test_firewall.py.
 """
 from __future__ import annotations
 
@@ -253,3 +253,22 @@ def test_auto_detection_without_any_tool_names_them(fake):
     fake.tools.clear()
     with pytest.raises(FirewallError, match="none of firewall-cmd, ufw, nft, iptables"):
         api.detect_backend()
+
+
+@pytest.mark.parametrize("backend, setup, message", [
+    ("firewalld", ("firewall-cmd", "--state"), "'firewalld' is installed but not running"),
+    ("ufw", ("ufw", "status"), "'ufw' is installed but not active"),
+])
+def test_an_installed_daemon_that_does_not_run_is_refused_before_any_change(fake, backend, setup, message):
+    fake.on(*setup, rc=252 if backend == "firewalld" else 0, out="Status: inactive\n")
+    with pytest.raises(FirewallError, match=message):
+        api.open_ports(build_spec("run-1", ["62286/tcp"]), backend=backend)
+    assert [argv[:2] for argv in fake.commands()] == [list(setup)]
+
+
+@pytest.mark.parametrize("backend, tool", [("nftables", "nft"), ("firewalld", "firewall-cmd"), ("ufw", "ufw"), ("iptables", "iptables-restore")])
+def test_a_missing_tool_is_named_and_nothing_runs(fake, backend, tool):
+    fake.tools.discard(tool)
+    with pytest.raises(FirewallError, match="backend %r needs the command" % backend):
+        api.open_ports(build_spec("run-1", ["62286/tcp"]), backend=backend)
+    assert fake.commands() == [] or all(argv[0] == "iptables" for argv in fake.commands())

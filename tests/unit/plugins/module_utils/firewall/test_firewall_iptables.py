@@ -156,29 +156,34 @@ def test_the_legacy_variant_drives_the_legacy_tools(fake):
 
 # ---- tables an opening created (nf_tables variant) ----------------------------------------------
 
-EMPTY_FILTER = {"nftables": [{"metainfo": {}}, {"table": {"family": "ip", "name": "filter"}},
-                             {"chain": {"family": "ip", "table": "filter", "name": "INPUT", "hook": "input", "policy": "accept"}}]}
+def filter_table(*chains: str, family: str = "ip") -> dict:
+    """``nft -j list table FAMILY filter`` of a filter table with empty built-in chains."""
+    return {"nftables": [{"metainfo": {}}, {"table": {"family": family, "name": "filter"}}] + [
+        {"chain": {"family": family, "table": "filter", "name": name, "hook": name.lower(), "policy": "accept"}} for name in chains]}
+
+
+EMPTY_FILTER = filter_table("INPUT")
 
 
 def nft_table(fake, present: dict[str, dict | None]):
-    """``nft [-j] list table FAMILY filter``: JSON of each present table, rc 1 for a missing one."""
+    """``nft -j list table FAMILY filter``: JSON of each present table, rc 1 for a missing one."""
     def answer(argv, stdin):
         found = present.get(argv[-2])
         return (0, json.dumps(found), "") if found is not None else (1, "", "Error: No such file or directory")
-    fake.on("nft", "list", "table", handler=answer)
     fake.on("nft", "-j", "list", "table", handler=answer)
 
 
-def test_an_opening_that_creates_the_filter_table_records_it_and_the_close_deletes_it_when_empty(fake):
+def test_an_opening_records_the_table_and_chains_it_creates_and_the_close_deletes_them_when_empty(fake):
     fake.on("iptables-nft-save", out=save())
     fake.on("ip6tables-nft-save", out=save())
-    nft_table(fake, {"ip": None, "ip6": EMPTY_FILTER})  # the user has an ip6 filter table, no ip one
+    # No ip filter table; the user's ip6 filter table has INPUT but no OUTPUT chain.
+    nft_table(fake, {"ip": None, "ip6": filter_table("INPUT", family="ip6")})
     IptablesBackend("nft").open(build_spec("run-1", ["62286/tcp"]))
-    assert state.members(CREATED) == ["ip filter"]
-    nft_table(fake, {"ip": EMPTY_FILTER, "ip6": EMPTY_FILTER})
+    assert state.members(CREATED) == ["ip filter", "ip6 filter OUTPUT"]
+    nft_table(fake, {"ip": filter_table("INPUT", "OUTPUT"), "ip6": filter_table("INPUT", "OUTPUT", family="ip6")})
     result = IptablesBackend("nft").close("run-1")
-    assert ["nft", "delete", "table", "ip", "filter"] in fake.commands("nft")
-    assert not any(c[:3] == ["nft", "delete", "table"] and c[3] == "ip6" for c in fake.commands("nft")), "the user's table stays"
+    deletes = [c[1:] for c in fake.commands("nft") if c[1] == "delete"]
+    assert deletes == [["delete", "table", "ip", "filter"], ["delete", "chain", "ip6", "filter", "OUTPUT"]]  # the user's INPUT stays
     assert result.changed and state.members(CREATED) == []
 
 
@@ -192,10 +197,21 @@ def test_a_created_table_the_user_has_since_used_is_kept(fake, extra):
     state.add_member(CREATED, "ip filter")
     fake.on("iptables-nft-save", out=save())
     fake.on("ip6tables-nft-save", out=save())
-    nft_table(fake, {"ip": {"nftables": EMPTY_FILTER["nftables"] + [extra]}, "ip6": None})
+    nft_table(fake, {"ip": {"nftables": filter_table("INPUT", "OUTPUT")["nftables"] + [extra]}, "ip6": None})
     IptablesBackend("nft").close("run-1")
-    assert not any(c[1:3] == ["delete", "table"] for c in fake.commands("nft"))
+    assert not any(c[1] == "delete" for c in fake.commands("nft"))
     assert state.members(CREATED) == []  # theirs now: forgotten, never deleted later
+
+
+def test_a_created_chain_the_user_has_since_filled_is_kept(fake):
+    state.add_member(CREATED, "ip6 filter OUTPUT")
+    fake.on("iptables-nft-save", out=save())
+    fake.on("ip6tables-nft-save", out=save())
+    used = filter_table("INPUT", "OUTPUT", family="ip6")["nftables"] + [{"rule": {"family": "ip6", "table": "filter", "chain": "OUTPUT", "handle": 9}}]
+    nft_table(fake, {"ip": None, "ip6": {"nftables": used}})
+    IptablesBackend("nft").close("run-1")
+    assert not any(c[1] == "delete" for c in fake.commands("nft"))
+    assert state.members(CREATED) == []
 
 
 def test_a_created_table_still_holding_another_tag_waits_for_that_close(fake):
@@ -211,7 +227,7 @@ def test_a_created_table_still_holding_another_tag_waits_for_that_close(fake):
 def test_a_table_that_existed_is_never_recorded(fake):
     fake.on("iptables-nft-save", out=save())
     fake.on("ip6tables-nft-save", out=save())
-    nft_table(fake, {"ip": EMPTY_FILTER, "ip6": EMPTY_FILTER})
+    nft_table(fake, {"ip": filter_table("INPUT", "OUTPUT"), "ip6": filter_table("INPUT", "OUTPUT", family="ip6")})
     IptablesBackend("nft").open(build_spec("run-1", ["62286/tcp"]))
     assert state.members(CREATED) == []
 
