@@ -199,3 +199,17 @@ def test_stub_names_do_not_collide(tmp_path):
     (tmp_path / "tool.deb").write_bytes(b"2")
     refreshed, _ = manifest.refresh(str(tmp_path), {})
     assert sorted(c["name"] for c in refreshed["components"]) == ["tool", "tool-2"]
+
+
+def test_the_documented_example_is_a_valid_manifest(tmp_path):
+    """docs/repository.md's full example passes validation (files stand in; sizes and hashes are made up)."""
+    text = (Path(__file__).resolve().parents[4] / "docs/repository.md").read_text()
+    example = manifest.parse_text(text.split("```yaml\n", 1)[1].split("```", 1)[0])
+    for component in example["components"]:
+        for field in ("file", "signature"):
+            if field in component:
+                (tmp_path / component[field]).parent.mkdir(parents=True, exist_ok=True)
+                (tmp_path / component[field]).write_bytes(b"x")
+    problems = [p for p in manifest.validate(example, str(tmp_path), verify=False) if p.field != "size"]
+    assert problems == []
+    assert [c["name"] for c in manifest.dependency_order(example["components"])][:2] == ["ilo5", "bios-u30"]
