@@ -17,6 +17,7 @@ import errno
 import fcntl
 import hashlib
 import hmac
+import http.client
 import json
 import os
 import re
@@ -31,6 +32,7 @@ import time
 import traceback
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any, Dict, List, Optional
+from urllib.parse import urlsplit
 
 DEFAULT_PORT = 62286
 DEFAULT_LEASE = 300
@@ -43,7 +45,10 @@ HOLDER_NAME = "agent.json"
 SOCKET_NAME = "agent-%s.sock"
 COMPONENTS = "components"
 CHUNK = 1024 * 1024
-MAX_JSON_BODY = 1024 * 1024
+MAX_JSON_BODY = 8 * 1024 * 1024
+# Pull delivery: attempts per component, and seconds a silent engine connection may stall.
+FETCH_ATTEMPTS = 8
+FETCH_TIMEOUT = 15
 TAG_RE = re.compile(r"^[a-z0-9-]{1,32}$")
 SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 NODE_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -238,8 +243,10 @@ class NodeLock(object):
 class Job(object):
     """The components to install, in order, and what became of each."""
 
-    def __init__(self, components: List[Dict[str, Any]]) -> None:
+    def __init__(self, components: List[Dict[str, Any]], on_failed_dependency: str = "omit_component") -> None:
         self.components = [dict(c) for c in components]
+        self.on_failed_dependency = on_failed_dependency
+        self.broken = set()  # type: set  # names that failed, or were left out because of a failure
         for entry in self.components:
             entry.setdefault("status", "pending")
 
@@ -248,9 +255,14 @@ class Job(object):
         return [dict((k, c[k]) for k in keep if k in c) for c in self.components]
 
 
+ON_FAILED_DEPENDENCY = ("omit_component", "omit_host", "force")
+
+
 def validate_job(body: Any) -> List[Dict[str, Any]]:
     if not isinstance(body, dict) or not isinstance(body.get("components"), list):
         raise AgentError("a job is {\"components\": [...]}")
+    if body.get("on_failed_dependency", "omit_component") not in ON_FAILED_DEPENDENCY:
+        raise AgentError("on_failed_dependency %r is not one of %s" % (body.get("on_failed_dependency"), ", ".join(ON_FAILED_DEPENDENCY)))
     for index, component in enumerate(body["components"]):
         if not isinstance(component, dict):
             raise AgentError("component #%d is not an object" % index)
@@ -280,6 +292,7 @@ class Agent(object):
         self.current = None  # type: Optional[Dict[str, Any]]
         self.job = None  # type: Optional[Job]
         self.events = []  # type: List[Dict[str, Any]]
+        self.transfers = {}  # type: Dict[str, Dict[str, Any]]
         self.addresses = []  # type: List[str]
         self.servers = []  # type: List[HTTPServer]
         self.worker = None  # type: Optional[threading.Thread]
@@ -309,6 +322,7 @@ class Agent(object):
                 "addresses": self.addresses, "port": self.config["port"],
                 "current": dict(self.current) if self.current else None, "job": self.job_state(),
                 "components": self.job.public() if self.job else [], "events": self.events[-50:],
+                "downloads": dict(self.transfers),
             }
 
     def job_state(self) -> Optional[str]:
@@ -461,13 +475,13 @@ class Agent(object):
 
     # -- job
 
-    def submit(self, components: List[Dict[str, Any]]) -> int:
+    def submit(self, components: List[Dict[str, Any]], on_failed_dependency: str = "omit_component") -> int:
         with self.mutex:
             if self.stopping.is_set():
                 raise AgentError("the agent is stopping: no new job")
             if self.worker is not None and self.worker.is_alive():
                 raise AgentError("a job is already running")
-            self.job = Job(components)
+            self.job = Job(components, on_failed_dependency)
             self.worker = threading.Thread(target=self._run_job, name="job", daemon=True)
             self.worker.start()
         return len(components)
@@ -482,8 +496,11 @@ class Agent(object):
     def _run_job(self) -> None:
         assert self.job is not None
         for component in self.job.components:
-            if self.cancelled:
-                component.update(status="skipped", reason=self.cancel_reason or "cancelled")
+            blocked = self._blocked_by(component)
+            if self.cancelled or blocked:
+                component.update(status="skipped", reason=blocked or self.cancel_reason or "cancelled")
+                if blocked:
+                    self.job.broken.add(component["name"])  # what depends on it is left out too
                 self.event("skipped", component=component["name"], reason=component["reason"])
                 continue
             with self.mutex:
@@ -496,8 +513,21 @@ class Agent(object):
             finally:
                 with self.mutex:
                     self.current = None
+            if component["status"] == "failed":
+                self.job.broken.add(component["name"])
             self.event(component["status"], component=component["name"], rc=component.get("rc"), reason=component.get("reason"))
         self.event("cancelled" if self.cancelled else "done", components=len(self.job.components))
+
+    def _blocked_by(self, component: Dict[str, Any]) -> str:
+        """Why a failure earlier in the job leaves this component out ('' when it does not)."""
+        job = self.job
+        assert job is not None
+        if not job.broken or job.on_failed_dependency == "force":
+            return ""
+        if job.on_failed_dependency == "omit_host":
+            return "omit_host: %s failed earlier on this node" % ", ".join(sorted(job.broken))
+        failed = sorted(set(component.get("requires") or []) & job.broken)
+        return "omit_component: its dependency %s failed" % ", ".join(failed) if failed else ""
 
     def component_path(self, sha256: str) -> str:
         return os.path.join(self.staging, COMPONENTS, sha256)
@@ -544,6 +574,102 @@ class Agent(object):
             raise
         self.event("downloaded", sha256=sha256, size=length, delivery="push")
         return {"sha256": sha256, "size": length}
+
+    # -- pull delivery (the node downloads from the engine, or from a repository URL)
+
+    def fetch(self, body: Dict[str, Any]) -> Dict[str, Any]:
+        """Download one component into the staging folder, resuming with Range, hash checked.
+
+        Retries with back-off while bytes keep coming (a link down for a few seconds); gives up
+        at once when no URL can be reached at all (the controller then pushes instead).
+        """
+        sha256, urls = str(body.get("sha256", "")), body.get("urls") or []
+        if not SHA_RE.match(sha256) or not isinstance(urls, list) or not urls:
+            raise AgentError("a fetch is {\"sha256\": <64 hex>, \"urls\": [...], \"token\": ..., \"size\": ...}")
+        final = self.component_path(sha256)
+        if os.path.exists(final) and sha256_of(final) == sha256:
+            return {"sha256": sha256, "size": os.path.getsize(final), "cached": True}
+        partial, errors = final + ".part", []  # type: str, List[str]
+        self.event("downloading", sha256=sha256, delivery="pull")
+        for attempt in range(FETCH_ATTEMPTS):
+            before = _size(partial)
+            for url in urls:
+                try:
+                    self._download(str(url), body.get("token"), partial, sha256, bool(body.get("run_ca", True)))
+                except (OSError, ssl.SSLError, http.client.HTTPException, AgentError) as exc:
+                    errors.append("%s: %s" % (url, exc))
+                    continue
+                return self._finish_fetch(partial, final, sha256)
+            if _size(partial) == before and (attempt >= 2 or before == 0 and attempt >= 1):
+                break
+            time.sleep(min(2.0 ** attempt, 5.0))
+        raise FetchFailed("the node cannot download %s: %s" % (sha256[:12], "; ".join(errors[-len(urls):])))
+
+    def _finish_fetch(self, partial: str, final: str, sha256: str) -> Dict[str, Any]:
+        if sha256_of(partial) != sha256:
+            _unlink(partial)
+            raise HashMismatch("the downloaded bytes of %s do not match the manifest's SHA-256: nothing kept" % sha256[:12])
+        os.rename(partial, final)
+        with self.mutex:
+            self.transfers.pop(sha256, None)
+        self.event("downloaded", sha256=sha256, size=os.path.getsize(final), delivery="pull")
+        return {"sha256": sha256, "size": os.path.getsize(final), "cached": False}
+
+    def _download(self, url: str, token: Optional[str], partial: str, sha256: str, run_ca: bool) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise AgentError("URL %r is not http(s)" % url)
+        if parts.scheme == "https":
+            context = ssl.create_default_context(cadata=self.config["ca_cert"]) if run_ca else ssl.create_default_context()
+            connection = http.client.HTTPSConnection(parts.hostname, parts.port or 443, timeout=FETCH_TIMEOUT, context=context)
+        else:
+            connection = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=FETCH_TIMEOUT)
+        have = _size(partial)
+        headers = {"Range": "bytes=%d-" % have} if have else {}
+        if token:
+            headers["Authorization"] = "Bearer " + token
+        try:
+            connection.request("GET", parts.path or "/", headers=headers)
+            response = connection.getresponse()
+            if response.status == 416:
+                _unlink(partial)  # more than the file: start again
+                raise AgentError("the server refused the resume point (416)")
+            if response.status not in (200, 206):
+                raise AgentError("HTTP %d %s" % (response.status, response.reason))
+            self._stream(response, partial, sha256, append=response.status == 206)
+        finally:
+            connection.close()
+
+    def _stream(self, response: Any, partial: str, sha256: str, append: bool) -> None:
+        total = response.getheader("Content-Range", "").rpartition("/")[2] if append else response.getheader("Content-Length", "")
+        with open(partial, "ab" if append else "wb") as handle:
+            done = handle.tell()
+            while True:
+                chunk = response.read(CHUNK)
+                if not chunk:
+                    break
+                handle.write(chunk)
+                done += len(chunk)
+                with self.mutex:
+                    self.transfers[sha256] = {"bytes": done, "size": int(total) if total.isdigit() else None}
+            handle.flush()
+            os.fsync(handle.fileno())
+        if total.isdigit() and done < int(total):
+            raise AgentError("the download stopped after %d of %s bytes" % (done, total))
+
+    # -- plan (inventory against a manifest, side-effect free)
+
+    def plan(self, body: Dict[str, Any]) -> Dict[str, Any]:
+        from ansible_collections.fleet.firmware.plugins.module_utils import plan as plan_mod
+        components = body.get("components")
+        if not isinstance(components, list):
+            raise AgentError("a plan request is {\"components\": [...], \"policy\": {...}}")
+        try:
+            entries = plan_mod.plan(components, body.get("policy") or {}, os_name="linux")
+        except ValueError as exc:
+            raise AgentError(str(exc))
+        self.event("planned", components=len(entries))
+        return {"plan": entries}
 
     # -- stop and cleanup
 
@@ -594,7 +720,18 @@ class Agent(object):
 
 
 class HashMismatch(AgentError):
-    pass
+    """Bytes that do not hash to what the manifest says (409; nothing is kept)."""
+
+
+class FetchFailed(AgentError):
+    """The node cannot download a component (504: the controller may push it instead)."""
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
 
 
 def sha256_of(path: str) -> str:
@@ -720,6 +857,7 @@ class AgentHandler(BaseHTTPRequestHandler):
         routes = {
             ("GET", "/v1/status"): self._status, ("POST", "/v1/lease"): self._lease, ("POST", "/v1/cancel"): self._cancel,
             ("GET", "/v1/inventory"): self._inventory, ("POST", "/v1/jobs"): self._jobs, ("POST", "/v1/shutdown"): self._shutdown,
+            ("POST", "/v1/fetch"): self._fetch, ("POST", "/v1/plan"): self._plan,
         }
         try:
             if (method, path) in routes:
@@ -732,6 +870,8 @@ class AgentHandler(BaseHTTPRequestHandler):
                 self._send(404, {"error": "no such resource: %s" % path})
         except HashMismatch as exc:
             self._send(409, {"error": str(exc)})
+        except FetchFailed as exc:
+            self._send(504, {"error": str(exc)})
         except AgentError as exc:
             self._send(409, {"error": str(exc)})
         except OSError as exc:
@@ -762,7 +902,17 @@ class AgentHandler(BaseHTTPRequestHandler):
             except AgentError as exc:
                 self._send(400, {"error": str(exc)})
                 return
-            self._send(202, {"accepted": self.agent.submit(components)})
+            self._send(202, {"accepted": self.agent.submit(components, body.get("on_failed_dependency", "omit_component"))})
+
+    def _fetch(self) -> None:
+        body = self._json_body()
+        if body is not None:
+            self._send(200, self.agent.fetch(body if isinstance(body, dict) else {}))
+
+    def _plan(self) -> None:
+        body = self._json_body()
+        if body is not None:
+            self._send(200, self.agent.plan(body if isinstance(body, dict) else {}))
 
     def _shutdown(self) -> None:
         if self._json_body() is not None:

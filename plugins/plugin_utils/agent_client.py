@@ -93,10 +93,10 @@ class AgentClient:
     def __repr__(self) -> str:  # never the token
         return f"AgentClient({self.addresses!r}, {self.port})"
 
-    def _connect(self) -> http.client.HTTPSConnection:
+    def _connect(self, timeout: float | None = None) -> http.client.HTTPSConnection:
         errors = []
         for address in self.addresses:
-            connection = http.client.HTTPSConnection(address, self.port, timeout=self.timeout, context=self.context)
+            connection = http.client.HTTPSConnection(address, self.port, timeout=timeout or self.timeout, context=self.context)
             try:
                 connection.connect()
                 return connection
@@ -105,8 +105,10 @@ class AgentClient:
                 errors.append(f"[{address}]:{self.port}: {exc}")
         raise AgentClientError("the agent cannot be reached over mutual TLS: " + "; ".join(errors))
 
-    def request(self, method: str, path: str, body: t.Any = None, raw: t.BinaryIO | None = None, length: int = 0) -> dict:
-        connection = self._connect()
+    def request(self, method: str, path: str, body: t.Any = None, raw: t.BinaryIO | None = None, length: int = 0,
+                timeout: float | None = None) -> dict:
+        """One request; ``timeout`` (seconds) for answers that take long to come (a download)."""
+        connection = self._connect(timeout)
         try:
             headers = {"Authorization": f"Bearer {self._token}"}
             if raw is not None:
@@ -148,12 +150,19 @@ class AgentClient:
     def inventory(self) -> dict:
         return self.request("GET", "/v1/inventory")
 
-    def submit(self, components: list) -> dict:
-        return self.request("POST", "/v1/jobs", {"components": components})
+    def submit(self, components: list, on_failed_dependency: str = "omit_component") -> dict:
+        return self.request("POST", "/v1/jobs", {"components": components, "on_failed_dependency": on_failed_dependency})
 
     def push(self, path: str, sha256: str) -> dict:
         with open(path, "rb") as handle:
             return self.request("PUT", f"/v1/components/{sha256}", raw=handle, length=os.fstat(handle.fileno()).st_size)
+
+    def fetch(self, sha256: str, urls: list, token: str | None = None, run_ca: bool = True, timeout: float = 3600.0) -> dict:
+        """Have the agent download a component (pull delivery); 504 when it cannot reach any URL."""
+        return self.request("POST", "/v1/fetch", {"sha256": sha256, "urls": urls, "token": token, "run_ca": run_ca}, timeout=timeout)
+
+    def plan(self, components: list, policy: dict | None = None) -> list:
+        return self.request("POST", "/v1/plan", {"components": components, "policy": policy or {}}, timeout=600)["plan"]
 
     def shutdown(self) -> dict:
         return self.request("POST", "/v1/shutdown", {})
