@@ -92,9 +92,9 @@ def test_lease_bounds_are_the_python_agents():
 
 
 def test_return_code_tables_are_returncodes_py():
-    assert ps_int_table("FleetAgentSmartComponentCodes") == {rc: status for rc, (status, _) in returncodes.SMART_COMPONENT_WINDOWS.items()}
-    assert ps_int_table("FleetAgentMsiCodes") == {rc: status for rc, (status, _) in returncodes.WINDOWS_INSTALLER.items()}
-    assert ps_int_table("FleetAgentZeroCodes") == {rc: status for rc, (status, _) in returncodes.ZERO_IS_SUCCESS.items()}
+    assert ps_int_table("FleetAgentSmartComponentCodes") == {rc: entry[0] for rc, entry in returncodes.SMART_COMPONENT_WINDOWS.items()}
+    assert ps_int_table("FleetAgentMsiCodes") == {rc: entry[0] for rc, entry in returncodes.WINDOWS_INSTALLER.items()}
+    assert ps_int_table("FleetAgentZeroCodes") == {rc: entry[0] for rc, entry in returncodes.ZERO_IS_SUCCESS.items()}
     assert ps_list("FleetAgentSuccess") == list(returncodes.SUCCESS_STATUSES)
     assert tuple(ps_list("FleetAgentWindowsKinds")) == installers.KINDS_BY_OS["windows"]
 

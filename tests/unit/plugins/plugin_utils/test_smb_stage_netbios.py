@@ -40,7 +40,7 @@ def serve_once(answer: bytes):
     got = {}
 
     def run():
-        conn, _ = server.accept()
+        conn = server.accept()[0]
         with conn:
             data = b""
             while len(data) < 72:
@@ -84,8 +84,9 @@ def test_a_refused_session_names_the_cause(answer, message):
 
 
 def test_the_port_decides_the_transport():
-    assert type(smb_stage._transport_for("h", 139)) is smb_stage.NetbiosSessionTcp
-    assert type(smb_stage._transport_for("h", 445)) is smb_stage.Tcp
+    assert isinstance(smb_stage._transport_for("h", 139), smb_stage.NetbiosSessionTcp)
+    plain = smb_stage._transport_for("h", 445)
+    assert isinstance(plain, smb_stage.Tcp) and not isinstance(plain, smb_stage.NetbiosSessionTcp)
     # The rebinding found smbprotocol's transport name (else 139 would be refused outright).
     assert smb_stage._CONNECT_WITH_NETBIOS is not None
     assert smb_stage._CONNECT_WITH_NETBIOS.__globals__["Tcp"] is smb_stage._transport_for
