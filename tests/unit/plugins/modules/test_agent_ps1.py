@@ -62,6 +62,13 @@ def ps_int_table(name: str) -> dict[int, str]:
     return {int(k): v.strip().strip("'") for k, v in (pair.split("=") for pair in body.split(";"))}
 
 
+# What the Linux agent has and the Windows agent does not have yet (docs/agent.md, Windows):
+# pull delivery (the node downloads from the engine) and the plan on the node. Any other
+# difference from the Python agent fails the tests below.
+NOT_YET_ON_WINDOWS_ROUTES = {"POST /v1/fetch", "POST /v1/plan"}
+NOT_YET_ON_WINDOWS_STATUS = {"downloads"}
+
+
 def function_body(text: str, name: str) -> str:
     match = re.search(r"^Function %s \{(.*?)^\}" % re.escape(name), text, re.S | re.M)
     assert match, f"Function {name} not found"
@@ -202,10 +209,10 @@ def test_routes_are_the_python_agents():
     ps_routes |= {f"POST {path}" for path in re.findall(r"'(/v1/\w+)' \{", body)}
     py_handler = (REPO / "plugins/module_utils/agent.py").read_text()
     py_routes = {f"{m} {p}" for m, p in re.findall(r'\("(GET|POST)", "(/v1/\w+)"\)', py_handler)}
-    assert ps_routes == py_routes
+    assert ps_routes == py_routes - NOT_YET_ON_WINDOWS_ROUTES
     assert "'/v1/components/'" in body and "$Request.Method -ne 'PUT'" in body
     known = body.split("$known = ", 1)[1].split("\n", 1)[0]
-    assert set(re.findall(r"'(/v1/\w+)'", known)) == {route.split(" ")[1] for route in py_routes}
+    assert set(re.findall(r"'(/v1/\w+)'", known)) == {route.split(" ")[1] for route in py_routes - NOT_YET_ON_WINDOWS_ROUTES}
 
 
 def test_status_codes_have_reasons_and_are_documented():
@@ -220,7 +227,7 @@ def test_status_fields_are_the_python_agents():
     body = function_body(PSM1, "Get-FleetAgentStatus")
     ps_keys = set(re.findall(r"(?:^|; |\{ )\s*(\w+) = ", body.split("return @{", 1)[1], re.M))
     agent = py_agent.Agent({"tag": "run-1", "staging": "/var/tmp/fleet-firmware-run-1", "lease": 300, "run_id": "r", "node_id": "n", "port": 1})
-    assert ps_keys == set(agent.status())
+    assert ps_keys == set(agent.status()) - NOT_YET_ON_WINDOWS_STATUS
 
 
 def test_public_component_fields_are_the_python_jobs():
