@@ -1,0 +1,226 @@
+#!/usr/bin/python
+# Copyright (c) 2026, fleet.firmware developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+DOCUMENTATION = r"""
+---
+module: deploy
+short_description: Update a node's firmware, drivers and software from a repository, with guaranteed cleanup
+version_added: 0.1.0
+description:
+  - One task for a node's whole session, the way HP SUM deploys to a remote node, run by an action plugin on the
+    controller.
+  - Registers the node with the run's engine (one HTTPS engine per playbook run on the controller), stages and
+    starts the node agent (M(fleet.firmware.agent)), plans on the node (inventory against the manifest and the
+    policy), delivers the components the plan needs, installs them in dependency order, reboots when the policy
+    says so and checks the new versions, and in a C(finally), whatever happened, stops the agent, closes every
+    rule of the run on the node, removes the staged files and writes C(cleaned) to the ledger.
+  - If the controller dies (even C(kill -9)), the agent's lease removes everything from the node by itself.
+  - Check mode plans only (through M(fleet.firmware.inventory)): no agent, no firewall change, no transfer.
+  - See C(docs/deploy.md) for a walk through a run.
+options:
+  repository:
+    description: Controller folder holding C(manifest.yml) and the component files (see C(docs/repository.md)).
+    type: path
+    required: true
+  tag:
+    description:
+      - The run tag (C([a-z0-9-]{1,32})): names the engine's run folder, the ledger, the agent's staging folder and every
+        firewall rule of the run.
+      - Defaults to C(fleet_run_tag), else a tag derived from the running C(ansible-playbook) process, the same for
+        every host of the run.
+    type: str
+  run_dir:
+    description: Controller folder of the run (engine state, CA, ledger). Defaults to C(~/.ansible/fleet-firmware/runs/<tag>).
+    type: path
+  delivery:
+    description:
+      - How components reach the node. V(pull) the node downloads from the engine; V(push) the controller uploads
+        over the agent's TLS port; V(url) the node downloads from O(repository_url); V(auto) tries pull and falls
+        back to push when the node cannot reach the engine (NAT, AWX pods, a blocked return direction).
+      - Every byte is checked against the manifest's SHA-256 on the node before installing, whatever the delivery.
+    type: str
+    choices: [auto, pull, push, url]
+    default: auto
+  repository_url:
+    description: With O(delivery=url), the base URL of an existing repository server holding the same files.
+    type: str
+  open_firewall:
+    description:
+      - Open the agent port on the node (for the controller only) and the engine port on the controller, for the run.
+        V(false) means you opened them.
+    type: bool
+    default: true
+  engine_port:
+    description: The engine's HTTPS port on the controller.
+    type: int
+    default: 63002
+  engine_address:
+    description:
+      - Controller addresses the engine listens on and nodes use. Default, the controller's address on the route to
+        each host of the play (IPv4 and IPv6 as the hosts need).
+    type: list
+    elements: str
+  agent_port:
+    description: The agent's TLS port on the node.
+    type: int
+    default: 62286
+  lease:
+    description: The agent's lease in seconds, renewed every lease/3 while the task runs.
+    type: int
+    default: 120
+  firewall_backend:
+    description: The node's firewall backend (see M(fleet.firmware.firewall)).
+    type: str
+    default: auto
+    choices: [auto, iptables, nftables, firewalld, ufw, windows]
+  allow_downgrade:
+    description: Install components older than the installed ones.
+    type: bool
+    default: false
+  rewrite:
+    description: Install components of the same version again.
+    type: bool
+    default: false
+  force:
+    description: Install whatever the installed version, also when it cannot be compared.
+    type: bool
+    default: false
+  only:
+    description: Which kinds of component to consider.
+    type: str
+    choices: [all, firmware, software]
+    default: all
+  components:
+    description: Component names to consider (empty = all of the manifest).
+    type: list
+    elements: str
+    default: []
+  on_failed_dependency:
+    description:
+      - When a component fails, what happens to the ones that require it. V(omit_component) skips those;
+        V(omit_host) skips everything after the failure on this node; V(force) installs them anyway.
+    type: str
+    choices: [omit_component, omit_host, force]
+    default: omit_component
+  reboot:
+    description:
+      - V(if_needed) reboots only when every component succeeded and at least one needs a reboot (HP SUM's rule);
+        V(always) after any install; V(never) reports C(reboot_required) and leaves the reboot to you.
+    type: str
+    choices: [never, if_needed, always]
+    default: never
+  reboot_command:
+    description: The command that reboots the node (run as the become user).
+    type: str
+    default: systemctl reboot
+  reboot_delay:
+    description: Seconds between the end of the installs and the reboot command.
+    type: int
+    default: 0
+  reboot_timeout:
+    description: Seconds to wait for the node to come back (its boot id must change).
+    type: int
+    default: 600
+  resume:
+    description: Skip components the ledger shows installed in an earlier run of the same O(tag).
+    type: bool
+    default: false
+  timeout:
+    description: Seconds the installs of this node may take in all, after which the rest is cancelled.
+    type: int
+    default: 3600
+  progress_interval:
+    description: At most one progress line per node every this many seconds (0 = none).
+    type: int
+    default: 5
+attributes:
+  check_mode:
+    support: full
+    description: Inventory and plan only, through M(fleet.firmware.inventory).
+  diff_mode:
+    support: none
+  platform:
+    platforms: [posix]
+  action:
+    support: full
+notes:
+  - Windows nodes stop after the admin$ staging in this version: the Windows agent is staged and removed, its
+    installs are not driven yet.
+seealso:
+  - module: fleet.firmware.agent
+  - module: fleet.firmware.inventory
+  - module: fleet.firmware.repository
+author:
+  - fleet.firmware developers
+"""
+
+EXAMPLES = r"""
+- name: Update every node from the repository (pull, falling back to push)
+  fleet.firmware.deploy:
+    repository: /srv/firmware/2026.11
+  become: true
+
+- name: Firmware only, downgrades allowed, reboot when needed
+  fleet.firmware.deploy:
+    repository: /srv/firmware/2026.11
+    only: firmware
+    allow_downgrade: true
+    reboot: if_needed
+  become: true
+
+- name: From an existing repository server, with the firewall opened by you
+  fleet.firmware.deploy:
+    repository: /srv/firmware/2026.11
+    delivery: url
+    repository_url: https://repo.example.com/firmware/2026.11
+    open_firewall: false
+  become: true
+"""
+
+RETURN = r"""
+run_tag:
+  description: The run tag.
+  returned: always
+  type: str
+ledger:
+  description: Controller path of this node's ledger (JSON lines).
+  returned: always
+  type: str
+delivery:
+  description: The delivery used (pull, push or url); with auto, what it came to.
+  returned: when something was delivered
+  type: str
+transfer:
+  description: How the agent reached the node (ssh, paramiko, smb, winrm).
+  returned: when the agent was staged
+  type: str
+reboot_required:
+  description: At least one installed component needs a reboot that did not happen.
+  returned: always
+  type: bool
+rebooted:
+  description: The node was rebooted (its boot id changed).
+  returned: always
+  type: bool
+components:
+  description: Per component, in install order.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name: {description: The component's name., type: str}
+    before: {description: The version found before., type: str}
+    after: {description: The version found after (re-inventory)., type: str}
+    action: {description: install, upgrade, downgrade, rewrite or skip., type: str}
+    status: {description: installed, skipped, failed, not_attempted or cancelled., type: str}
+    rc: {description: The installer's return code., type: int}
+    message: {description: What happened, in words., type: str}
+    duration_s: {description: Seconds the install took., type: float}
+cleanup:
+  description: What the final cleanup removed and closed on the node.
+  returned: always
+  type: list
+  elements: str
+"""
