@@ -67,6 +67,7 @@ options:
         nftables if it holds a ruleset and no iptables-nft tables, else iptables (legacy or nft).
       - With O(state=closed), V(auto) visits every firewall present (rules may sit in any).
       - V(windows) is the Windows Firewall (the only backend of the Windows twin).
+      - V(firewalld) and V(ufw) fail before any change when the daemon is installed but not running.
     type: str
     choices: [auto, iptables, nftables, firewalld, ufw, windows]
     default: auto
@@ -86,7 +87,12 @@ attributes:
     description: Python on Linux nodes and the controller, C(firewall.ps1) on Windows nodes.
 notes:
   - Needs root (Administrator on Windows) on the node.
-  - Rules are runtime only (never saved, never C(--permanent)), so a reboot closes them too.
+  - Rules are runtime only (never saved, never C(--permanent)), so a reboot closes them too; ufw
+    keeps rules in its own files, so sweep after a reboot during a lease there.
+  - With iptables-nft, a C(filter) table or built-in chain an opening had to create is deleted again
+    by the close once it is empty; one that existed before is never deleted.
+  - A firewalld or ufw rule of the user's identical to one the module would add stays the user's:
+    it is not recorded and never removed (a warning says so).
   - The lease watchdog polls twice a second; a lease closes within a second of running out.
 seealso:
   - name: Firewall openings of fleet.firmware

@@ -194,6 +194,8 @@ class IptablesBackend(Backend):
         of ours still sit in that family's table (that tag's close comes back here).
         """
         dropped = []  # type: List[str]
+        if not self.uses_nf_tables():
+            return dropped  # the records are of nf_tables tables: only that variant sees their rules
         records = state.members(CREATED)
         nft = find_tool("nft")
         for family in (4, 6):

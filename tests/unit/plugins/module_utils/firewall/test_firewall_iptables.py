@@ -238,3 +238,13 @@ def test_the_legacy_variant_never_records_tables(fake, monkeypatch):
     nft_table(fake, {"ip": None, "ip6": None})
     IptablesBackend("legacy").open(build_spec("run-1", ["62286/tcp"]))
     assert state.members(CREATED) == []
+
+
+def test_a_close_of_the_legacy_variant_leaves_the_nf_tables_records_alone(fake, monkeypatch):
+    monkeypatch.setattr(iptables, "legacy_table_exists", lambda family: True)
+    fake.tools |= {"iptables-legacy-save", "iptables-legacy-restore", "ip6tables-legacy-save", "ip6tables-legacy-restore"}
+    state.add_member(CREATED, "ip filter")
+    fake.on("iptables-legacy-save", out=save())
+    fake.on("ip6tables-legacy-save", out=save())
+    IptablesBackend("legacy").close("*")
+    assert state.members(CREATED) == ["ip filter"] and not fake.commands("nft")
