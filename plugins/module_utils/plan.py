@@ -87,9 +87,8 @@ def decide(component, detection, policy):
                           installed, word, detection)
         return _entry(component, SKIP, "already current (%s)" % installed, installed, word, detection)
     if policy["allow_downgrade"] or policy["force"]:
-        return _entry(component, DOWNGRADE, "installed %s is newer than %s; %s" % (installed, available,
-                                                                                  "allow_downgrade" if policy["allow_downgrade"] else "force"),
-                      installed, word, detection)
+        why = "allow_downgrade" if policy["allow_downgrade"] else "force"
+        return _entry(component, DOWNGRADE, "installed %s is newer than %s; %s" % (installed, available, why), installed, word, detection)
     return _entry(component, SKIP, "installed %s is newer than %s (allow_downgrade to go back)" % (installed, available),
                   installed, word, detection)
 

@@ -20,9 +20,9 @@ description:
     unknown dependencies, versions that cannot be compared, detect and install settings that
     do not exist for the component's OS, and file names that escape the folder (C(..),
     absolute names, symbolic links that lead out of the folder).
-  - B(Runs on the controller), where the repository lives. Use C(delegate_to: localhost) with
+  - "B(Runs on the controller), where the repository lives. Use C(delegate_to: localhost) with
     C(run_once: true), or run it in a play on C(localhost). Nodes never read the manifest; they
-    get the components from the returned RV(components).
+    get the components from the returned RV(components)."
 options:
   path:
     description:

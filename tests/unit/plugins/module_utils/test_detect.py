@@ -76,7 +76,7 @@ def test_file(tmp_path):
 
 @pytest.mark.skipif(not shutil.which("dpkg-query"), reason="no dpkg on this machine")
 def test_package_dpkg_against_the_real_database():
-    expected = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", "dpkg"], capture_output=True, text=True).stdout
+    expected = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", "dpkg"], capture_output=True, text=True, check=True).stdout
     result = detect.detect({"method": "package", "name": "dpkg"})
     assert result == {"state": "present", "version": expected, "scheme": "dpkg", "method": "package", "reason": ""}
     result = detect.detect({"method": "package", "name": "fleet-firmware-no-such-package", "manager": "dpkg"})

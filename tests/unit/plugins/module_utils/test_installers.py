@@ -6,7 +6,6 @@ timeout killing the whole process group) and the commands built for every kind a
 from __future__ import annotations
 
 import os
-import signal
 import time
 from pathlib import Path
 

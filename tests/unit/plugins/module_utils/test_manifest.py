@@ -179,7 +179,7 @@ def test_refresh_keeps_hand_written_fields_and_adds_stubs(tmp_path):
 
 def test_refresh_is_stable_and_dump_round_trips(tmp_path):
     data = good_repo(tmp_path)
-    first, _ = manifest.refresh(str(tmp_path), data)
+    first = manifest.refresh(str(tmp_path), data)[0]
     second, changes = manifest.refresh(str(tmp_path), manifest.parse_text(manifest.dump(first)))
     assert changes == [] and manifest.dump(first) == manifest.dump(second)
 
@@ -187,7 +187,7 @@ def test_refresh_is_stable_and_dump_round_trips(tmp_path):
 def test_refresh_removes_missing_only_when_asked(tmp_path):
     data = good_repo(tmp_path)
     (tmp_path / "nic.cab").unlink()
-    kept, _ = manifest.refresh(str(tmp_path), copy.deepcopy(data))
+    kept = manifest.refresh(str(tmp_path), copy.deepcopy(data))[0]
     assert [c["name"] for c in kept["components"]] == ["bios", "tool", "nic"]
     dropped, changes = manifest.refresh(str(tmp_path), copy.deepcopy(data), remove_missing=True)
     assert [c["name"] for c in dropped["components"]] == ["bios", "tool"] and changes == ["removed nic: nic.cab is gone"]
@@ -197,7 +197,7 @@ def test_stub_names_do_not_collide(tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "a/tool.deb").write_bytes(b"1")
     (tmp_path / "tool.deb").write_bytes(b"2")
-    refreshed, _ = manifest.refresh(str(tmp_path), {})
+    refreshed = manifest.refresh(str(tmp_path), {})[0]
     assert sorted(c["name"] for c in refreshed["components"]) == ["tool", "tool-2"]
 
 

@@ -40,7 +40,7 @@ def ps_string(name: str) -> str:
 def ps_codes(name: str) -> dict[int, str]:
     match = re.search(r"^\$%s = @\{(.*?)\}$" % re.escape(name), PSM1, re.M)
     assert match, f"${name} not found"
-    return {int(k): v.strip().strip("'") for k, v in (part.split("=") for part in match.group(1).split(";"))}
+    return {int(pair[0]): pair[1].strip().strip("'") for pair in (part.split("=") for part in match.group(1).split(";"))}
 
 
 @pytest.mark.parametrize("ps_name, python", [
@@ -62,7 +62,7 @@ def test_not_a_version_words_are_the_python_ones():
     ("FleetZeroIsSuccessCodes", returncodes.ZERO_IS_SUCCESS),
 ])
 def test_return_code_tables_are_the_python_ones(ps_name, table):
-    assert ps_codes(ps_name) == {code: status for code, (status, _) in table.items()}
+    assert ps_codes(ps_name) == {code: entry[0] for code, entry in table.items()}
 
 
 def test_windows_smart_component_codes_differ_from_linux():
@@ -122,7 +122,9 @@ def list2cmdline_like_the_psm1(argv: list[str]) -> str:
     return " ".join(quoted)
 
 
-@pytest.mark.parametrize("argv", [["--version"], ["a b", "c"], [""], ['say "hi"'], ["C:\\path with space\\"], ["x\\\\\"y"], ["tab\there"], ["trail\\"], ['"'], ["a\\b c"]])
+@pytest.mark.parametrize("argv", [
+    ["--version"], ["a b", "c"], [""], ['say "hi"'], ["C:\\path with space\\"], ["x\\\\\"y"], ["tab\there"], ["trail\\"], ['"'], ["a\\b c"],
+])
 def test_argument_quoting_follows_the_windows_rules(argv):
     assert list2cmdline_like_the_psm1(argv) == subprocess.list2cmdline(argv)
     assert "$needQuote = ($arg -eq '') -or $arg.Contains(' ') -or $arg.Contains(\"`t\")" in PSM1
