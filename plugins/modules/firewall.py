@@ -91,7 +91,7 @@ notes:
     keeps rules in its own files, so sweep after a reboot during a lease there.
   - With iptables-nft, a C(filter) table or built-in chain an opening had to create is deleted again
     by the close once it is empty; one that existed before is never deleted.
-  - A firewalld or ufw rule of the user's identical to one the module would add stays the user's:
+  - A firewalld or ufw rule of the user's identical to one the module would add stays the user's;
     it is not recorded and never removed (a warning says so).
   - The lease watchdog polls twice a second; a lease closes within a second of running out.
 seealso:

@@ -50,7 +50,7 @@ class FakeRunner:
         return rc, out, err
 
     def commands(self, tool: str | None = None) -> list[list[str]]:
-        return [argv for argv, _ in self.calls if tool is None or argv[0] == tool]
+        return [argv for argv, _stdin in self.calls if tool is None or argv[0] == tool]
 
     def batches(self, tool: str) -> list[str]:
         """What was fed on stdin to ``tool`` (iptables-restore batches, nft scripts), in order."""

@@ -31,7 +31,7 @@ class RichRules:
         fake.on("firewall-cmd", handler=self.answer)
 
     def answer(self, argv, stdin):
-        option, _, value = argv[1].partition("=")
+        option, _sep, value = argv[1].partition("=")
         if option == "--state":
             return 0, "running\n", ""
         if option == "--query-rich-rule":
@@ -135,6 +135,11 @@ def test_firewalld_third_of_four_rules_failing_removes_the_first_two(fake):
 
 # ---- ufw ----------------------------------------------------------------------------------------
 
+def rule_text(line: str) -> str:
+    """A ``ufw show added`` line without its comment."""
+    return line.split(" comment ", maxsplit=1)[0]
+
+
 class UfwRules:
     """ufw over its list of added rules, printed as ``ufw show added`` does."""
 
@@ -147,7 +152,7 @@ class UfwRules:
     @staticmethod
     def shown(words: list[str]) -> str:
         """``allow in proto tcp from P to any port N comment C`` -> ufw's own printing."""
-        action, hook, _, proto, _, src, _, dst, _, port, _, comment = words
+        action, hook, proto, src, dst, port, comment = words[0], words[1], words[3], words[5], words[7], words[9], words[11]
         ends = ("from %s to any" % src if src != "any" else "to any") if hook == "in" else "out to %s" % dst
         return "ufw %s %s port %s proto %s comment '%s'" % (action, ends, port, proto, comment)
 
@@ -159,13 +164,13 @@ class UfwRules:
             if self.prepends == self.fail_on:
                 return 1, "", "ERROR: Could not update running firewall"
             line = self.shown(argv[2:])
-            if line.split(" comment ")[0] in [a.split(" comment ")[0] for a in self.added]:
+            if rule_text(line) in [rule_text(a) for a in self.added]:
                 return 0, "Skipping inserting existing rule\n", ""
             self.added.insert(0, line)
             return 0, "Rule inserted\n", ""
         if argv[1:3] == ["--force", "delete"]:
             text = "ufw " + " ".join(argv[3:])
-            self.added = [a for a in self.added if a.split(" comment ")[0] != text]
+            self.added = [a for a in self.added if rule_text(a) != text]
             return 0, "Rule deleted\n", ""
         raise AssertionError("unexpected ufw call %r" % argv)
 
