@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import threading
 import time
 import typing as t
@@ -21,10 +22,12 @@ from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
-from ansible_collections.fleet.firmware.plugins.action.agent import AgentActionError, default_run_dir, facing_address, node_id_of, resolve
+from ansible_collections.fleet.firmware.plugins.action.agent import (
+    AgentActionError, default_run_dir, facing_address, node_id_of, resolve, run_lock,
+)
 from ansible_collections.fleet.firmware.plugins.module_utils import manifest as manifest_mod
 from ansible_collections.fleet.firmware.plugins.module_utils.agent import AgentError, validate_tag
-from ansible_collections.fleet.firmware.plugins.plugin_utils import agent_client, engine as engine_mod, ledger as ledger_mod
+from ansible_collections.fleet.firmware.plugins.plugin_utils import agent_client, engine as engine_mod, ledger as ledger_mod, tls
 from ansible_collections.fleet.firmware.plugins.plugin_utils._twin_action import prefer_native_twin
 
 display = Display()
@@ -212,6 +215,7 @@ class ActionModule(ActionBase):
         node_addresses, controller = self._addresses(task_vars)
         engine_addresses = args["engine_address"] or controller
         session.stage("preflight")
+        self._fresh_ca_for_a_new_run(session.run_dir)
         engine = engine_mod.attach_or_start(session.run_dir, engine_mod.EngineSettings(
             address=engine_addresses, port=args["engine_port"], tls=True, open_firewall=args["open_firewall"],
             firewall_tag=session.tag, firewall_sources=[], run_id=session.tag))
@@ -231,6 +235,15 @@ class ActionModule(ActionBase):
         self._install(session, args, todo)
         if not self._reboot_if_needed(session, args, task_vars, node_components):
             self._versions_after(session, session.client.plan(node_components, dict(self._policy(args), rewrite=True)))
+
+    @staticmethod
+    def _fresh_ca_for_a_new_run(run_dir: str) -> None:
+        """A tag used again (resume) after its run ended: its CA key is gone, so its certificates go too."""
+        with run_lock(run_dir):
+            folder = tls.tls_dir(run_dir)
+            ended = os.path.exists(os.path.join(folder, "ca.pem")) and not os.path.exists(os.path.join(folder, "ca.key"))
+            if ended and engine_mod.attach(run_dir) is None:
+                shutil.rmtree(folder)
 
     def _start_agent(self, session: Session, args: dict, task_vars: dict, facing: list[str]) -> None:
         agent_args = {"tag": session.tag, "run_dir": session.run_dir, "agent_port": args["agent_port"], "lease": args["lease"],
@@ -374,7 +387,10 @@ class ActionModule(ActionBase):
         before = self._boot_id()
         session.stage("rebooting")
         delay = max(0, args["reboot_delay"])
-        self._low_level_execute_command(f"nohup sh -c 'sleep {delay}; {args['reboot_command']}' >/dev/null 2>&1 &", sudoable=True)
+        # Detached, through a module (a raw command's background job dies with its pty): the
+        # command may take the connection down before it answers.
+        self._execute_module(module_name="ansible.builtin.command", task_vars=task_vars, module_args={
+            "_raw_params": f"nohup sh -c 'sleep {delay}; {args['reboot_command']}' >/dev/null 2>&1 &", "_uses_shell": True})
         self._wait_for_new_boot(before, args["reboot_timeout"])
         session.rebooted = True
         session.stage("activated")
@@ -405,6 +421,8 @@ class ActionModule(ActionBase):
             except AnsibleError:
                 continue
             if now and now != before:
+                # The remote temporary folder went with the reboot (/root and /tmp start empty).
+                self._connection._shell.tmpdir = None
                 return
         raise DeployError(f"the node did not come back within {timeout} s (boot id still {before or 'unknown'})")
 

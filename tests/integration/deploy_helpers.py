@@ -1,0 +1,77 @@
+# Copyright (c) 2026, fleet.firmware developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Fake repositories for the deploy tests: shell scripts that write a version file in the
+node's private state folder and exit with a chosen code, and a manifest that detects them."""
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from pathlib import Path
+
+import yaml
+
+import fleetlab
+
+
+def component(name: str, version: str, rc: int = 0, requires: tuple = (), sleep: float = 0, kind: str = "firmware",
+              install: str = "script", reboot: str = "none") -> dict:
+    return {"name": name, "version": version, "rc": rc, "requires": list(requires), "sleep": sleep, "kind": kind,
+            "install": install, "reboot": reboot}
+
+
+def make_repo(folder: Path, state_dir: str, specs: list[dict]) -> Path:
+    """Write the scripts and manifest.yml; return the folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for spec in specs:
+        script = folder / f"{spec['name']}-{spec['version']}.sh"
+        # Success codes write the version (what a real installer changes); a failure writes nothing.
+        write = spec["rc"] in (0, 1) if spec["install"] == "smart_component" else spec["rc"] == 0
+        body = "#!/bin/sh\n"
+        if spec["sleep"]:
+            body += f"sleep {spec['sleep']}\n"
+        if write:
+            body += f"echo {spec['version']} > {state_dir}/{spec['name']}.version\n"
+        body += f"echo {spec['name']} {spec['version']} rc {spec['rc']}\nexit {spec['rc']}\n"
+        script.write_text(body)
+        script.chmod(0o755)
+        entries.append({
+            "name": spec["name"], "version": spec["version"], "kind": spec["kind"], "os": "linux", "file": script.name,
+            "sha256": hashlib.sha256(script.read_bytes()).hexdigest(), "size": script.stat().st_size,
+            "detect": {"method": "file", "path": f"{state_dir}/{spec['name']}.version"},
+            "install": spec["install"], "reboot": spec["reboot"], "requires": spec["requires"],
+        })
+    (folder / "manifest.yml").write_text(yaml.safe_dump({"format": 1, "components": entries}, sort_keys=False))
+    return folder
+
+
+def by_name(result_data: dict) -> dict[str, dict]:
+    return {c["name"]: c for c in result_data["components"]}
+
+
+class RebootWatcher(threading.Thread):
+    """The lab's side of a node reboot: a node asks by touching /var/tmp/fleet-lab-reboot (the
+    deploy's reboot_command in the tests); the lab then simulates the reboot (new boot id,
+    processes restarted). The machine itself never reboots."""
+
+    REQUEST = "var/tmp/fleet-lab-reboot"
+    COMMAND = "touch /var/tmp/fleet-lab-reboot"
+
+    def __init__(self, lab: fleetlab.Lab) -> None:
+        super().__init__(daemon=True)
+        self.lab = lab
+        self.halt = threading.Event()
+        self.rebooted: list[str] = []
+
+    def run(self) -> None:
+        while not self.halt.wait(0.3):
+            for node in self.lab.nodes():
+                holder = self.lab.holder_pid(node)
+                request = Path(f"/proc/{holder}/root") / self.REQUEST if holder else None
+                if request is not None and request.exists():
+                    request.unlink()
+                    time.sleep(0.5)  # let the command's SSH session answer first, as a real reboot would
+                    self.lab.reboot(node)
+                    self.rebooted.append(node.name)

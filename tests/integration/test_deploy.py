@@ -1,0 +1,254 @@
+# Copyright (c) 2026, fleet.firmware developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""fleet.firmware.deploy end to end against the lab: real engine, agent, firewall, installs.
+
+Components are shell scripts that write a version file in the node's private state folder
+and exit with a chosen code (deploy_helpers.make_repo). Reboots are the lab's simulation.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+import conftest
+from deploy_helpers import RebootWatcher, by_name, component, make_repo
+from firewall_helpers import module_args, ours, reset_firewall, snapshot, wait_until
+
+pytestmark = pytest.mark.lab
+
+MODULE = "fleet.firmware.deploy"
+NODE, OTHER, V6 = "lin01", "lin02", "v6n01"
+LINUX = (NODE, OTHER, V6)
+
+
+def state_dir(lab) -> str:
+    return str(lab.lab.home / "node")
+
+
+def run_dir(lab, tag: str) -> str:
+    return str(lab.lab.home / "runs" / tag)
+
+
+def deploy(lab, pattern: str, repo: Path, tag: str, extra: list[str] | None = None, **kwargs) -> dict[str, conftest.HostResult]:
+    return lab.adhoc(pattern, MODULE, module_args(repository=str(repo), tag=tag, run_dir=run_dir(lab, tag), lease=30, **kwargs),
+                     extra=extra, timeout=300)
+
+
+def installed(lab, node: str, name: str) -> str | None:
+    proc = lab.node_run(node, ["cat", f"{state_dir(lab)}/{name}.version"], check=False)
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def agent_processes(lab, node: str) -> list[int]:
+    import fleetlab
+    inode = fleetlab.netns_inode(lab.node(node).netns)
+    found = []
+    for pid in fleetlab.pids_in_netns([inode] if inode else []):
+        try:
+            if b"agent.pyz" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.append(pid)
+        except OSError:
+            continue
+    return found
+
+
+def left_behind(lab, node: str, tag: str, before: dict) -> list[str]:
+    """Everything of the run still on the node (empty: nothing)."""
+    problems = []
+    if agent_processes(lab, node):
+        problems.append(f"agent processes {agent_processes(lab, node)}")
+    if lab.node_run(node, ["test", "-e", f"/var/tmp/fleet-firmware-{tag}"], check=False).returncode == 0:
+        problems.append("staging folder")
+    if snapshot(lab, node) != before:
+        problems.append(f"ruleset differs: {ours(lab, node)!r}")
+    return problems
+
+
+@pytest.fixture(scope="module")
+def clean(lab):
+    """Empty firewalls and no version files; each node's ruleset snapshot."""
+    for node in LINUX:
+        reset_firewall(lab, node)
+        lab.node_run(node, ["sh", "-c", f"rm -f {state_dir(lab)}/*.version"])
+    return {node: snapshot(lab, node) for node in LINUX}
+
+
+@pytest.fixture
+def fresh(lab, clean):
+    for node in LINUX:
+        lab.node_run(node, ["sh", "-c", f"rm -f {state_dir(lab)}/*.version"])
+    return clean
+
+
+def test_install_then_current_then_downgrade_only_when_allowed_and_rewrite(lab, fresh, tmp_path):
+    new = make_repo(tmp_path / "v2", state_dir(lab), [component("fw-a", "2.0"), component("sw-b", "1.5", kind="software", requires=["fw-a"])])
+    first = deploy(lab, NODE, new, "dep-a")[NODE]
+    assert first.status == "CHANGED", first.data
+    rows = by_name(first.data)
+    assert [c["name"] for c in first.data["components"]] == ["fw-a", "sw-b"]  # dependency order
+    assert rows["fw-a"]["status"] == "installed" and rows["fw-a"]["before"] is None and rows["fw-a"]["after"] == "2.0"
+    assert first.data["delivery"] == "pull" and first.data["transfer"] == "ssh"
+    assert installed(lab, NODE, "sw-b") == "1.5"
+    assert left_behind(lab, NODE, "dep-a", fresh[NODE]) == []
+
+    again = deploy(lab, NODE, new, "dep-a2")[NODE]
+    assert again.status == "SUCCESS" and again.data["changed"] is False
+    assert {c["status"] for c in again.data["components"]} == {"skipped"}
+    assert again.data["delivery"] is None  # nothing to deliver
+
+    old = make_repo(tmp_path / "v1", state_dir(lab), [component("fw-a", "1.0")])
+    refused = deploy(lab, NODE, old, "dep-a3")[NODE]
+    assert refused.data["changed"] is False and "allow_downgrade" in by_name(refused.data)["fw-a"]["message"]
+    allowed = deploy(lab, NODE, old, "dep-a4", allow_downgrade=True)[NODE]
+    assert by_name(allowed.data)["fw-a"]["action"] == "downgrade" and installed(lab, NODE, "fw-a") == "1.0"
+    rewrite = deploy(lab, NODE, old, "dep-a5", rewrite=True)[NODE]
+    assert by_name(rewrite.data)["fw-a"]["action"] == "rewrite" and by_name(rewrite.data)["fw-a"]["status"] == "installed"
+
+
+@pytest.mark.parametrize("policy, expected", [
+    ("omit_component", {"bad": "failed", "needs-bad": "skipped", "free": "installed"}),
+    ("omit_host", {"bad": "failed", "needs-bad": "skipped", "free": "skipped"}),
+    ("force", {"bad": "failed", "needs-bad": "installed", "free": "installed"}),
+])
+def test_a_failing_component_with_each_on_failed_dependency(lab, fresh, tmp_path, policy, expected):
+    repo = make_repo(tmp_path / "r", state_dir(lab), [
+        component("bad", "1.0", rc=3), component("needs-bad", "1.0", requires=["bad"]), component("free", "1.0")])
+    result = deploy(lab, OTHER, repo, f"dep-f-{policy.replace('_', '-')}", on_failed_dependency=policy)[OTHER]
+    assert result.status == "FAILED" and "bad" in result.data["msg"]
+    assert {name: row["status"] for name, row in by_name(result.data).items()} == expected
+    assert by_name(result.data)["bad"]["rc"] == 3
+    assert left_behind(lab, OTHER, f"dep-f-{policy.replace('_', '-')}", fresh[OTHER]) == []
+
+
+def test_push_delivery_and_auto_falling_back_when_the_node_cannot_reach_the_engine(lab, fresh, tmp_path):
+    repo = make_repo(tmp_path / "r", state_dir(lab), [component("fw-p", "1.0")])
+    pushed = deploy(lab, NODE, repo, "dep-p1", delivery="push")[NODE]
+    assert pushed.status == "CHANGED" and pushed.data["delivery"] == "push", pushed.data
+    lab.node_run(NODE, ["sh", "-c", f"rm -f {state_dir(lab)}/*.version"])
+    # The return direction blocked by a node OUTPUT rule (not ours: the user's), both families.
+    for tool in ("iptables-legacy", "ip6tables-legacy"):
+        lab.node_run(NODE, [tool, "-I", "OUTPUT", "-p", "tcp", "--dport", "63002", "-j", "REJECT"])
+    try:
+        auto = deploy(lab, NODE, repo, "dep-p2")[NODE]
+        assert auto.status == "CHANGED" and auto.data["delivery"] == "push", auto.data
+        assert installed(lab, NODE, "fw-p") == "1.0"
+        lab.node_run(NODE, ["sh", "-c", f"rm -f {state_dir(lab)}/*.version"])
+        pull = deploy(lab, NODE, repo, "dep-p3", delivery="pull")[NODE]
+        assert pull.status == "FAILED" and "pull delivery of fw-p failed" in pull.data["msg"]
+        assert by_name(pull.data)["fw-p"]["status"] == "not_attempted"
+    finally:
+        for tool in ("iptables-legacy", "ip6tables-legacy"):
+            lab.node_run(NODE, [tool, "-D", "OUTPUT", "-p", "tcp", "--dport", "63002", "-j", "REJECT"])
+    assert left_behind(lab, NODE, "dep-p3", fresh[NODE]) == []
+
+
+def test_three_nodes_at_once_including_the_ipv6_only_node(lab, fresh, tmp_path):
+    repo = make_repo(tmp_path / "r", state_dir(lab), [component("fw-m", "3.1")])
+    results = deploy(lab, ",".join(LINUX), repo, "dep-m", extra=["--forks", "3"])
+    for node in LINUX:
+        assert results[node].status == "CHANGED", results[node].data
+        assert installed(lab, node, "fw-m") == "3.1"
+        assert left_behind(lab, node, "dep-m", fresh[node]) == []
+
+
+def test_check_mode_changes_nothing_on_the_node(lab, fresh, tmp_path):
+    repo = make_repo(tmp_path / "r", state_dir(lab), [component("fw-c", "1.0")])
+    listing = lab.node_run(NODE, ["ls", "-A", "/var/tmp", state_dir(lab)]).stdout
+    result = deploy(lab, NODE, repo, "dep-c", extra=["--check"])[NODE]
+    assert result.data["changed"] is True and by_name(result.data)["fw-c"]["action"] == "install"
+    assert by_name(result.data)["fw-c"]["status"] == "not_attempted"
+    assert lab.node_run(NODE, ["ls", "-A", "/var/tmp", state_dir(lab)]).stdout == listing
+    assert snapshot(lab, NODE) == fresh[NODE] and not agent_processes(lab, NODE)
+    assert not Path(run_dir(lab, "dep-c")).exists()
+
+
+def test_a_file_changed_after_the_manifest_is_refused_before_anything_is_staged(lab, fresh, tmp_path):
+    repo = make_repo(tmp_path / "r", state_dir(lab), [component("fw-h", "1.0")])
+    script = next(repo.glob("fw-h-*.sh"))
+    script.write_text(script.read_text().replace("exit 0", "exit 0 "))
+    result = deploy(lab, NODE, repo, "dep-h")[NODE]
+    assert result.status == "FAILED" and "fw-h" in result.data["msg"] and "sha256" in result.data["msg"]
+    assert left_behind(lab, NODE, "dep-h", fresh[NODE]) == [] and installed(lab, NODE, "fw-h") is None
+
+
+def test_reboot_only_when_every_component_succeeded_and_one_needs_it(lab, fresh, tmp_path):
+    watcher = RebootWatcher(lab.lab)
+    watcher.start()
+    try:
+        needs = make_repo(tmp_path / "r", state_dir(lab), [component("bios", "2.0", rc=1, install="smart_component", reboot="if_rc")])
+        boot_before = lab.node_run(OTHER, ["cat", "/proc/sys/kernel/random/boot_id"]).stdout
+        result = deploy(lab, OTHER, needs, "dep-r", reboot="if_needed", reboot_command=RebootWatcher.COMMAND, reboot_timeout=90)[OTHER]
+        assert result.status == "CHANGED", result.data
+        assert result.data["rebooted"] is True and watcher.rebooted == [OTHER]
+        assert lab.node_run(OTHER, ["cat", "/proc/sys/kernel/random/boot_id"]).stdout != boot_before
+        assert by_name(result.data)["bios"]["after"] == "2.0"
+        mixed = make_repo(tmp_path / "m", state_dir(lab), [
+            component("bios", "3.0", rc=1, install="smart_component", reboot="if_rc"), component("nic", "1.0", rc=3)])
+        failed = deploy(lab, OTHER, mixed, "dep-r2", reboot="if_needed", reboot_command=RebootWatcher.COMMAND)[OTHER]
+        assert failed.status == "FAILED" and failed.data["rebooted"] is False and failed.data["reboot_required"] is True
+        assert watcher.rebooted == [OTHER]
+    finally:
+        watcher.halt.set()
+    assert left_behind(lab, OTHER, "dep-r2", fresh[OTHER]) == []
+
+
+def playbook(lab, tmp_path: Path, repo: Path, tag: str, host: str, lease: int = 30) -> subprocess.Popen:
+    book = tmp_path / "deploy.yml"
+    book.write_text(
+        f"- hosts: {host}\n  gather_facts: false\n  tasks:\n"
+        f"    - fleet.firmware.deploy:\n        repository: {repo}\n        tag: {tag}\n"
+        f"        run_dir: {run_dir(lab, tag)}\n        lease: {lease}\n        progress_interval: 1\n"
+    )
+    argv = [conftest.ansible_bin("ansible-playbook"), "-i", str(lab.inventory), str(book)]
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=conftest.ansible_env(),
+                            start_new_session=True)
+
+
+def wait_for_install_start(lab, node: str, marker: str, timeout: float = 60) -> bool:
+    return wait_until(lambda: lab.node_run(node, ["pgrep", "-f", marker], check=False).returncode == 0, timeout)
+
+
+def test_sigkill_of_the_playbook_mid_install_leaves_nothing_after_the_lease(lab, fresh, tmp_path):
+    repo = make_repo(tmp_path / "r", state_dir(lab), [component("slowfw", "1.0", sleep=4), component("later", "1.0")])
+    proc = playbook(lab, tmp_path, repo, "dep-k", NODE, lease=10)
+    try:
+        assert wait_for_install_start(lab, NODE, "slowfw-1.0.sh"), "the install never started"
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert wait_until(lambda: left_behind(lab, NODE, "dep-k", fresh[NODE]) == [], 10 + 4 + 15), left_behind(lab, NODE, "dep-k", fresh[NODE])
+    assert installed(lab, NODE, "slowfw") == "1.0"  # the in-flight component finished
+    assert installed(lab, NODE, "later") is None  # the rest was skipped
+
+
+def test_ctrl_c_mid_install_finishes_the_component_cancels_the_rest_and_cleans_up(lab, fresh, tmp_path):
+    repo = make_repo(tmp_path / "r", state_dir(lab), [component("slowfw", "1.0", sleep=4), component("later", "1.0")])
+    proc = playbook(lab, tmp_path, repo, "dep-i", OTHER)
+    assert wait_for_install_start(lab, OTHER, "slowfw-1.0.sh"), "the install never started"
+    os.killpg(proc.pid, signal.SIGINT)
+    output, _ = proc.communicate(timeout=120)
+    assert installed(lab, OTHER, "slowfw") == "1.0" and installed(lab, OTHER, "later") is None, output
+    assert wait_until(lambda: left_behind(lab, OTHER, "dep-i", fresh[OTHER]) == [], 30), left_behind(lab, OTHER, "dep-i", fresh[OTHER])
+
+
+def test_resume_after_a_killed_run_skips_what_was_installed(lab, fresh, tmp_path):
+    repo = make_repo(tmp_path / "r", state_dir(lab), [component("slowfw", "1.0", sleep=3), component("later", "1.0")])
+    proc = playbook(lab, tmp_path, repo, "dep-s", V6, lease=8)
+    try:
+        assert wait_for_install_start(lab, V6, "slowfw-1.0.sh")
+        time.sleep(4)  # slowfw finishes and reaches the ledger through the next status poll
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert wait_until(lambda: left_behind(lab, V6, "dep-s", fresh[V6]) == [], 30)
+    lab.node_run(V6, ["sh", "-c", f"rm -f {state_dir(lab)}/slowfw.version"])  # so only the ledger says it is done
+    resumed = deploy(lab, V6, repo, "dep-s", resume=True)[V6]
+    rows = by_name(resumed.data)
+    assert rows["slowfw"]["status"] == "skipped" and "resume" in rows["slowfw"]["message"], resumed.data
+    assert rows["later"]["status"] == "installed"
