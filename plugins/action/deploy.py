@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import signal
 import threading
 import time
 import typing as t
@@ -76,16 +77,28 @@ def default_tag() -> str:
 
 
 class LeaseKeeper(threading.Thread):
-    """Renews the agent's lease every lease/3 until stopped (the deploy's heartbeat)."""
+    """Renews the agent's lease every lease/3 until stopped (the deploy's heartbeat).
+
+    Ansible's workers live in sessions of their own and outlive a ``kill -9`` of
+    ``ansible-playbook``: the keeper stops renewing once that process is gone, so the node's
+    lease runs out as it should when the controller dies.
+    """
 
     def __init__(self, client: agent_client.AgentClient, lease: int) -> None:
         super().__init__(name="fleet-lease", daemon=True)
         self.client, self.lease = client, lease
         self.halt = threading.Event()
         self.failures = 0
+        self.watch_pid = engine_mod.find_playbook_pid()
+        self.watch_start = engine_mod.process_start_time(self.watch_pid)
+
+    def controller_alive(self) -> bool:
+        return engine_mod.process_start_time(self.watch_pid) == self.watch_start
 
     def run(self) -> None:
         while not self.halt.wait(max(1.0, self.lease / 3)):
+            if not self.controller_alive():
+                return
             try:
                 self.client.renew(self.lease)
                 self.failures = 0
@@ -137,6 +150,7 @@ class ActionModule(ActionBase):
         if self._task.check_mode:
             return dict(result, **self._check_mode(args, task_vars, components, tag))
         session = Session(node, tag, run_dir)
+        previous = self._trap_signals()
         try:
             self._session(session, args, task_vars, components)
         except (DeployError, AgentActionError, agent_client.AgentClientError, engine_mod.EngineError, AnsibleError) as exc:
@@ -148,11 +162,40 @@ class ActionModule(ActionBase):
         finally:
             self._clean(session, args, task_vars)
             self._remove_tmp_path(self._connection._shell.tmpdir)
+            self._restore_signals(previous)
         result.update(self._result(session))
         if not result.get("failed") and any(c["status"] == "failed" for c in result["components"]):
             failed = [c["name"] for c in result["components"] if c["status"] == "failed"]
             result.update(failed=True, msg=f"component(s) failed on {node}: {', '.join(failed)}")
         return result
+
+    # -- signals
+
+    @staticmethod
+    def _trap_signals() -> dict:
+        """On Ctrl-C Ansible sends SIGTERM to its workers, whose own handler exits at once, and
+        multiprocessing's exit handler sends another while it waits for them. While a node
+        session runs, the first SIGINT/SIGTERM becomes a KeyboardInterrupt instead (the component
+        in flight finishes, the rest is cancelled, the ``finally`` cleans up) and later ones are
+        ignored until the cleanup is done. SIGKILL still stops everything: the lease cleans up."""
+        previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+
+        def cleaning_up(signum, frame):
+            pass  # the cleanup is under way; it ends the session
+
+        def interrupted(signum, frame):
+            for trapped in previous:
+                signal.signal(trapped, cleaning_up)
+            raise KeyboardInterrupt(f"signal {signum}")
+
+        for signum in previous:
+            signal.signal(signum, interrupted)
+        return previous
+
+    @staticmethod
+    def _restore_signals(previous: dict) -> None:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
     # -- inputs
 
@@ -211,6 +254,18 @@ class ActionModule(ActionBase):
                 continue  # another host's trouble is its own task's failure
         return node_addresses, sorted(set(controller)) or [facing_address(a) for a in node_addresses]
 
+    def _play_node_addresses(self, task_vars: dict) -> list[str]:
+        """Every address of every host of the play: the engine's port opens for these only."""
+        hostvars = task_vars.get("hostvars", {})
+        found: set[str] = set()
+        for name in task_vars.get("ansible_play_hosts_all") or [task_vars.get("inventory_hostname")]:
+            target = to_text(self._templar.template(hostvars.get(name, {}).get("ansible_host", name)))
+            try:
+                found.update(resolve(target))
+            except AgentActionError:
+                continue
+        return sorted(found)
+
     def _session(self, session: Session, args: dict, task_vars: dict, components: list[dict]) -> None:
         node_addresses, controller = self._addresses(task_vars)
         engine_addresses = args["engine_address"] or controller
@@ -218,7 +273,7 @@ class ActionModule(ActionBase):
         self._fresh_ca_for_a_new_run(session.run_dir)
         engine = engine_mod.attach_or_start(session.run_dir, engine_mod.EngineSettings(
             address=engine_addresses, port=args["engine_port"], tls=True, open_firewall=args["open_firewall"],
-            firewall_tag=session.tag, firewall_sources=[], run_id=session.tag))
+            firewall_tag=session.tag, firewall_sources=self._play_node_addresses(task_vars), run_id=session.tag))
         token = engine.register_node(session.node)
         facing = [facing_address(a) for a in node_addresses]
         self._start_agent(session, args, task_vars, facing)

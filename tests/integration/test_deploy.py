@@ -8,6 +8,8 @@ and exit with a chosen code (deploy_helpers.make_repo). Reboots are the lab's si
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -19,6 +21,8 @@ import pytest
 import conftest
 from deploy_helpers import RebootWatcher, by_name, component, make_repo
 from firewall_helpers import module_args, ours, reset_firewall, snapshot, wait_until
+
+from ansible_collections.fleet.firmware.plugins.plugin_utils import engine as engine_mod
 
 pytestmark = pytest.mark.lab
 
@@ -70,13 +74,21 @@ def left_behind(lab, node: str, tag: str, before: dict) -> list[str]:
     return problems
 
 
+def engines_stopped(lab) -> bool:
+    """Every run's engine has stopped (and so closed its port on the controller)."""
+    runs = lab.lab.home / "runs"
+    return not runs.exists() or all(engine_mod.attach(str(run)) is None for run in runs.iterdir())
+
+
 @pytest.fixture(scope="module")
 def clean(lab):
-    """Empty firewalls and no version files; each node's ruleset snapshot."""
+    """Empty firewalls and no version files; each node's ruleset snapshot. Afterwards, the engines
+    (which stop by themselves when their ansible process is gone) must all have stopped."""
     for node in LINUX:
         reset_firewall(lab, node)
         lab.node_run(node, ["sh", "-c", f"rm -f {state_dir(lab)}/*.version"])
-    return {node: snapshot(lab, node) for node in LINUX}
+    yield {node: snapshot(lab, node) for node in LINUX}
+    assert wait_until(lambda: engines_stopped(lab), 60), "an engine of the deploy tests is still running"
 
 
 @pytest.fixture
@@ -210,45 +222,59 @@ def playbook(lab, tmp_path: Path, repo: Path, tag: str, host: str, lease: int = 
                             start_new_session=True)
 
 
-def wait_for_install_start(lab, node: str, marker: str, timeout: float = 60) -> bool:
-    return wait_until(lambda: lab.node_run(node, ["pgrep", "-f", marker], check=False).returncode == 0, timeout)
+def ledger_events(lab, tag: str, node: str) -> list[dict]:
+    path = Path(run_dir(lab, tag)) / "ledger" / f"{node}.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def wait_for_install_start(lab, node: str, repo: Path, name: str, timeout: float = 60) -> bool:
+    """The agent runs the staged file, named by its SHA-256: wait for that process."""
+    sha = hashlib.sha256(next(repo.glob(f"{name}-*.sh")).read_bytes()).hexdigest()
+    return wait_until(lambda: lab.node_run(node, ["pgrep", "-f", sha], check=False).returncode == 0, timeout)
 
 
 def test_sigkill_of_the_playbook_mid_install_leaves_nothing_after_the_lease(lab, fresh, tmp_path):
-    repo = make_repo(tmp_path / "r", state_dir(lab), [component("slowfw", "1.0", sleep=4), component("later", "1.0")])
-    proc = playbook(lab, tmp_path, repo, "dep-k", NODE, lease=10)
+    # The component outlasts the lease: the lease runs out while it installs.
+    repo = make_repo(tmp_path / "r", state_dir(lab), [component("slowfw", "1.0", sleep=12), component("later", "1.0")])
+    proc = playbook(lab, tmp_path, repo, "dep-k", NODE, lease=8)
     try:
-        assert wait_for_install_start(lab, NODE, "slowfw-1.0.sh"), "the install never started"
+        assert wait_for_install_start(lab, NODE, repo, "slowfw"), "the install never started"
         os.killpg(proc.pid, signal.SIGKILL)
     finally:
         proc.wait()
-    assert wait_until(lambda: left_behind(lab, NODE, "dep-k", fresh[NODE]) == [], 10 + 4 + 15), left_behind(lab, NODE, "dep-k", fresh[NODE])
+    assert wait_until(lambda: left_behind(lab, NODE, "dep-k", fresh[NODE]) == [], 12 + 8 + 15), left_behind(lab, NODE, "dep-k", fresh[NODE])
     assert installed(lab, NODE, "slowfw") == "1.0"  # the in-flight component finished
-    assert installed(lab, NODE, "later") is None  # the rest was skipped
+    assert installed(lab, NODE, "later") is None  # the rest was skipped when the lease ran out
 
 
 def test_ctrl_c_mid_install_finishes_the_component_cancels_the_rest_and_cleans_up(lab, fresh, tmp_path):
     repo = make_repo(tmp_path / "r", state_dir(lab), [component("slowfw", "1.0", sleep=4), component("later", "1.0")])
-    proc = playbook(lab, tmp_path, repo, "dep-i", OTHER)
-    assert wait_for_install_start(lab, OTHER, "slowfw-1.0.sh"), "the install never started"
+    # A lease far longer than the wait below: a clean node then proves the finally ran, not the lease.
+    proc = playbook(lab, tmp_path, repo, "dep-i", OTHER, lease=300)
+    assert wait_for_install_start(lab, OTHER, repo, "slowfw"), "the install never started"
     os.killpg(proc.pid, signal.SIGINT)
     output, _ = proc.communicate(timeout=120)
-    assert installed(lab, OTHER, "slowfw") == "1.0" and installed(lab, OTHER, "later") is None, output
-    assert wait_until(lambda: left_behind(lab, OTHER, "dep-i", fresh[OTHER]) == [], 30), left_behind(lab, OTHER, "dep-i", fresh[OTHER])
+    assert "User interrupted execution" in output
+    # ansible-playbook is gone at once; its worker finishes the component and cleans up.
+    assert wait_until(lambda: left_behind(lab, OTHER, "dep-i", fresh[OTHER]) == [], 60), left_behind(lab, OTHER, "dep-i", fresh[OTHER])
+    assert installed(lab, OTHER, "slowfw") == "1.0" and installed(lab, OTHER, "later") is None
+    events = [e.get("stage") for e in ledger_events(lab, "dep-i", OTHER)]
+    assert events[-2:] == ["cancelled", "cleaned"], events
 
 
 def test_resume_after_a_killed_run_skips_what_was_installed(lab, fresh, tmp_path):
-    repo = make_repo(tmp_path / "r", state_dir(lab), [component("slowfw", "1.0", sleep=3), component("later", "1.0")])
+    repo = make_repo(tmp_path / "r", state_dir(lab), [
+        component("first", "1.0"), component("slow", "1.0", sleep=12), component("third", "1.0")])
     proc = playbook(lab, tmp_path, repo, "dep-s", V6, lease=8)
     try:
-        assert wait_for_install_start(lab, V6, "slowfw-1.0.sh")
-        time.sleep(4)  # slowfw finishes and reaches the ledger through the next status poll
+        assert wait_for_install_start(lab, V6, repo, "slow")
         os.killpg(proc.pid, signal.SIGKILL)
     finally:
         proc.wait()
-    assert wait_until(lambda: left_behind(lab, V6, "dep-s", fresh[V6]) == [], 30)
-    lab.node_run(V6, ["sh", "-c", f"rm -f {state_dir(lab)}/slowfw.version"])  # so only the ledger says it is done
+    assert wait_until(lambda: left_behind(lab, V6, "dep-s", fresh[V6]) == [], 12 + 8 + 15)
+    assert installed(lab, V6, "third") is None  # the lease ran out during "slow"
+    lab.node_run(V6, ["sh", "-c", f"rm -f {state_dir(lab)}/first.version"])  # so only the ledger says it is done
     resumed = deploy(lab, V6, repo, "dep-s", resume=True)[V6]
     rows = by_name(resumed.data)
-    assert rows["slowfw"]["status"] == "skipped" and "resume" in rows["slowfw"]["message"], resumed.data
-    assert rows["later"]["status"] == "installed"
+    assert rows["first"]["status"] == "skipped" and "resume" in rows["first"]["message"], resumed.data
+    assert rows["third"]["status"] == "installed" and installed(lab, V6, "first") is None
