@@ -338,7 +338,7 @@ class ActionModule(ActionBase):
 
     @staticmethod
     def _installed_earlier(session: Session) -> set[str]:
-        events, _ = ledger_mod.read_since(session.run_dir, session.node, 0)
+        events = ledger_mod.read_since(session.run_dir, session.node, 0)[0]
         return {e["component"] for e in events if e.get("stage") == "installed" and e.get("component")}
 
     # -- delivery
@@ -488,9 +488,9 @@ class ActionModule(ActionBase):
             session.keeper.halt.set()
         if not session.agent_started:
             return
-        answer = self._sub_action("fleet.firmware.agent", {"tag": session.tag, "run_dir": session.run_dir, "state": "absent",
-                                                            "firewall_backend": args["firewall_backend"],
-                                                            "open_firewall": args["open_firewall"]}, task_vars)
+        absent = {"tag": session.tag, "run_dir": session.run_dir, "state": "absent",
+                  "firewall_backend": args["firewall_backend"], "open_firewall": args["open_firewall"]}
+        answer = self._sub_action("fleet.firmware.agent", absent, task_vars)
         if answer.get("failed"):
             raise DeployError(f"removing the agent failed: {answer.get('msg')}")
         session.cleanup.extend(answer.get("removed", []))

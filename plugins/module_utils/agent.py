@@ -482,7 +482,7 @@ class Agent(object):
             if self.worker is not None and self.worker.is_alive():
                 raise AgentError("a job is already running")
             self.job = Job(components, on_failed_dependency)
-            self.worker = threading.Thread(target=self._run_job, name="job", daemon=True)
+            self.worker = threading.Thread(target=self._run_job, args=(self.job,), name="job", daemon=True)
             self.worker.start()
         return len(components)
 
@@ -493,14 +493,13 @@ class Agent(object):
                 self.event("cancelled", keep_state=True, reason=reason)
             return {"cancelled": True, "current": dict(self.current) if self.current else None}
 
-    def _run_job(self) -> None:
-        assert self.job is not None
-        for component in self.job.components:
-            blocked = self._blocked_by(component)
+    def _run_job(self, job: Job) -> None:
+        for component in job.components:
+            blocked = self._blocked_by(job, component)
             if self.cancelled or blocked:
                 component.update(status="skipped", reason=blocked or self.cancel_reason or "cancelled")
                 if blocked:
-                    self.job.broken.add(component["name"])  # what depends on it is left out too
+                    job.broken.add(component["name"])  # what depends on it is left out too
                 self.event("skipped", component=component["name"], reason=component["reason"])
                 continue
             with self.mutex:
@@ -514,14 +513,13 @@ class Agent(object):
                 with self.mutex:
                     self.current = None
             if component["status"] == "failed":
-                self.job.broken.add(component["name"])
+                job.broken.add(component["name"])
             self.event(component["status"], component=component["name"], rc=component.get("rc"), reason=component.get("reason"))
-        self.event("cancelled" if self.cancelled else "done", components=len(self.job.components))
+        self.event("cancelled" if self.cancelled else "done", components=len(job.components))
 
-    def _blocked_by(self, component: Dict[str, Any]) -> str:
+    @staticmethod
+    def _blocked_by(job: Job, component: Dict[str, Any]) -> str:
         """Why a failure earlier in the job leaves this component out ('' when it does not)."""
-        job = self.job
-        assert job is not None
         if not job.broken or job.on_failed_dependency == "force":
             return ""
         if job.on_failed_dependency == "omit_host":
@@ -864,7 +862,7 @@ class AgentHandler(BaseHTTPRequestHandler):
                 routes[(method, path)]()
             elif path.startswith("/v1/components/"):
                 self._component(method, path[len("/v1/components/"):])
-            elif any(p == path for _, p in routes):
+            elif any(route_path == path for _method, route_path in routes):
                 self._send(405, {"error": "%s is not allowed on %s" % (method, path)})
             else:
                 self._send(404, {"error": "no such resource: %s" % path})

@@ -30,11 +30,14 @@ attributes:
     description: Reports what would be started or removed; nothing is transferred, started or removed.
   diff_mode:
     support: none
+    description: Nothing to show as a diff; O(state=absent) lists what it removed.
   platform:
+    support: full
     platforms: [posix, windows]
+    description: Python on Linux nodes, C(agent.ps1) on Windows nodes.
   action:
     support: full
-    details: The action plugin does the transfer, the certificates and the check over mutual TLS.
+    description: The action plugin does the transfer, the certificates and the check over mutual TLS.
 options:
   state:
     description: V(started) starts (or renews) the agent; V(absent) stops and removes it.
@@ -140,7 +143,7 @@ seealso:
   - module: fleet.firmware.firewall
   - module: fleet.firmware.reach
 author:
-  - fleet.firmware developers
+  - fleet.firmware developers (@fleet-firmware)
 """
 
 EXAMPLES = r"""
@@ -328,7 +331,7 @@ def read_ready(process, timeout):
     deadline = time.time() + timeout
     line = b""
     while not line.endswith(b"\n") and time.time() < deadline:
-        readable, _, _ = select.select([process.stdout], [], [], max(0.0, deadline - time.time()))
+        readable = select.select([process.stdout], [], [], max(0.0, deadline - time.time()))[0]
         if not readable:
             break
         chunk = os.read(process.stdout.fileno(), 65536)
@@ -384,7 +387,7 @@ def wait_gone(pid, timeout):
     while time.time() < deadline:
         try:
             os.kill(pid, 0)
-            done, _ = os.waitpid(pid, os.WNOHANG)
+            done = os.waitpid(pid, os.WNOHANG)[0]
             if done:
                 return True
         except ChildProcessError:

@@ -26,8 +26,8 @@ options:
     required: true
   tag:
     description:
-      - The run tag (C([a-z0-9-]{1,32})): names the engine's run folder, the ledger, the agent's staging folder and every
-        firewall rule of the run.
+      - "The run tag (C([a-z0-9-]{1,32})). It names the engine's run folder, the ledger, the agent's staging folder and every
+        firewall rule of the run."
       - Defaults to C(fleet_run_tag), else a tag derived from the running C(ansible-playbook) process, the same for
         every host of the run.
     type: str
@@ -141,10 +141,14 @@ attributes:
     description: Inventory and plan only, through M(fleet.firmware.inventory).
   diff_mode:
     support: none
+    description: Nothing to show as a diff; the result lists every component before and after.
   platform:
+    support: full
     platforms: [posix]
+    description: Linux nodes over SSH (the controller side runs the engine).
   action:
     support: full
+    description: The whole session runs in the action plugin on the controller.
 notes:
   - Windows nodes stop after the admin$ staging in this version: the Windows agent is staged and removed, its
     installs are not driven yet.
@@ -153,7 +157,7 @@ seealso:
   - module: fleet.firmware.inventory
   - module: fleet.firmware.repository
 author:
-  - fleet.firmware developers
+  - fleet.firmware developers (@fleet-firmware)
 """
 
 EXAMPLES = r"""
@@ -210,14 +214,31 @@ components:
   type: list
   elements: dict
   contains:
-    name: {description: The component's name., type: str}
-    before: {description: The version found before., type: str}
-    after: {description: The version found after (re-inventory)., type: str}
-    action: {description: install, upgrade, downgrade, rewrite or skip., type: str}
-    status: {description: installed, skipped, failed, not_attempted or cancelled., type: str}
-    rc: {description: The installer's return code., type: int}
-    message: {description: What happened, in words., type: str}
-    duration_s: {description: Seconds the install took., type: float}
+    name:
+      description: The component's name.
+      type: str
+    before:
+      description: The version found before.
+      type: str
+    after:
+      description: The version found after (re-inventory).
+      type: str
+    action:
+      description: What the plan decided.
+      type: str
+      sample: upgrade
+    status:
+      description: C(installed), C(skipped), C(failed), C(not_attempted) or C(cancelled).
+      type: str
+    rc:
+      description: The installer's return code.
+      type: int
+    message:
+      description: What happened, in words.
+      type: str
+    duration_s:
+      description: Seconds the install took.
+      type: float
 cleanup:
   description: What the final cleanup removed and closed on the node.
   returned: always

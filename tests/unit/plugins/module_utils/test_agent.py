@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import zipfile
 
 import pytest
@@ -26,7 +25,10 @@ def pki(tmp_path):
     run = str(tmp_path / "run")
     tls.create_ca(run, "unit")
     issued = tls.issue_agent(run, "n1", ["127.0.0.1"])
-    read = lambda path: open(path, encoding="ascii").read()  # noqa: E731
+
+    def read(path):
+        with open(path, encoding="ascii") as handle:
+            return handle.read()
     return {"issued": issued, "ca_cert": read(issued["ca_cert"]), "server_cert": read(issued["server_cert"]),
             "server_key": read(issued["server_key"])}
 
