@@ -150,8 +150,8 @@ attributes:
     support: full
     description: The whole session runs in the action plugin on the controller.
 notes:
-  - Windows nodes stop after the admin$ staging in this version: the Windows agent is staged and removed, its
-    installs are not driven yet.
+  - Windows nodes are not driven by this version of deploy; M(fleet.firmware.agent) stages and removes the Windows
+    agent over admin$.
 seealso:
   - module: fleet.firmware.agent
   - module: fleet.firmware.inventory
