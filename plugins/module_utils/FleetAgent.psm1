@@ -4,7 +4,7 @@
 
 # The Windows node agent: the PowerShell twin of plugins/module_utils/agent.py, speaking the
 # protocol of docs/agent.md (mutual TLS, bearer token, /v1/status, lease, cancel, inventory,
-# jobs, component upload, shutdown). Used by plugins/module_utils/fleet_agent.ps1 (the agent
+# plan, jobs, component upload (push), fetch (pull), shutdown). Used by plugins/module_utils/fleet_agent.ps1 (the agent
 # process) and plugins/modules/agent.ps1 (the module that starts and removes it).
 #
 # Choices (docs/agent.md, "Windows"):
@@ -16,7 +16,15 @@
 # * One thread: PowerShell script blocks cannot run on .NET worker threads without a runspace,
 #   so the agent is a loop that accepts one request at a time, polls the running installer
 #   (a separate process), the lease and the control folder. A request is answered and the
-#   connection closed (Connection: close).
+#   connection closed (Connection: close). A pull download (POST /v1/fetch) serves the other
+#   requests, the job and the lease between its chunks (Invoke-FleetAgentTick), so a long
+#   download does not starve the controller's lease renewals.
+# * Pull delivery: HttpWebRequest (no proxy, no redirects, Range resume); with run_ca the
+#   server's certificate must chain to the run's CA given in ca_cert (pinned fingerprint),
+#   checked in the request's own ServerCertificateValidationCallback; without it, the system
+#   store decides (the callback is not set at all).
+# * Plan and detection: FleetInventory.psm1 (the PowerShell twin of plan.py and detect.py),
+#   staged beside this file and imported by fleet_agent.ps1.
 # * Lock: the named mutex Global\fleet-firmware-agent (released by Windows when the process
 #   dies, like flock), the holder's tag/pid/since in %ProgramData%\fleet-firmware\agent.json.
 # * Dead-man switch beyond the lease: the firewall lease task of FleetFirewall.psm1 and a sweep
@@ -44,7 +52,7 @@ $FleetAgentMaxHeader = 65536
 $FleetAgentIoTimeoutMs = 10000
 $FleetAgentMutexName = 'Global\fleet-firmware-agent'
 $FleetAgentRequired = 'tag', 'token', 'ca_cert', 'ca_fingerprint', 'server_cert', 'controller', 'staging'
-$FleetAgentStagedFiles = 'fleet_agent.ps1', 'FleetAgent.psm1', 'FleetFirewall.psm1'
+$FleetAgentStagedFiles = 'fleet_agent.ps1', 'FleetAgent.psm1', 'FleetFirewall.psm1', 'FleetInventory.psm1'
 $FleetAgentConfigName = 'agent-config.json'
 $FleetAgentReadyName = 'ready.json'
 $FleetAgentLogName = 'agent.log'
@@ -58,11 +66,19 @@ $FleetAgentSmartComponentCodes = @{ 0 = 'failed'; 1 = 'installed'; 2 = 'reboot_r
 $FleetAgentMsiCodes = @{ 0 = 'installed'; 1641 = 'reboot_required'; 3010 = 'reboot_required' }
 $FleetAgentZeroCodes = @{ 0 = 'installed' }
 $FleetAgentWindowsKinds = 'script', 'smart_component', 'msi', 'exe'
+# Pull delivery (agent.py FETCH_ATTEMPTS, FETCH_TIMEOUT): attempts per component, seconds a silent connection may stall.
+$FleetAgentFetchAttempts = 8
+$FleetAgentFetchTimeout = 15
+$FleetAgentFetchChunk = 1048576
+$FleetAgentOnFailedDependency = 'omit_component', 'omit_host', 'force'
+# Plan policy (plan.py DEFAULT_POLICY, ONLY) and detection timeout (detect.py DEFAULT_TIMEOUT).
+$FleetAgentPolicyOnly = 'all', 'firmware', 'software'
+$FleetAgentDetectTimeout = 30
 $FleetAgentSuccess = 'installed', 'reboot_required', 'not_needed'
 $FleetAgentHttpReasons = @{
     200 = 'OK'; 201 = 'Created'; 202 = 'Accepted'; 400 = 'Bad Request'; 401 = 'Unauthorized'; 404 = 'Not Found'
     405 = 'Method Not Allowed'; 409 = 'Conflict'; 411 = 'Length Required'; 413 = 'Payload Too Large'; 500 = 'Internal Server Error'
-    503 = 'Service Unavailable'; 507 = 'Insufficient Storage'
+    503 = 'Service Unavailable'; 504 = 'Gateway Timeout'; 507 = 'Insufficient Storage'
 }
 
 # --------------------------------------------------------------------------------------------
@@ -491,6 +507,8 @@ Function New-FleetAgentState {
         Current = $null; Job = $null; Index = 0; JobEnded = $false; Process = $null; Events = New-Object -TypeName System.Collections.ArrayList
         Addresses = @(); Listeners = @(); Stopping = $false; FirewallOpened = $false; Mutex = $null
         Certificate = $null; CaCertificate = $null; SweepArmed = [datetime]::MinValue; Since = [datetime]::UtcNow
+        OnFailedDependency = 'omit_component'; Broken = New-Object -TypeName System.Collections.Generic.List[string]
+        Transfers = @{}; Fetching = $false
     }
 }
 
@@ -546,6 +564,7 @@ Function Get-FleetAgentStatus {
         cancelled = $Agent.Cancelled; cancel_reason = $Agent.CancelReason; lease_expires = Format-FleetAgentTime -Time $Agent.LeaseExpires
         lease_remaining = $remaining; addresses = @($Agent.Addresses); port = $Agent.Config.port; current = $Agent.Current
         job = Get-FleetAgentJobState -Agent $Agent; components = @($components); events = @($events)
+        downloads = @{} + $Agent.Transfers
     }
 }
 
@@ -582,7 +601,11 @@ Function Request-FleetAgentStop {
 Function Test-FleetAgentJob {
     <# The body of POST /v1/jobs: {"components": [{name, sha256, ...}, ...]}; throws naming the bad entry. #>
     param([AllowNull()][object]$Body)
-    if ($Body -isnot [hashtable] -or -not $Body.ContainsKey('components')) { throw 'a job is {"components": [...]}' }
+    if ($Body -isnot [hashtable] -or -not $Body.ContainsKey('components') -or $Body.components -isnot [array]) { throw 'a job is {"components": [...]}' }
+    $onFailed = Get-FleetAgentOnFailedDependency -Body $Body
+    if ($FleetAgentOnFailedDependency -cnotcontains $onFailed) {
+        throw ("on_failed_dependency '{0}' is not one of {1}" -f $onFailed, ($FleetAgentOnFailedDependency -join ', '))
+    }
     $index = 0
     foreach ($component in @($Body.components)) {
         if ($component -isnot [hashtable]) { throw "component #$index is not an object" }
@@ -595,14 +618,24 @@ Function Test-FleetAgentJob {
     return , @($Body.components)
 }
 
+Function Get-FleetAgentOnFailedDependency {
+    <# on_failed_dependency of a job body; omit_component when not given (as agent.py). #>
+    param([Parameter(Mandatory = $true)][hashtable]$Body)
+    if ($Body.ContainsKey('on_failed_dependency') -and $null -ne $Body.on_failed_dependency) { return [string]$Body.on_failed_dependency }
+    return 'omit_component'
+}
+
 Function Add-FleetAgentJob {
-    param([Parameter(Mandatory = $true)][hashtable]$Agent, [Parameter(Mandatory = $true)][AllowEmptyCollection()][object[]]$Components)
+    param([Parameter(Mandatory = $true)][hashtable]$Agent, [Parameter(Mandatory = $true)][AllowEmptyCollection()][object[]]$Components,
+        [ValidateSet('omit_component', 'omit_host', 'force')][string]$OnFailedDependency = 'omit_component')
     if ($Agent.Stopping) { throw 'the agent is stopping: no new job' }
     if ($null -ne $Agent.Process) { throw 'a job is already running' }
     if ($null -ne $Agent.Job -and $Agent.Index -lt @($Agent.Job).Count) { throw 'a job is already running' }
     $Agent.Job = @($Components | ForEach-Object { $entry = @{} + $_; if (-not $entry.ContainsKey('status')) { $entry.status = 'pending' }; $entry })
     $Agent.Index = 0
     $Agent.JobEnded = $false
+    $Agent.OnFailedDependency = $OnFailedDependency
+    $Agent.Broken = New-Object -TypeName System.Collections.Generic.List[string]
     return @($Agent.Job).Count
 }
 
@@ -712,6 +745,21 @@ Function Complete-FleetAgentInstall {
     if ($Component.ContainsKey('since')) { $Component.duration = [math]::Round(([datetime]::UtcNow - $Component.since).TotalSeconds, 1); $Component.Remove('since') }
 }
 
+Function Get-FleetAgentBlockedBy {
+    <# Why a failure earlier in the job leaves this component out ('' when it does not): agent.py _blocked_by. #>
+    param([Parameter(Mandatory = $true)][hashtable]$Agent, [Parameter(Mandatory = $true)][hashtable]$Component)
+    if ($Agent.Broken.Count -eq 0 -or $Agent.OnFailedDependency -eq 'force') { return '' }
+    # sorted(set(...)) of Python: unique (case-sensitive) and in ordinal order.
+    [string[]]$broken = @($Agent.Broken | Select-Object -Unique)
+    [System.Array]::Sort($broken, [System.StringComparer]::Ordinal)
+    if ($Agent.OnFailedDependency -eq 'omit_host') { return 'omit_host: {0} failed earlier on this node' -f ($broken -join ', ') }
+    $requires = @()
+    if ($Component.ContainsKey('requires') -and $null -ne $Component.requires) { $requires = @($Component.requires | ForEach-Object { [string]$_ }) }
+    $failed = @($broken | Where-Object { $requires -ccontains $_ })
+    if ($failed.Count -eq 0) { return '' }
+    return 'omit_component: its dependency {0} failed' -f ($failed -join ', ')
+}
+
 Function Step-FleetAgentJob {
     <# Moves the job on: collects a finished installer, then starts the next component or skips it when cancelled. #>
     param([Parameter(Mandatory = $true)][hashtable]$Agent)
@@ -724,14 +772,21 @@ Function Step-FleetAgentJob {
         $Agent.Process.Dispose()
         $Agent.Process = $null
         $Agent.Current = $null
+        if ($component.status -eq 'failed') { $Agent.Broken.Add([string]$component.name) }
         Add-FleetAgentEvent -Agent $Agent -State $component.status -Fields @{ component = $component.name; rc = $component.rc; reason = $component.reason }
         $Agent.Index++
     }
     while ($Agent.Index -lt $components.Count -and $null -eq $Agent.Process) {
         $component = $components[$Agent.Index]
-        if ($Agent.Cancelled) {
+        $blocked = Get-FleetAgentBlockedBy -Agent $Agent -Component $component
+        if ($Agent.Cancelled -or $blocked) {
             $component.status = 'skipped'
             $component.reason = $Agent.CancelReason
+            if ($blocked) {
+                $component.reason = $blocked
+                $Agent.Broken.Add([string]$component.name)  # what depends on it is left out too
+            }
+            elseif (-not $component.reason) { $component.reason = 'cancelled' }
             Add-FleetAgentEvent -Agent $Agent -State 'skipped' -Fields @{ component = $component.name; reason = $component.reason }
             $Agent.Index++
             continue
@@ -745,6 +800,7 @@ Function Step-FleetAgentJob {
             $component.status = 'failed'
             $component.reason = $_.Exception.Message
             $Agent.Current = $null
+            $Agent.Broken.Add([string]$component.name)
             Add-FleetAgentEvent -Agent $Agent -State 'failed' -Fields @{ component = $component.name; reason = $component.reason }
             $Agent.Index++
         }
@@ -795,7 +851,7 @@ Function Save-FleetAgentComponent {
 }
 
 Function Get-FleetAgentInventory {
-    <# What the node is (side-effect free) and the job's components; detection on Windows is not built yet. #>
+    <# What the node is (side-effect free) and what it has of the job's components (FleetInventory.psm1 detection). #>
     param([Parameter(Mandatory = $true)][hashtable]$Agent)
     $os = Get-CimInstance -ClassName Win32_OperatingSystem -ErrorAction SilentlyContinue
     $facts = @{ hostname = [System.Net.Dns]::GetHostName(); system = 'Windows'; powershell = $PSVersionTable.PSVersion.ToString() }
@@ -806,9 +862,290 @@ Function Get-FleetAgentInventory {
     }
     $components = @()
     if ($null -ne $Agent.Job) {
-        $components = @(@($Agent.Job) | ForEach-Object { @{ name = $_.name; available = $_['version']; installed = $null; detect = 'not supported by the Windows agent yet' } })
+        $components = @(@($Agent.Job) | ForEach-Object {
+                $entry = @{ name = $_.name; available = $_['version'] }
+                if ($_['detect'] -is [hashtable]) {
+                    $found = Get-FleetDetection -Spec $_['detect'] -Timeout $FleetAgentDetectTimeout
+                    $entry.installed = $found['version']
+                    $entry.detect = $found
+                }
+                $entry
+            })
     }
     return @{ facts = $facts; components = @($components) }
+}
+
+# --------------------------------------------------------------------------------------------
+# Plan on the node (agent.py Agent.plan; plan.py through its twin FleetInventory.psm1)
+# --------------------------------------------------------------------------------------------
+
+Function ConvertTo-FleetAgentPolicy {
+    <# plan.py normalise_policy: defaults for what is missing or null; only must be all, firmware or software. #>
+    param([AllowNull()][object]$Policy)
+    $merged = @{ allow_downgrade = $false; rewrite = $false; force = $false; only = 'all'; components = @() }
+    if ($Policy -is [hashtable]) {
+        foreach ($key in $Policy.Keys) { if ($null -ne $Policy[$key]) { $merged[$key] = $Policy[$key] } }
+    }
+    if ($FleetAgentPolicyOnly -cnotcontains [string]$merged.only) {
+        throw ("policy only='{0}' is not one of {1}" -f $merged.only, ($FleetAgentPolicyOnly -join ', '))
+    }
+    $merged.components = @($merged.components | Where-Object { $null -ne $_ })
+    return $merged
+}
+
+Function Invoke-FleetAgentPlan {
+    <# POST /v1/plan: {"components": [...], "policy": {...}} -> {"plan": [...]}, side-effect free (Invoke-FleetInventory). #>
+    param([Parameter(Mandatory = $true)][hashtable]$Agent, [Parameter(Mandatory = $true)][AllowNull()][object]$Body)
+    if ($Body -isnot [hashtable] -or -not $Body.ContainsKey('components') -or $Body.components -isnot [array]) {
+        throw 'a plan request is {"components": [...], "policy": {...}}'
+    }
+    $policy = $null
+    if ($Body.ContainsKey('policy')) { $policy = $Body.policy }
+    $settled = ConvertTo-FleetAgentPolicy -Policy $policy
+    $result = Invoke-FleetInventory -Baseline @($Body.components) -Policy $settled -Timeout $FleetAgentDetectTimeout
+    $entries = @($result.Inventory)
+    Add-FleetAgentEvent -Agent $Agent -State 'planned' -Fields @{ components = $entries.Count }
+    return @{ plan = $entries }
+}
+
+# --------------------------------------------------------------------------------------------
+# Pull delivery (agent.py Agent.fetch, _download, _stream, _finish_fetch)
+# --------------------------------------------------------------------------------------------
+
+Function Get-FleetAgentFileSize {
+    param([Parameter(Mandatory = $true)][string]$Path)
+    if (-not (Test-Path -LiteralPath $Path)) { return [long]0 }
+    return [long](New-Object -TypeName System.IO.FileInfo -ArgumentList $Path).Length
+}
+
+Function Test-FleetAgentServerCertificate {
+    <#
+    run_ca: the download server's certificate must name the host we asked for and chain to the
+    run's CA, pinned by the SHA-256 of its DER (the Windows root store plays no part), as
+    ssl.create_default_context(cadata=ca_cert) on Linux. Returns $null when accepted, else the reason.
+    #>
+    param(
+        [AllowNull()][System.Security.Cryptography.X509Certificates.X509Certificate]$Certificate,
+        [Parameter(Mandatory = $true)][System.Net.Security.SslPolicyErrors]$Errors,
+        [Parameter(Mandatory = $true)][System.Security.Cryptography.X509Certificates.X509Certificate2]$CaCertificate,
+        [Parameter(Mandatory = $true)][string]$Fingerprint
+    )
+    if ($null -eq $Certificate) { return 'the server sent no certificate' }
+    if (($Errors -band [System.Net.Security.SslPolicyErrors]::RemoteCertificateNameMismatch) -ne 0) {
+        return 'server certificate refused: it does not name the host of the URL'
+    }
+    $leaf = New-Object -TypeName System.Security.Cryptography.X509Certificates.X509Certificate2 -ArgumentList $Certificate
+    $chain = New-Object -TypeName System.Security.Cryptography.X509Certificates.X509Chain
+    try {
+        $chain.ChainPolicy.RevocationMode = [System.Security.Cryptography.X509Certificates.X509RevocationMode]::NoCheck
+        $chain.ChainPolicy.VerificationFlags = [System.Security.Cryptography.X509Certificates.X509VerificationFlags]::AllowUnknownCertificateAuthority
+        [void]$chain.ChainPolicy.ExtraStore.Add($CaCertificate)
+        [void]$chain.Build($leaf)
+        $bad = @($chain.ChainStatus | Where-Object { $_.Status -ne [System.Security.Cryptography.X509Certificates.X509ChainStatusFlags]::UntrustedRoot })
+        if ($bad.Count -gt 0) { return ('server certificate refused: {0}' -f (($bad | ForEach-Object { $_.Status }) -join ', ')) }
+        $elements = @($chain.ChainElements | ForEach-Object { $_.Certificate })
+        $root = $elements[$elements.Count - 1]
+        if ((Get-FleetAgentFingerprint -Der $root.RawData) -ne $Fingerprint) { return 'server certificate refused: not issued by the run CA' }
+        return $null
+    }
+    finally {
+        $chain.Dispose()
+    }
+}
+
+Function New-FleetAgentDownloadRequest {
+    <#
+    The GET of one download: direct (no proxy, as http.client), no redirects, 15 s timeouts, Range
+    from the bytes already on disk, the bearer token when given; with run_ca the run CA check.
+    The callback runs on this thread: GetResponse is synchronous.
+    #>
+    param([Parameter(Mandatory = $true)][hashtable]$Agent, [Parameter(Mandatory = $true)][string]$Url, [AllowNull()][object]$Token,
+        [Parameter(Mandatory = $true)][long]$Have, [Parameter(Mandatory = $true)][bool]$RunCa)
+    $uri = $null
+    if (-not [System.Uri]::TryCreate($Url, [System.UriKind]::Absolute, [ref]$uri) -or @('http', 'https') -notcontains $uri.Scheme -or -not $uri.Host) {
+        throw "URL '$Url' is not http(s)"
+    }
+    $request = [System.Net.HttpWebRequest][System.Net.WebRequest]::Create($uri)
+    $request.Method = 'GET'
+    $request.Proxy = $null
+    $request.AllowAutoRedirect = $false
+    $request.KeepAlive = $false
+    $request.Timeout = $FleetAgentFetchTimeout * 1000
+    $request.ReadWriteTimeout = $FleetAgentFetchTimeout * 1000
+    if ($Have -gt 0) { $request.AddRange($Have) }
+    if ($Token) { $request.Headers['Authorization'] = 'Bearer ' + [string]$Token }
+    if ($uri.Scheme -eq 'https') {
+        # .NET Framework before 4.7 offers only SSL 3 and TLS 1.0 unless told: add TLS 1.2. SystemDefault (0) lets Windows choose.
+        $offered = [System.Net.ServicePointManager]::SecurityProtocol
+        if ([int]$offered -ne 0) { [System.Net.ServicePointManager]::SecurityProtocol = $offered -bor [System.Net.SecurityProtocolType]::Tls12 }
+        if ($RunCa) {
+            $ca = $Agent.CaCertificate
+            $fingerprint = $Agent.Config.ca_fingerprint
+            $request.ServerCertificateValidationCallback = [System.Net.Security.RemoteCertificateValidationCallback] {
+                param($sender, $certificate, $chain, $errors)
+                return $null -eq (Test-FleetAgentServerCertificate -Certificate $certificate -Errors $errors -CaCertificate $ca -Fingerprint $fingerprint)
+            }
+        }
+    }
+    return $request
+}
+
+Function Get-FleetAgentHttpResponse {
+    <# GetResponse, with an HTTP error status returned as a response (it throws for 4xx/5xx) and other failures thrown. #>
+    param([Parameter(Mandatory = $true)][System.Net.HttpWebRequest]$Request)
+    try { return $Request.GetResponse() }
+    catch {
+        $web = $_.Exception
+        while ($null -ne $web -and $web -isnot [System.Net.WebException]) { $web = $web.InnerException }
+        if ($null -ne $web -and $null -ne $web.Response) { return $web.Response }
+        throw
+    }
+}
+
+Function Get-FleetAgentDownloadTotal {
+    <# The full size the server announces: the part after '/' of Content-Range (206), else Content-Length; $null when unknown. #>
+    param([AllowNull()][string]$ContentRange, [AllowNull()][string]$ContentLength, [Parameter(Mandatory = $true)][bool]$Append)
+    $text = $ContentLength
+    if ($Append) { $text = ([string]$ContentRange).Substring(([string]$ContentRange).LastIndexOf('/') + 1) }
+    $total = [long]0
+    if ($text -match '^\d+$' -and [long]::TryParse($text, [ref]$total)) { return $total }
+    return $null
+}
+
+Function Save-FleetAgentDownload {
+    <# One attempt at one URL: resume with Range, append on 206, start again on 200, 416 drops the partial file. #>
+    param([Parameter(Mandatory = $true)][hashtable]$Agent, [Parameter(Mandatory = $true)][string]$Url, [AllowNull()][object]$Token,
+        [Parameter(Mandatory = $true)][string]$Partial, [Parameter(Mandatory = $true)][string]$Hash, [Parameter(Mandatory = $true)][bool]$RunCa)
+    $have = Get-FleetAgentFileSize -Path $Partial
+    $request = New-FleetAgentDownloadRequest -Agent $Agent -Url $Url -Token $Token -Have $have -RunCa $RunCa
+    $response = Get-FleetAgentHttpResponse -Request $request
+    try {
+        $status = [int]$response.StatusCode
+        if ($status -eq 416) {
+            Remove-Item -LiteralPath $Partial -Force -ErrorAction SilentlyContinue  # more than the file: start again
+            throw 'the server refused the resume point (416)'
+        }
+        if ($status -ne 200 -and $status -ne 206) { throw ('HTTP {0} {1}' -f $status, $response.StatusDescription) }
+        $append = $status -eq 206
+        $total = Get-FleetAgentDownloadTotal -ContentRange $response.Headers['Content-Range'] -ContentLength $response.Headers['Content-Length'] -Append $append
+        $mode = [System.IO.FileMode]::Create
+        if ($append) { $mode = [System.IO.FileMode]::Append }
+        $done = Copy-FleetAgentDownloadStream -Agent $Agent -Source $response.GetResponseStream() -Partial $Partial -Mode $mode -Hash $Hash -Total $total
+    }
+    finally {
+        $response.Close()
+    }
+    if ($null -ne $total -and $done -lt $total) { throw "the download stopped after $done of $total bytes" }
+}
+
+Function Copy-FleetAgentDownloadStream {
+    <# Streams the body to the partial file; status shows the progress (downloads); the loop keeps serving between chunks. #>
+    param([Parameter(Mandatory = $true)][hashtable]$Agent, [Parameter(Mandatory = $true)][System.IO.Stream]$Source,
+        [Parameter(Mandatory = $true)][string]$Partial, [Parameter(Mandatory = $true)][System.IO.FileMode]$Mode,
+        [Parameter(Mandatory = $true)][string]$Hash, [AllowNull()][object]$Total)
+    $buffer = New-Object -TypeName byte[] -ArgumentList $FleetAgentFetchChunk
+    $file = [System.IO.File]::Open($Partial, $Mode, [System.IO.FileAccess]::Write, [System.IO.FileShare]::None)
+    $served = [datetime]::UtcNow
+    try {
+        $done = $file.Position
+        while ($true) {
+            $read = $Source.Read($buffer, 0, $buffer.Length)
+            if ($read -le 0) { break }
+            $file.Write($buffer, 0, $read)
+            $done += $read
+            $Agent.Transfers[$Hash] = @{ bytes = $done; size = $Total }
+            if (([datetime]::UtcNow - $served).TotalMilliseconds -ge 500) {
+                [void](Invoke-FleetAgentTick -Agent $Agent)
+                if ($Agent.Stopping) { throw "the agent is stopping ($($Agent.CancelReason))" }
+                $served = [datetime]::UtcNow
+            }
+        }
+        $file.Flush($true)
+    }
+    finally {
+        $file.Dispose()
+        $Source.Dispose()
+    }
+    return $done
+}
+
+Function Complete-FleetAgentFetch {
+    <# _finish_fetch: hash check (409 and nothing kept on mismatch), rename into components\<sha256>. #>
+    param([Parameter(Mandatory = $true)][hashtable]$Agent, [Parameter(Mandatory = $true)][string]$Partial,
+        [Parameter(Mandatory = $true)][string]$Final, [Parameter(Mandatory = $true)][string]$Hash)
+    if ((Get-FleetAgentFileHash -Path $Partial) -ne $Hash) {
+        Remove-Item -LiteralPath $Partial -Force -ErrorAction SilentlyContinue
+        throw [System.IO.InvalidDataException]"the downloaded bytes of $($Hash.Substring(0, 12)) do not match the manifest's SHA-256: nothing kept"
+    }
+    Move-Item -LiteralPath $Partial -Destination $Final -Force
+    $Agent.Transfers.Remove($Hash)
+    $size = Get-FleetAgentFileSize -Path $Final
+    Add-FleetAgentEvent -Agent $Agent -State 'downloaded' -Fields @{ sha256 = $Hash; size = $size; delivery = 'pull' }
+    return @{ sha256 = $Hash; size = $size; cached = $false }
+}
+
+Function Wait-FleetAgentBackoff {
+    <# Sleeps between two rounds of a download while still serving requests, the job and the lease. #>
+    param([Parameter(Mandatory = $true)][hashtable]$Agent, [Parameter(Mandatory = $true)][double]$Seconds)
+    $until = [datetime]::UtcNow.AddSeconds($Seconds)
+    while ([datetime]::UtcNow -lt $until -and -not $Agent.Stopping) {
+        if (-not (Invoke-FleetAgentTick -Agent $Agent)) { Start-Sleep -Milliseconds 100 }
+    }
+}
+
+Function Invoke-FleetAgentFetch {
+    <#
+    POST /v1/fetch: download one component into components\<sha256>, resuming with Range, hash
+    checked. Retries with back-off while bytes keep coming (a link down for a few seconds); gives
+    up at once when no URL can be reached at all: [System.TimeoutException] (504, the controller
+    then pushes instead). A hash mismatch is [System.IO.InvalidDataException] (409).
+    #>
+    param([Parameter(Mandatory = $true)][hashtable]$Agent, [Parameter(Mandatory = $true)][AllowNull()][object]$Body)
+    $hash = ''
+    $urls = $null
+    if ($Body -is [hashtable]) {
+        if ($Body.ContainsKey('sha256')) { $hash = [string]$Body.sha256 }
+        if ($Body.ContainsKey('urls')) { $urls = $Body.urls }
+    }
+    if ($hash -cnotmatch $FleetAgentShaPattern -or $urls -isnot [array] -or @($urls).Count -eq 0) {
+        throw 'a fetch is {"sha256": <64 hex>, "urls": [...], "token": ..., "size": ...}'
+    }
+    $token = $null
+    if ($Body.ContainsKey('token')) { $token = $Body.token }
+    $runCa = $true
+    if ($Body.ContainsKey('run_ca') -and $null -ne $Body.run_ca) { $runCa = [bool]$Body.run_ca }
+    $final = Get-FleetAgentComponentPath -Agent $Agent -Hash $hash
+    if ((Test-Path -LiteralPath $final) -and (Get-FleetAgentFileHash -Path $final) -eq $hash) {
+        return @{ sha256 = $hash; size = Get-FleetAgentFileSize -Path $final; cached = $true }
+    }
+    # The loop serves other requests between the chunks of a download: one download at a time.
+    if ($Agent.Fetching) { throw 'a download is already in progress on this node' }
+    $partial = "$final.part"
+    $errors = New-Object -TypeName System.Collections.Generic.List[string]
+    Add-FleetAgentEvent -Agent $Agent -State 'downloading' -Fields @{ sha256 = $hash; delivery = 'pull' }
+    $Agent.Fetching = $true
+    try {
+        for ($attempt = 0; $attempt -lt $FleetAgentFetchAttempts; $attempt++) {
+            $before = Get-FleetAgentFileSize -Path $partial
+            foreach ($url in @($urls)) {
+                try { Save-FleetAgentDownload -Agent $Agent -Url ([string]$url) -Token $token -Partial $partial -Hash $hash -RunCa $runCa }
+                catch {
+                    $errors.Add(('{0}: {1}' -f $url, $_.Exception.Message))
+                    if ($Agent.Stopping) { throw "the agent is stopping ($($Agent.CancelReason)): the download of $($hash.Substring(0, 12)) is abandoned" }
+                    continue
+                }
+                return Complete-FleetAgentFetch -Agent $Agent -Partial $partial -Final $final -Hash $hash
+            }
+            $after = Get-FleetAgentFileSize -Path $partial
+            if ($after -eq $before -and ($attempt -ge 2 -or ($before -eq 0 -and $attempt -ge 1))) { break }
+            Wait-FleetAgentBackoff -Agent $Agent -Seconds ([math]::Min([math]::Pow(2, $attempt), 5.0))
+        }
+    }
+    finally {
+        $Agent.Fetching = $false
+    }
+    $last = @($errors | Select-Object -Last @($urls).Count)
+    throw [System.TimeoutException]("the node cannot download {0}: {1}" -f $hash.Substring(0, 12), ($last -join '; '))
 }
 
 # --------------------------------------------------------------------------------------------
@@ -833,7 +1170,7 @@ Function Invoke-FleetAgentRequest {
         return @{ Status = 401; Body = @{ error = 'missing or wrong bearer token' } }
     }
     $route = '{0} {1}' -f $Request.Method, $Request.Path
-    $known = '/v1/status', '/v1/lease', '/v1/cancel', '/v1/inventory', '/v1/jobs', '/v1/shutdown'
+    $known = '/v1/status', '/v1/lease', '/v1/cancel', '/v1/inventory', '/v1/jobs', '/v1/shutdown', '/v1/fetch', '/v1/plan'
     try {
         if ($route -eq 'GET /v1/status') { return @{ Status = 200; Body = Get-FleetAgentStatus -Agent $Agent } }
         if ($route -eq 'GET /v1/inventory') { return @{ Status = 200; Body = Get-FleetAgentInventory -Agent $Agent } }
@@ -859,8 +1196,11 @@ Function Invoke-FleetAgentRequest {
                 '/v1/jobs' {
                     try { $components = Test-FleetAgentJob -Body $body }
                     catch { return @{ Status = 400; Body = @{ error = $_.Exception.Message } } }
-                    return @{ Status = 202; Body = @{ accepted = Add-FleetAgentJob -Agent $Agent -Components $components } }
+                    $onFailed = Get-FleetAgentOnFailedDependency -Body $body
+                    return @{ Status = 202; Body = @{ accepted = Add-FleetAgentJob -Agent $Agent -Components $components -OnFailedDependency $onFailed } }
                 }
+                '/v1/fetch' { return @{ Status = 200; Body = Invoke-FleetAgentFetch -Agent $Agent -Body $body } }
+                '/v1/plan' { return @{ Status = 200; Body = Invoke-FleetAgentPlan -Agent $Agent -Body $body } }
                 '/v1/shutdown' {
                     Request-FleetAgentStop -Agent $Agent -Reason 'shutdown requested by the controller'
                     return @{ Status = 202; Body = @{ stopping = $true; pid = $PID } }
@@ -871,7 +1211,12 @@ Function Invoke-FleetAgentRequest {
         return @{ Status = 404; Body = @{ error = "no such resource: $($Request.Path)" } }
     }
     catch [System.IO.InvalidDataException] {
+        # HashMismatch of agent.py: the bytes do not hash to the manifest's SHA-256.
         return @{ Status = 409; Body = @{ error = $_.Exception.Message } }
+    }
+    catch [System.TimeoutException] {
+        # FetchFailed of agent.py: no URL could be reached; the controller may push instead.
+        return @{ Status = 504; Body = @{ error = $_.Exception.Message } }
     }
     catch [System.IO.IOException] {
         # 0x70 ERROR_DISK_FULL, 0x27 ERROR_HANDLE_DISK_FULL
@@ -1071,22 +1416,31 @@ Function Start-FleetAgentListening {
     }
 }
 
+Function Invoke-FleetAgentTick {
+    <#
+    One round of the loop: pending requests, the job, the lease, the module's requests, the sweep.
+    Also called between the chunks of a pull download. Returns whether a request was served.
+    #>
+    param([Parameter(Mandatory = $true)][hashtable]$Agent)
+    $busy = $false
+    foreach ($listener in @($Agent.Listeners)) {
+        if ($listener.Pending()) {
+            Invoke-FleetAgentConnection -Agent $Agent -Client $listener.AcceptTcpClient()
+            $busy = $true
+        }
+    }
+    Step-FleetAgentJob -Agent $Agent
+    if (-not $Agent.Stopping -and [datetime]::UtcNow -ge $Agent.LeaseExpires) { Request-FleetAgentStop -Agent $Agent -Reason 'lease expired' }
+    Read-FleetAgentControl -Agent $Agent
+    try { Update-FleetAgentSweep -Agent $Agent } catch { Write-FleetAgentLog -Agent $Agent -Message "sweep not re-armed: $($_.Exception.Message)" }
+    return $busy
+}
+
 Function Invoke-FleetAgentLoop {
     <# Serves until stopped and the in-flight installer is done: requests, job, lease, control requests, sweep. #>
     param([Parameter(Mandatory = $true)][hashtable]$Agent)
     while (-not ($Agent.Stopping -and $null -eq $Agent.Process)) {
-        $busy = $false
-        foreach ($listener in $Agent.Listeners) {
-            if ($listener.Pending()) {
-                Invoke-FleetAgentConnection -Agent $Agent -Client $listener.AcceptTcpClient()
-                $busy = $true
-            }
-        }
-        Step-FleetAgentJob -Agent $Agent
-        if (-not $Agent.Stopping -and [datetime]::UtcNow -ge $Agent.LeaseExpires) { Request-FleetAgentStop -Agent $Agent -Reason 'lease expired' }
-        Read-FleetAgentControl -Agent $Agent
-        try { Update-FleetAgentSweep -Agent $Agent } catch { Write-FleetAgentLog -Agent $Agent -Message "sweep not re-armed: $($_.Exception.Message)" }
-        if (-not $busy) { Start-Sleep -Milliseconds 100 }
+        if (-not (Invoke-FleetAgentTick -Agent $Agent)) { Start-Sleep -Milliseconds 100 }
     }
     # What was not started is skipped (the stop came between two components).
     Step-FleetAgentJob -Agent $Agent
@@ -1163,6 +1517,10 @@ $exportMembers = @{
     'Get-FleetAgentInventory', 'Read-FleetAgentJsonBody', 'Invoke-FleetAgentRequest', 'Invoke-FleetAgentConnection',
     'Open-FleetAgentFirewall', 'Close-FleetAgentFirewall', 'Get-FleetAgentSweepScript', 'Get-FleetAgentEncodedArgument',
     'Set-FleetAgentSweep', 'Update-FleetAgentSweep', 'Save-FleetAgentHolder', 'Get-FleetAgentRequestPath', 'Read-FleetAgentControl',
-    'Write-FleetAgentReady', 'Start-FleetAgentListening', 'Invoke-FleetAgentLoop', 'Clear-FleetAgent', 'Start-FleetAgent'
+    'Write-FleetAgentReady', 'Start-FleetAgentListening', 'Invoke-FleetAgentLoop', 'Clear-FleetAgent', 'Start-FleetAgent',
+    'Get-FleetAgentOnFailedDependency', 'Get-FleetAgentBlockedBy', 'ConvertTo-FleetAgentPolicy', 'Invoke-FleetAgentPlan',
+    'Get-FleetAgentFileSize', 'Test-FleetAgentServerCertificate', 'New-FleetAgentDownloadRequest', 'Get-FleetAgentHttpResponse',
+    'Get-FleetAgentDownloadTotal', 'Save-FleetAgentDownload', 'Copy-FleetAgentDownloadStream', 'Complete-FleetAgentFetch',
+    'Wait-FleetAgentBackoff', 'Invoke-FleetAgentFetch', 'Invoke-FleetAgentTick'
 }
 Export-ModuleMember @exportMembers

@@ -2,8 +2,8 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-# The Windows node agent process (docs/agent.md). Staged with FleetAgent.psm1 and FleetFirewall.psm1
-# in %SystemRoot%\Temp\fleet-firmware-<tag>\ and started by the agent module (agent.ps1) as the
+# The Windows node agent process (docs/agent.md). Staged with FleetAgent.psm1, FleetFirewall.psm1 and
+# FleetInventory.psm1 (detection and plan: GET /v1/inventory, POST /v1/plan) in %SystemRoot%\Temp\fleet-firmware-<tag>\ and started by the agent module (agent.ps1) as the
 # scheduled task fleet-firmware-<tag>-agent, running as SYSTEM:
 #   powershell.exe -NoProfile -NonInteractive -ExecutionPolicy Bypass -File <staging>\fleet_agent.ps1 -ConfigPath <staging>\agent-config.json
 # The configuration file (secrets included) is ACL'd to SYSTEM and Administrators; the agent reads
@@ -17,8 +17,9 @@ param(
 
 $ErrorActionPreference = 'Stop'
 Set-StrictMode -Version 2.0
-# -Global: FleetAgent.psm1 calls the firewall twin's functions from its own session state.
+# -Global: FleetAgent.psm1 calls the firewall and inventory twins' functions from its own session state.
 Import-Module -Name (Join-Path -Path $PSScriptRoot -ChildPath 'FleetFirewall.psm1') -Global -DisableNameChecking
+Import-Module -Name (Join-Path -Path $PSScriptRoot -ChildPath 'FleetInventory.psm1') -Global -DisableNameChecking
 Import-Module -Name (Join-Path -Path $PSScriptRoot -ChildPath 'FleetAgent.psm1') -Global -DisableNameChecking
 
 $code = Start-FleetAgent -ConfigPath $ConfigPath

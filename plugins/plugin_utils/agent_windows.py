@@ -215,8 +215,8 @@ def unstage(action, task_vars: dict, tag: str, smb: Optional[SmbTarget]) -> dict
 # What the action stages and hands to agent.ps1
 # --------------------------------------------------------------------------------------------
 
-# The agent process and the two modules it imports; agent.ps1 refuses to start without them.
-AGENT_FILES = ("fleet_agent.ps1", "FleetAgent.psm1", "FleetFirewall.psm1")
+# The agent process and the three modules it imports; agent.ps1 refuses to start without them.
+AGENT_FILES = ("fleet_agent.ps1", "FleetAgent.psm1", "FleetFirewall.psm1", "FleetInventory.psm1")
 MODULE_UTILS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "module_utils")
 
 

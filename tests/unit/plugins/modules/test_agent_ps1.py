@@ -10,7 +10,11 @@ other Python tables:
 * the .psm1's validation tables and defaults equal the Python agent's (tag, sha256, node id,
   port, lease, firewall grace), its return-code tables equal returncodes.py's for Windows, its
   install kinds and argv equal installers.build_command(os_name="windows");
-* the routes it serves and the status fields it returns are the Python agent's;
+* the routes it serves, the status fields it returns, the error codes (409 hash mismatch, 504
+  fetch failed) and the job options (on_failed_dependency) are the Python agent's, with no
+  difference allowed;
+* pull delivery (fetch) and the plan on the node: the retry rule, back-off, Range resume, run CA
+  check, messages and the policy defaults are compared with agent.py and plan.py;
 * agent.ps1's argument spec equals the documentation and agent.py's spec, and the configuration
   document it builds has the keys of the Python module's;
 * the text it builds for Windows (the sweep task's script, -EncodedCommand, the agent task's
@@ -29,13 +33,15 @@ import pytest
 import yaml
 
 from ansible_collections.fleet.firmware.plugins.module_utils import agent as py_agent
-from ansible_collections.fleet.firmware.plugins.module_utils import installers, returncodes
+from ansible_collections.fleet.firmware.plugins.module_utils import detect, installers, plan, returncodes
 from ansible_collections.fleet.firmware.plugins.modules import agent as py_module
 from ansible_collections.fleet.firmware.plugins.plugin_utils import agent_windows, smb_stage
 
 REPO = Path(__file__).resolve().parents[4]
 PSM1 = (REPO / "plugins/module_utils/FleetAgent.psm1").read_text()
 FIREWALL_PSM1 = (REPO / "plugins/module_utils/FleetFirewall.psm1").read_text()
+INVENTORY_PSM1 = (REPO / "plugins/module_utils/FleetInventory.psm1").read_text()
+PY_AGENT = (REPO / "plugins/module_utils/agent.py").read_text()
 SCRIPT = (REPO / "plugins/module_utils/fleet_agent.ps1").read_text()
 PS1 = (REPO / "plugins/modules/agent.ps1").read_text()
 DOCS = yaml.safe_load(re.search(r'DOCUMENTATION = r"""(.*?)"""', (REPO / "plugins/modules/agent.py").read_text(), re.S).group(1))
@@ -60,13 +66,6 @@ def ps_list(name: str) -> list[str]:
 def ps_int_table(name: str) -> dict[int, str]:
     body = re.match(r"@\{(.*)\}$", ps_value(name)).group(1)
     return {int(k): v.strip().strip("'") for k, v in (pair.split("=") for pair in body.split(";"))}
-
-
-# What the Linux agent has and the Windows agent does not have yet (docs/agent.md, Windows):
-# pull delivery (the node downloads from the engine) and the plan on the node. Any other
-# difference from the Python agent fails the tests below.
-NOT_YET_ON_WINDOWS_ROUTES = {"POST /v1/fetch", "POST /v1/plan"}
-NOT_YET_ON_WINDOWS_STATUS = {"downloads"}
 
 
 def function_body(text: str, name: str) -> str:
@@ -207,19 +206,20 @@ def test_routes_are_the_python_agents():
     body = function_body(PSM1, "Invoke-FleetAgentRequest")
     ps_routes = set(re.findall(r"'(GET /v1/\w+)'", body))
     ps_routes |= {f"POST {path}" for path in re.findall(r"'(/v1/\w+)' \{", body)}
-    py_handler = (REPO / "plugins/module_utils/agent.py").read_text()
-    py_routes = {f"{m} {p}" for m, p in re.findall(r'\("(GET|POST)", "(/v1/\w+)"\)', py_handler)}
-    assert ps_routes == py_routes - NOT_YET_ON_WINDOWS_ROUTES
+    py_routes = {f"{m} {p}" for m, p in re.findall(r'\("(GET|POST)", "(/v1/\w+)"\)', PY_AGENT)}
+    assert "POST /v1/fetch" in py_routes and "POST /v1/plan" in py_routes
+    assert ps_routes == py_routes
     assert "'/v1/components/'" in body and "$Request.Method -ne 'PUT'" in body
     known = body.split("$known = ", 1)[1].split("\n", 1)[0]
-    assert set(re.findall(r"'(/v1/\w+)'", known)) == {route.split(" ")[1] for route in py_routes - NOT_YET_ON_WINDOWS_ROUTES}
+    assert set(re.findall(r"'(/v1/\w+)'", known)) == {route.split(" ")[1] for route in py_routes}
 
 
 def test_status_codes_have_reasons_and_are_documented():
     used = {int(s) for s in re.findall(r"Status = (\d{3})", PSM1)}
     reasons = {int(k) for k in re.findall(r"(\d{3}) = '", PSM1.split("$FleetAgentHttpReasons = @{", 1)[1].split("}", 1)[0])}
     assert used <= reasons
-    documented = {int(s) for s in re.findall(r"\b(4\d\d|5\d\d)\b", (REPO / "docs/agent.md").read_text().split("## Protocol", 1)[1].split("|", 1)[0])}
+    protocol = (REPO / "docs/agent.md").read_text().split("## Protocol", 1)[1].split("\n## ", 1)[0]
+    documented = {int(s) for s in re.findall(r"\b(4\d\d|5\d\d)\b", protocol)}
     assert used - {200, 201, 202} <= documented | {500, 507}
 
 
@@ -227,7 +227,8 @@ def test_status_fields_are_the_python_agents():
     body = function_body(PSM1, "Get-FleetAgentStatus")
     ps_keys = set(re.findall(r"(?:^|; |\{ )\s*(\w+) = ", body.split("return @{", 1)[1], re.M))
     agent = py_agent.Agent({"tag": "run-1", "staging": "/var/tmp/fleet-firmware-run-1", "lease": 300, "run_id": "r", "node_id": "n", "port": 1})
-    assert ps_keys == set(agent.status()) - NOT_YET_ON_WINDOWS_STATUS
+    assert "downloads" in agent.status()
+    assert ps_keys == set(agent.status())
 
 
 def test_public_component_fields_are_the_python_jobs():
@@ -417,7 +418,7 @@ KNOWN_CMDLETS = {
     "Set-Acl": {"LiteralPath", "AclObject"}, "Get-Content": {"LiteralPath", "Tail"}, "ConvertFrom-Json": {"InputObject"},
     "ConvertTo-Json": {"InputObject", "Compress", "Depth"}, "Get-CimInstance": {"ClassName", "Filter"},
     "Get-Process": {"Id"}, "Stop-Process": {"Id", "Force"}, "Start-Sleep": {"Seconds", "Milliseconds"},
-    "Write-Verbose": {"Message"}, "Where-Object": set(), "ForEach-Object": set(), "Out-Null": set(), "Select-Object": {"Skip"},
+    "Write-Verbose": {"Message"}, "Where-Object": set(), "ForEach-Object": set(), "Out-Null": set(), "Select-Object": {"Skip", "Last", "Unique"},
     "Set-StrictMode": {"Version"}, "Export-ModuleMember": {"Function"}, "Import-Module": {"Name", "Global", "DisableNameChecking"},
     "New-ScheduledTaskAction": {"Execute", "Argument", "WorkingDirectory"}, "New-ScheduledTaskTrigger": {"Once", "At"},
     "New-ScheduledTaskPrincipal": {"UserId", "LogonType", "RunLevel"},
@@ -432,15 +433,17 @@ KNOWN_CMDLETS = {
 @pytest.mark.parametrize("source", ["FleetAgent.psm1", "fleet_agent.ps1", "agent.ps1"])
 def test_every_command_and_parameter_used_exists(source):
     text = {"FleetAgent.psm1": PSM1, "fleet_agent.ps1": SCRIPT, "agent.ps1": PS1}[source]
-    functions = declared_functions(PSM1) | declared_functions(FIREWALL_PSM1) | declared_functions(PS1)
+    functions = declared_functions(PSM1) | declared_functions(FIREWALL_PSM1) | declared_functions(INVENTORY_PSM1) | declared_functions(PS1)
+    own = set(declared_functions(PSM1))
     exported = set(re.findall(r"'([A-Za-z]+-Fleet[A-Za-z]+)'", PSM1.split("$exportMembers", 1)[1]))
     exported |= set(re.findall(r"'([A-Za-z]+-Fleet[A-Za-z]+)'", FIREWALL_PSM1.split("$exportMembers", 1)[1]))
+    exported |= set(re.findall(r"'([A-Za-z]+-Fleet[A-Za-z]+)'", INVENTORY_PSM1.split("$exportMembers", 1)[1]))
     used = calls(text)
     assert used
     for name, params in used:
         if name in functions:
             allowed = functions[name]
-            if "-Fleet" in name and source != "FleetAgent.psm1":
+            if "-Fleet" in name and (source != "FleetAgent.psm1" or name not in own):
                 assert name in exported, f"{source}: {name} is not exported"
         else:
             assert name in KNOWN_CMDLETS, f"{source}: unknown command {name}"
@@ -460,3 +463,282 @@ def test_the_module_loads_both_module_utils():
     assert "#AnsibleRequires -PowerShell ansible_collections.fleet.firmware.plugins.module_utils.FleetFirewall" in PS1
     assert "#AnsibleRequires -CSharpUtil Ansible.Basic" in PS1
     assert PS1.startswith("#!powershell\n")
+
+
+# ---------------------------------------------------------------- parity: error codes and job options
+
+
+def ps_catch_status(exception_type: str) -> int:
+    body = function_body(PSM1, "Invoke-FleetAgentRequest")
+    match = re.search(r"catch \[%s\] \{.*?Status = (\d{3})" % re.escape(exception_type), body, re.S)
+    assert match, exception_type
+    return int(match.group(1))
+
+
+def py_except_status(name: str) -> int:
+    return int(re.search(r"except %s as exc:\s+self\._send\((\d{3})" % name, PY_AGENT).group(1))
+
+
+def test_hash_mismatch_is_409_and_fetch_failed_is_504_as_on_linux():
+    assert ps_catch_status("System.IO.InvalidDataException") == py_except_status("HashMismatch") == 409
+    assert ps_catch_status("System.TimeoutException") == py_except_status("FetchFailed") == 504
+    # Disk full is 507, another I/O error 500, as agent.py's OSError handling.
+    io_branch = function_body(PSM1, "Invoke-FleetAgentRequest").split("catch [System.IO.IOException]")[1]
+    assert ps_catch_status("System.IO.IOException") == 507 and "Status = 500" in io_branch
+    # The specific catches come before the general one (PowerShell takes the first that matches).
+    body = function_body(PSM1, "Invoke-FleetAgentRequest")
+    assert body.index("catch [System.IO.InvalidDataException]") < body.index("catch [System.TimeoutException]") < body.index("    catch {\n")
+    # What throws them: a mismatch after a push or a pull, and a fetch that reached no URL.
+    assert "throw [System.IO.InvalidDataException]" in function_body(PSM1, "Complete-FleetAgentFetch")
+    assert "throw [System.IO.InvalidDataException]" in function_body(PSM1, "Save-FleetAgentComponent")
+    assert 'throw [System.TimeoutException]("the node cannot download {0}: {1}"' in function_body(PSM1, "Invoke-FleetAgentFetch")
+    assert "raise FetchFailed(\"the node cannot download %s: %s\"" in PY_AGENT
+    assert "504 = 'Gateway Timeout'" in PSM1.split("$FleetAgentHttpReasons = @{", 1)[1].split("}", 1)[0]
+
+
+def test_on_failed_dependency_choices_default_and_message_are_the_python_agents():
+    assert tuple(ps_list("FleetAgentOnFailedDependency")) == py_agent.ON_FAILED_DEPENDENCY
+    validate = function_body(PSM1, "Test-FleetAgentJob")
+    fmt = re.search(r"throw \(\"([^\"]+)\" -f \$onFailed", validate).group(1)
+    ps_message = ps_format(fmt.replace("'{0}'", "{0!r}"), "bogus", ", ".join(py_agent.ON_FAILED_DEPENDENCY))
+    with pytest.raises(py_agent.AgentError) as err:
+        py_agent.validate_job({"components": [], "on_failed_dependency": "bogus"})
+    assert ps_message == str(err.value)
+    assert "return 'omit_component'" in function_body(PSM1, "Get-FleetAgentOnFailedDependency")
+    assert "[ValidateSet('omit_component', 'omit_host', 'force')][string]$OnFailedDependency = 'omit_component'" in function_body(PSM1, "Add-FleetAgentJob")
+    # The route hands it to the job (400 on a bad value, as agent.py).
+    route = function_body(PSM1, "Invoke-FleetAgentRequest")
+    assert "Add-FleetAgentJob -Agent $Agent -Components $components -OnFailedDependency $onFailed" in route
+
+
+def ps_blocked_by(broken: list[str], mode: str, requires: list[str]) -> str:
+    """Get-FleetAgentBlockedBy, its branches replayed with the .psm1's own messages."""
+    body = function_body(PSM1, "Get-FleetAgentBlockedBy")
+    host_fmt = re.search(r"return '(omit_host: [^']+)' -f", body).group(1)
+    component_fmt = re.search(r"return '(omit_component: [^']+)' -f", body).group(1)
+    assert "$Agent.OnFailedDependency -eq 'force') { return '' }" in body
+    assert "[System.Array]::Sort($broken, [System.StringComparer]::Ordinal)" in body and "Select-Object -Unique" in body
+    assert "$requires -ccontains $_" in body
+    ordered = sorted(set(broken))
+    if not ordered or mode == "force":
+        return ""
+    if mode == "omit_host":
+        return host_fmt.format(", ".join(ordered))
+    failed = [name for name in ordered if name in requires]
+    return component_fmt.format(", ".join(failed)) if failed else ""
+
+
+@pytest.mark.parametrize("mode", py_agent.ON_FAILED_DEPENDENCY)
+@pytest.mark.parametrize("broken, requires", [
+    ([], ["a"]), (["a"], []), (["a"], ["a"]), (["b", "a", "b"], ["a", "b", "c"]), (["x"], ["a"]), (["B", "a"], ["a", "B"]),
+])
+def test_blocked_by_is_the_python_agents(mode, broken, requires):
+    job = py_agent.Job([], mode)
+    job.broken = set(broken)
+    assert ps_blocked_by(broken, mode, requires) == py_agent.Agent._blocked_by(job, {"name": "c", "requires": requires})
+
+
+def test_the_job_step_skips_what_is_blocked_and_remembers_failures():
+    step = function_body(PSM1, "Step-FleetAgentJob")
+    assert "$blocked = Get-FleetAgentBlockedBy -Agent $Agent -Component $component" in step
+    assert "if ($Agent.Cancelled -or $blocked) {" in step
+    assert "$component.reason = $blocked\n                $Agent.Broken.Add([string]$component.name)" in step
+    # A failed install and a component that could not start both break what depends on them.
+    assert step.count("$Agent.Broken.Add([string]$component.name)") == 3
+    assert "elseif (-not $component.reason) { $component.reason = 'cancelled' }" in step
+    assert "$Agent.Broken = New-Object" in function_body(PSM1, "Add-FleetAgentJob")
+
+
+# ---------------------------------------------------------------- pull delivery (POST /v1/fetch)
+
+
+def test_fetch_constants_are_the_python_agents():
+    assert int(ps_value("FleetAgentFetchAttempts")) == py_agent.FETCH_ATTEMPTS
+    assert int(ps_value("FleetAgentFetchTimeout")) == py_agent.FETCH_TIMEOUT
+    assert int(ps_value("FleetAgentFetchChunk")) == py_agent.CHUNK
+
+
+def ps_condition_to_python(text: str) -> str:
+    for ps, py in (("-eq", "=="), ("-ge", ">="), ("-and", "and"), ("-or", "or"), ("$", "")):
+        text = text.replace(ps, py)
+    return text
+
+
+@pytest.mark.parametrize("before", [0, 100])
+@pytest.mark.parametrize("after", [0, 100, 200])
+@pytest.mark.parametrize("attempt", range(8))
+def test_the_give_up_rule_is_the_python_agents(before, after, attempt):
+    fetch = function_body(PSM1, "Invoke-FleetAgentFetch")
+    ps_rule = re.search(r"if \((\$after -eq \$before -and .*)\) \{ break \}", fetch).group(1)
+    py_rule = re.search(r"if (_size\(partial\) == before and .*):\n\s+break", PY_AGENT).group(1)
+    values = {"before": before, "after": after, "attempt": attempt}
+    assert eval(ps_condition_to_python(ps_rule), {}, values) == eval(py_rule.replace("_size(partial)", "after"), {}, values)  # noqa: S307
+
+
+def test_no_url_reachable_gives_up_after_two_rounds_and_bytes_keep_it_going():
+    """The rule replayed: nothing ever arrives -> 2 rounds; bytes keep coming -> all 8 rounds."""
+    fetch = function_body(PSM1, "Invoke-FleetAgentFetch")
+    rule = ps_condition_to_python(re.search(r"if \((\$after -eq \$before -and .*)\) \{ break \}", fetch).group(1))
+
+    def rounds(grow: bool) -> int:
+        size = 0
+        for attempt in range(int(ps_value("FleetAgentFetchAttempts"))):
+            before, size = size, size + (10 if grow else 0)
+            if eval(rule, {}, {"before": before, "after": size, "attempt": attempt}):  # noqa: S307
+                return attempt + 1
+        return attempt + 1
+
+    assert rounds(grow=False) == 2
+    assert rounds(grow=True) == py_agent.FETCH_ATTEMPTS
+    assert "Wait-FleetAgentBackoff -Agent $Agent -Seconds ([math]::Min([math]::Pow(2, $attempt), 5.0))" in fetch
+    assert "time.sleep(min(2.0 ** attempt, 5.0))" in PY_AGENT
+    # The last error of each URL is named, as agent.py's errors[-len(urls):].
+    assert "$last = @($errors | Select-Object -Last @($urls).Count)" in fetch
+
+
+def test_the_fetch_request_is_checked_and_answered_as_on_linux():
+    fetch = function_body(PSM1, "Invoke-FleetAgentFetch")
+    ps_usage = re.search(r"throw '(a fetch is [^']+)'", fetch).group(1)
+    assert f'raise AgentError("{ps_usage.replace(chr(34), chr(92) + chr(34))}")' in PY_AGENT
+    assert "$hash -cnotmatch $FleetAgentShaPattern -or $urls -isnot [array] -or @($urls).Count -eq 0" in fetch
+    # Already there and whole: cached, no download.
+    assert "return @{ sha256 = $hash; size = Get-FleetAgentFileSize -Path $final; cached = $true }" in fetch
+    assert 'return {"sha256": sha256, "size": os.path.getsize(final), "cached": True}' in PY_AGENT
+    finish = function_body(PSM1, "Complete-FleetAgentFetch")
+    assert "return @{ sha256 = $Hash; size = $size; cached = $false }" in finish
+    assert "Remove-Item -LiteralPath $Partial -Force" in finish.split("throw", 1)[0]  # nothing kept on a mismatch
+    assert "$Agent.Transfers.Remove($Hash)" in finish
+    # Events: downloading, then downloaded with delivery pull (the ledger's vocabulary).
+    assert "-State 'downloading' -Fields @{ sha256 = $hash; delivery = 'pull' }" in fetch
+    assert "-State 'downloaded' -Fields @{ sha256 = $Hash; size = $size; delivery = 'pull' }" in finish
+    assert '"$final.part"' in fetch and 'partial, errors = final + ".part", []' in PY_AGENT
+    # run_ca defaults to true (the engine's certificate is issued by the run CA).
+    assert "$runCa = $true" in fetch and 'bool(body.get("run_ca", True))' in PY_AGENT
+
+
+def test_the_download_request_resumes_with_range_and_carries_the_token():
+    request = function_body(PSM1, "New-FleetAgentDownloadRequest")
+    # HttpWebRequest.AddRange(long from) sends "Range: bytes=<from>-", agent.py's "bytes=%d-" % have.
+    assert "if ($Have -gt 0) { $request.AddRange($Have) }" in request
+    assert '{"Range": "bytes=%d-" % have} if have else {}' in PY_AGENT
+    assert "$request.Headers['Authorization'] = 'Bearer ' + [string]$Token" in request
+    assert "$request.Timeout = $FleetAgentFetchTimeout * 1000" in request and "$request.ReadWriteTimeout = $FleetAgentFetchTimeout * 1000" in request
+    # As http.client: no proxy, no redirects, http and https only.
+    assert "$request.Proxy = $null" in request and "$request.AllowAutoRedirect = $false" in request
+    assert "@('http', 'https') -notcontains $uri.Scheme" in request
+    fmt = re.search(r"throw \"(URL '\$Url' is not http\(s\))\"", request).group(1)
+    assert fmt.replace("'$Url'", repr("ftp://x/y")) == "URL %r is not http(s)" % "ftp://x/y"
+
+
+def test_the_run_ca_check_pins_the_run_ca_and_only_with_run_ca():
+    request = function_body(PSM1, "New-FleetAgentDownloadRequest")
+    https = request.split("if ($uri.Scheme -eq 'https') {", 1)[1]
+    assert https.index("if ($RunCa) {") < https.index("$request.ServerCertificateValidationCallback = ")
+    assert request.count("ServerCertificateValidationCallback") == 1  # without run_ca: the system store decides
+    assert "Test-FleetAgentServerCertificate -Certificate $certificate -Errors $errors -CaCertificate $ca -Fingerprint $fingerprint" in request
+    assert "[System.Net.ServicePointManager]::ServerCertificateValidationCallback" not in PSM1  # never process-wide
+    check = function_body(PSM1, "Test-FleetAgentServerCertificate")
+    assert "(Get-FleetAgentFingerprint -Der $root.RawData) -ne $Fingerprint" in check
+    assert "RemoteCertificateNameMismatch" in check  # the host name is checked, as create_default_context does
+    assert "[void]$chain.ChainPolicy.ExtraStore.Add($CaCertificate)" in check
+    assert "create_default_context(cadata=self.config[\"ca_cert\"]) if run_ca else ssl.create_default_context()" in PY_AGENT
+    # The run CA is the certificate the agent was given (ca_cert), pinned by ca_fingerprint.
+    assert "$ca = $Agent.CaCertificate" in request and "$fingerprint = $Agent.Config.ca_fingerprint" in request
+    assert "$Agent.CaCertificate = Get-FleetAgentPemCertificate -Pem $Agent.Config.ca_cert" in PSM1
+
+
+def test_the_download_handles_status_codes_as_on_linux():
+    save = function_body(PSM1, "Save-FleetAgentDownload")
+    before_416 = save.split("if ($status -eq 416) {", 1)[1].split("}", 1)[0]
+    assert "Remove-Item -LiteralPath $Partial" in before_416 and "throw 'the server refused the resume point (416)'" in before_416
+    assert 'raise AgentError("the server refused the resume point (416)")' in PY_AGENT
+    assert "if ($status -ne 200 -and $status -ne 206) { throw ('HTTP {0} {1}' -f $status, $response.StatusDescription) }" in save
+    assert "$append = $status -eq 206" in save and "append=response.status == 206" in PY_AGENT
+    assert 'throw "the download stopped after $done of $total bytes"' in save
+    assert 'raise AgentError("the download stopped after %d of %s bytes"' in PY_AGENT
+    # HTTP errors come back as responses, not exceptions, so 416 and 404 can be told apart.
+    assert "if ($null -ne $web -and $null -ne $web.Response) { return $web.Response }" in function_body(PSM1, "Get-FleetAgentHttpResponse")
+
+
+@pytest.mark.parametrize("content_range, content_length, append, expected", [
+    ("bytes 100-199/200", "100", True, 200), ("", "300", False, 300), ("bytes 0-9/*", "10", True, None), ("", "", False, None),
+    ("200", "5", True, 200),
+])
+def test_the_announced_size_is_read_as_on_linux(content_range, content_length, append, expected):
+    body = function_body(PSM1, "Get-FleetAgentDownloadTotal")
+    assert "$text = ([string]$ContentRange).Substring(([string]$ContentRange).LastIndexOf('/') + 1)" in body
+    assert "if ($text -match '^\\d+$'" in body
+    text = content_range[content_range.rfind("/") + 1:] if append else content_length  # Substring(LastIndexOf + 1)
+    ps_total = int(text) if re.match(r"^\d+$", text) else None
+    py_text = content_range.rpartition("/")[2] if append else content_length
+    py_total = int(py_text) if py_text.isdigit() else None
+    assert ps_total == py_total == expected
+
+
+def test_a_download_keeps_serving_and_shows_its_progress():
+    stream = function_body(PSM1, "Copy-FleetAgentDownloadStream")
+    assert "$Agent.Transfers[$Hash] = @{ bytes = $done; size = $Total }" in stream
+    assert 'self.transfers[sha256] = {"bytes": done, "size": int(total) if total.isdigit() else None}' in PY_AGENT
+    assert "[void](Invoke-FleetAgentTick -Agent $Agent)" in stream and "if ($Agent.Stopping) { throw" in stream
+    assert "$file.Flush($true)" in stream  # fsync, as agent.py
+    # One download at a time (the loop serves requests between its chunks), and never stuck on.
+    fetch = function_body(PSM1, "Invoke-FleetAgentFetch")
+    assert "if ($Agent.Fetching) { throw 'a download is already in progress on this node' }" in fetch
+    assert "finally {\n        $Agent.Fetching = $false" in fetch
+    # The loop and the download share one tick.
+    assert "Invoke-FleetAgentTick -Agent $Agent" in function_body(PSM1, "Invoke-FleetAgentLoop")
+    assert "Invoke-FleetAgentTick -Agent $Agent" in function_body(PSM1, "Wait-FleetAgentBackoff")
+    status = function_body(PSM1, "Get-FleetAgentStatus")
+    assert "downloads = @{} + $Agent.Transfers" in status
+
+
+# ---------------------------------------------------------------- plan on the node (POST /v1/plan)
+
+
+def test_the_plan_policy_defaults_are_plan_pys():
+    body = function_body(PSM1, "ConvertTo-FleetAgentPolicy")
+    literal = re.search(r"\$merged = @\{ (.*) \}", body).group(1)
+    values = {"$false": False, "$true": True, "@()": [], "'all'": "all"}
+    ps_defaults = {k: values[v] for k, v in (pair.split(" = ") for pair in literal.split("; "))}
+    assert ps_defaults == plan.DEFAULT_POLICY
+    assert tuple(ps_list("FleetAgentPolicyOnly")) == plan.ONLY
+    assert "if ($null -ne $Policy[$key]) { $merged[$key] = $Policy[$key] }" in body  # None leaves the default
+    fmt = re.search(r"throw \(\"([^\"]+)\" -f \$merged\.only", body).group(1)
+    with pytest.raises(ValueError) as err:
+        plan.normalise_policy({"only": "drivers"})
+    assert ps_format(fmt.replace("'{0}'", "{0!r}"), "drivers", ", ".join(plan.ONLY)) == str(err.value)
+
+
+def test_the_plan_uses_the_inventory_twin_and_answers_as_on_linux():
+    body = function_body(PSM1, "Invoke-FleetAgentPlan")
+    usage = re.search(r"throw '(a plan request is [^']+)'", body).group(1)
+    assert f'raise AgentError("{usage.replace(chr(34), chr(92) + chr(34))}")' in PY_AGENT
+    assert "Invoke-FleetInventory -Baseline @($Body.components) -Policy $settled -Timeout $FleetAgentDetectTimeout" in body
+    assert int(ps_value("FleetAgentDetectTimeout")) == detect.DEFAULT_TIMEOUT
+    assert "return @{ plan = $entries }" in body and 'return {"plan": entries}' in PY_AGENT
+    assert "-State 'planned' -Fields @{ components = $entries.Count }" in body
+    # The twin's entry has plan.py's keys.
+    entry = function_body(INVENTORY_PSM1, "New-FleetPlanEntry").split("return @{", 1)[1]
+    assert set(re.findall(r"(\w+) = ", entry)) == set(plan._entry({}, "skip", "x"))
+    # Exported by the twin, which the agent process imports.
+    exports = INVENTORY_PSM1.split("$exportMembers", 1)[1]
+    assert "'Invoke-FleetInventory'" in exports and "'Get-FleetDetection'" in exports
+
+
+def test_the_inventory_detects_like_the_python_agent():
+    body = function_body(PSM1, "Get-FleetAgentInventory")
+    assert "if ($_['detect'] -is [hashtable]) {" in body
+    assert "$found = Get-FleetDetection -Spec $_['detect'] -Timeout $FleetAgentDetectTimeout" in body
+    ps_keys = set(re.findall(r"\$entry(?:\.|\s*=\s*@\{ )(\w+)", body)) | set(re.findall(r"; (\w+) = ", body.split("$entry = @{", 1)[1].split("}", 1)[0]))
+    assert ps_keys == {"name", "available", "installed", "detect"}
+    assert 'entry = {"name": component["name"], "available": component.get("version")}' in PY_AGENT
+    assert "entry.update(installed=found.get(\"version\"), detect=found)" in PY_AGENT
+
+
+def test_the_agent_process_imports_every_staged_module():
+    staged = ps_list("FleetAgentStagedFiles")
+    assert "FleetInventory.psm1" in staged
+    imported = re.findall(r"Import-Module -Name \(Join-Path -Path \$PSScriptRoot -ChildPath '([^']+)'\) -Global", SCRIPT)
+    assert sorted(imported) == sorted(name for name in staged if name.endswith(".psm1"))
+    # The agent's own module last: the twins' functions exist when it is loaded.
+    assert imported[-1] == "FleetAgent.psm1"

@@ -225,3 +225,15 @@ def _parse_errors(text: str) -> list[str]:
 def test_the_powershell_the_fallback_sends_parses(script):
     assert not _parse_errors(script)
     assert "Join-Path $env:SystemRoot 'Temp\\fleet-firmware-run-1'" in script
+
+
+def test_the_real_agent_files_go_over_the_winrm_fallback_whole():
+    """Every file the agent needs (the inventory twin for plan and detection too) is staged, byte for byte."""
+    files = agent_windows.agent_files()
+    assert set(files) == {"fleet_agent.ps1", "FleetAgent.psm1", "FleetFirewall.psm1", "FleetInventory.psm1"}
+    action = FakeAction(FakeWinrm())
+    result = agent_windows.stage(action, {}, "run-1", files, None)
+    assert result["files"] == sorted(files)
+    for name, path in files.items():
+        with open(path, "rb") as handle:
+            assert action._connection.disk["C:\\Windows\\Temp\\fleet-firmware-run-1\\" + name] == handle.read()
