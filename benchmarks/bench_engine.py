@@ -401,15 +401,6 @@ def nginx_certificate(workdir: Path) -> tuple:
     return tls.issue(str(pki), "nginx", "server", [V4, V6])
 
 
-def lab_up() -> tuple:
-    """The standard lab (the same the integration tests use); whether it was up before."""
-    lab = fleetlab.Lab()
-    plan = fleetlab.plan_nodes()
-    was_up = lab.nodes() == plan and all(lab.node_healthy(n) for n in plan)
-    lab.up(plan)
-    return lab, was_up
-
-
 def round_order(servers: list, round_no: int) -> list:
     """The order of one round: each engine right next to its nginx (so their ratio compares
     moments of the same machine load), who goes first alternating from round to round."""
@@ -471,7 +462,7 @@ def environment() -> dict:
 
 
 def benchmark(args: argparse.Namespace) -> dict:
-    lab, was_up = lab_up()
+    lab, was_up = fleetlab.up_standard()
     workdir = Path(tempfile.mkdtemp(prefix=f"ffl{fleetlab.LAB_ID}-bench-engine-", dir=REPO / "build"))
     workdir.chmod(0o755)  # nginx's workers (nobody) read www/ below it
     servers: list = []

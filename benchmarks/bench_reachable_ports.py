@@ -55,15 +55,6 @@ V4_BLOCK = ipaddress.ip_network(f"198.18.{fleetlab.LAB_ID}.128/25")
 V6_BLOCK = ipaddress.ip_network(f"{fleetlab.IPV6_NET.network_address + 0xF0000}/112")
 
 
-def lab_up() -> tuple:
-    """The standard lab (the same the integration tests use); whether it was up before."""
-    lab = fleetlab.Lab()
-    plan = fleetlab.plan_nodes()
-    was_up = lab.nodes() == plan and all(lab.node_healthy(n) for n in plan)
-    lab.up(plan)
-    return lab, was_up
-
-
 def bench_addresses(lab, count: int, families: str) -> list[str]:
     """``count`` free lab addresses inside the DROP blocks (none of them a node's)."""
     taken = {a for n in lab.nodes() for a in n.addresses}
@@ -201,7 +192,7 @@ def main() -> int:
     parser.add_argument("--keep-lab", action="store_true", help="leave the lab up even if this run brought it up")
     args = parser.parse_args()
 
-    lab, was_up = lab_up()
+    lab, was_up = fleetlab.up_standard()
     total = args.hosts * len(PORTS)
     try:
         hosts = bench_addresses(lab, args.hosts, args.family)

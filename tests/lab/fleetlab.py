@@ -814,6 +814,16 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def up_standard() -> tuple["Lab", bool]:
+    """The standard lab (the one the integration tests use), and whether it was up already
+    (a benchmark then leaves it up)."""
+    lab = Lab()
+    plan = plan_nodes()
+    was_up = lab.nodes() == plan and all(lab.node_healthy(n) for n in plan)
+    lab.up(plan)
+    return lab, was_up
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
