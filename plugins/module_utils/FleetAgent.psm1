@@ -70,6 +70,9 @@ $FleetAgentWindowsKinds = 'script', 'smart_component', 'msi', 'exe'
 $FleetAgentFetchAttempts = 8
 $FleetAgentFetchTimeout = 15
 $FleetAgentFetchChunk = 1048576
+# The run CA for the download callback, set before each pull: a callback runs after the function that made it has
+# returned, so it reads this module variable rather than that function's locals.
+$FleetAgentDownloadCa = $null
 $FleetAgentOnFailedDependency = 'omit_component', 'omit_host', 'force'
 # Plan policy (plan.py DEFAULT_POLICY, ONLY) and detection timeout (detect.py DEFAULT_TIMEOUT).
 $FleetAgentPolicyOnly = 'all', 'firmware', 'software'
@@ -957,7 +960,7 @@ Function New-FleetAgentDownloadRequest {
     <#
     The GET of one download: direct (no proxy, as http.client), no redirects, 15 s timeouts, Range
     from the bytes already on disk, the bearer token when given; with run_ca the run CA check.
-    The callback runs on this thread: GetResponse is synchronous.
+    The callback runs on the agent's own thread: GetResponse is synchronous (Windows PowerShell 5.1).
     #>
     param([Parameter(Mandatory = $true)][hashtable]$Agent, [Parameter(Mandatory = $true)][string]$Url, [AllowNull()][object]$Token,
         [Parameter(Mandatory = $true)][long]$Have, [Parameter(Mandatory = $true)][bool]$RunCa)
@@ -979,11 +982,12 @@ Function New-FleetAgentDownloadRequest {
         $offered = [System.Net.ServicePointManager]::SecurityProtocol
         if ([int]$offered -ne 0) { [System.Net.ServicePointManager]::SecurityProtocol = $offered -bor [System.Net.SecurityProtocolType]::Tls12 }
         if ($RunCa) {
-            $ca = $Agent.CaCertificate
-            $fingerprint = $Agent.Config.ca_fingerprint
+            $script:FleetAgentDownloadCa = @{ Certificate = $Agent.CaCertificate; Fingerprint = $Agent.Config.ca_fingerprint }
             $request.ServerCertificateValidationCallback = [System.Net.Security.RemoteCertificateValidationCallback] {
                 param($sender, $certificate, $chain, $errors)
-                return $null -eq (Test-FleetAgentServerCertificate -Certificate $certificate -Errors $errors -CaCertificate $ca -Fingerprint $fingerprint)
+                $pin = $script:FleetAgentDownloadCa
+                $refusal = Test-FleetAgentServerCertificate -Certificate $certificate -Errors $errors -CaCertificate $pin.Certificate -Fingerprint $pin.Fingerprint
+                return $null -eq $refusal
             }
         }
     }
@@ -1126,6 +1130,7 @@ Function Invoke-FleetAgentFetch {
     $Agent.Fetching = $true
     try {
         for ($attempt = 0; $attempt -lt $FleetAgentFetchAttempts; $attempt++) {
+            if ($Agent.Stopping) { throw "the agent is stopping ($($Agent.CancelReason)): the download of $($hash.Substring(0, 12)) is abandoned" }
             $before = Get-FleetAgentFileSize -Path $partial
             foreach ($url in @($urls)) {
                 try { Save-FleetAgentDownload -Agent $Agent -Url ([string]$url) -Token $token -Partial $partial -Hash $hash -RunCa $runCa }
@@ -1425,14 +1430,15 @@ Function Invoke-FleetAgentTick {
     $busy = $false
     foreach ($listener in @($Agent.Listeners)) {
         if ($listener.Pending()) {
-            Invoke-FleetAgentConnection -Agent $Agent -Client $listener.AcceptTcpClient()
+            $null = Invoke-FleetAgentConnection -Agent $Agent -Client $listener.AcceptTcpClient()
             $busy = $true
         }
     }
-    Step-FleetAgentJob -Agent $Agent
+    # $null = : nothing but $busy may leave this function.
+    $null = Step-FleetAgentJob -Agent $Agent
     if (-not $Agent.Stopping -and [datetime]::UtcNow -ge $Agent.LeaseExpires) { Request-FleetAgentStop -Agent $Agent -Reason 'lease expired' }
-    Read-FleetAgentControl -Agent $Agent
-    try { Update-FleetAgentSweep -Agent $Agent } catch { Write-FleetAgentLog -Agent $Agent -Message "sweep not re-armed: $($_.Exception.Message)" }
+    $null = Read-FleetAgentControl -Agent $Agent
+    try { $null = Update-FleetAgentSweep -Agent $Agent } catch { Write-FleetAgentLog -Agent $Agent -Message "sweep not re-armed: $($_.Exception.Message)" }
     return $busy
 }
 

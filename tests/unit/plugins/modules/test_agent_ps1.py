@@ -635,15 +635,18 @@ def test_the_run_ca_check_pins_the_run_ca_and_only_with_run_ca():
     https = request.split("if ($uri.Scheme -eq 'https') {", 1)[1]
     assert https.index("if ($RunCa) {") < https.index("$request.ServerCertificateValidationCallback = ")
     assert request.count("ServerCertificateValidationCallback") == 1  # without run_ca: the system store decides
-    assert "Test-FleetAgentServerCertificate -Certificate $certificate -Errors $errors -CaCertificate $ca -Fingerprint $fingerprint" in request
+    assert ("Test-FleetAgentServerCertificate -Certificate $certificate -Errors $errors -CaCertificate $pin.Certificate "
+            "-Fingerprint $pin.Fingerprint") in request
     assert "[System.Net.ServicePointManager]::ServerCertificateValidationCallback" not in PSM1  # never process-wide
     check = function_body(PSM1, "Test-FleetAgentServerCertificate")
     assert "(Get-FleetAgentFingerprint -Der $root.RawData) -ne $Fingerprint" in check
     assert "RemoteCertificateNameMismatch" in check  # the host name is checked, as create_default_context does
     assert "[void]$chain.ChainPolicy.ExtraStore.Add($CaCertificate)" in check
     assert "create_default_context(cadata=self.config[\"ca_cert\"]) if run_ca else ssl.create_default_context()" in PY_AGENT
-    # The run CA is the certificate the agent was given (ca_cert), pinned by ca_fingerprint.
-    assert "$ca = $Agent.CaCertificate" in request and "$fingerprint = $Agent.Config.ca_fingerprint" in request
+    # The run CA is the certificate the agent was given (ca_cert), pinned by ca_fingerprint; the callback runs after
+    # New-FleetAgentDownloadRequest returned, so it reads a module variable (never that function's locals).
+    assert "$script:FleetAgentDownloadCa = @{ Certificate = $Agent.CaCertificate; Fingerprint = $Agent.Config.ca_fingerprint }" in request
+    assert "$pin = $script:FleetAgentDownloadCa" in request and ps_value("FleetAgentDownloadCa") == "$null"
     assert "$Agent.CaCertificate = Get-FleetAgentPemCertificate -Pem $Agent.Config.ca_cert" in PSM1
 
 
@@ -685,6 +688,10 @@ def test_a_download_keeps_serving_and_shows_its_progress():
     fetch = function_body(PSM1, "Invoke-FleetAgentFetch")
     assert "if ($Agent.Fetching) { throw 'a download is already in progress on this node' }" in fetch
     assert "finally {\n        $Agent.Fetching = $false" in fetch
+    assert fetch.count("if ($Agent.Stopping) { throw") == 2  # before each round, and after a URL failed because of the stop
+    # Nothing but whether a request was served leaves the tick (PowerShell returns every uncaptured output).
+    tick = function_body(PSM1, "Invoke-FleetAgentTick")
+    assert "$null = Invoke-FleetAgentConnection" in tick and "$null = Step-FleetAgentJob" in tick and tick.rstrip().endswith("return $busy")
     # The loop and the download share one tick.
     assert "Invoke-FleetAgentTick -Agent $Agent" in function_body(PSM1, "Invoke-FleetAgentLoop")
     assert "Invoke-FleetAgentTick -Agent $Agent" in function_body(PSM1, "Wait-FleetAgentBackoff")
