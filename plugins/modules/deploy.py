@@ -17,7 +17,7 @@ description:
     says so and checks the new versions, and in a C(finally), whatever happened, stops the agent, closes every
     rule of the run on the node, removes the staged files and writes C(cleaned) to the ledger.
   - If the controller dies (even C(kill -9)), the agent's lease removes everything from the node by itself.
-  - Check mode plans only (through M(fleet.firmware.inventory)): no agent, no firewall change, no transfer.
+  - Check mode plans only (through M(fleet.firmware.inventory)), with no agent, no firewall change and no transfer.
   - See C(docs/deploy.md) for a walk through a run.
 options:
   repository:
