@@ -259,6 +259,14 @@ def test_become_through_sudo_and_su_with_the_non_root_operator(lab, ruleset):
     assert nothing_left(lab, NODE, ruleset[NODE])
 
 
+def test_a_become_failure_fails_with_the_cause_and_stages_nothing(lab, ruleset):
+    wrong = ["-e", "ansible_user={{ fleet_lab_become_user }}", "-b", "-e", "ansible_become_password=wrong"]
+    result = agent(lab, OTHER, extra=wrong)[OTHER]
+    assert result.status == "FAILED"
+    assert "password" in result.data["msg"].lower()
+    assert not exists_on(lab, OTHER, staging()) and ours(lab, OTHER) == "" and not agent_pids(lab, OTHER)
+
+
 def test_no_python_on_the_node_fails_with_the_cause_and_stages_nothing(lab, ruleset):
     result = agent(lab, OTHER, extra=["-e", "ansible_python_interpreter=/usr/bin/python-missing"])[OTHER]
     assert result.status == "FAILED"
