@@ -113,8 +113,11 @@ class ActionModule(ActionBase):
 
     # -- helpers
 
+    def _powershell(self) -> bool:
+        return getattr(self._connection._shell, "SHELL_FAMILY", "") == "powershell"
+
     def _windows(self, task_vars: dict) -> bool:
-        if getattr(self._connection._shell, "SHELL_FAMILY", "") == "powershell":
+        if self._powershell():
             return True
         return self._connection.transport in WINDOWS_CONNECTIONS or task_vars.get("fleet_path") == "windows"
 
@@ -158,6 +161,12 @@ class ActionModule(ActionBase):
         else:
             module_args["agent_src"] = self._transfer_agent(run_dir)
             transfer = {"transfer": self._connection.transport.rsplit(".", 1)[-1]}
+        if windows and not self._powershell():
+            # admin$ worked, but agent.ps1 needs a PowerShell connection (WinRM/PSRP) to run.
+            self._unstage_windows(args, task_vars)
+            raise AgentActionError(f"the agent was staged over admin$ ({transfer['transfer']}) but cannot start: this Windows host is "
+                                   f"reached over {self._connection.transport!r}, and the Windows agent needs a WinRM or PSRP connection; "
+                                   "the staged files were removed")
         answer = self._module(module_args, task_vars)
         if answer.get("failed") and windows:
             self._unstage_windows(args, task_vars)  # the module removed what it started; the files go here
@@ -244,7 +253,11 @@ class ActionModule(ActionBase):
 
     def _absent(self, args: dict, task_vars: dict) -> dict:
         windows = self._windows(task_vars)
-        answer = self._module(args, task_vars)
+        if windows and not self._powershell():
+            # No PowerShell to stop an agent with (none could have started): only the staged files.
+            answer = {"changed": False, "removed": []}
+        else:
+            answer = self._module(args, task_vars)
         if answer.get("failed") or self._task.check_mode:
             return answer
         if windows:

@@ -317,3 +317,18 @@ def test_a_bad_tag_is_refused_by_name(lab, ruleset):
     result = agent(lab, OTHER, tag="Bad_Tag")[OTHER]
     assert result.status == "FAILED"
     assert "'Bad_Tag'" in result.data["msg"]
+
+
+def test_the_windows_like_node_is_staged_over_admin_share_and_backed_out_cleanly(lab, ruleset):
+    """win01 is Samba reached over SSH: admin$ staging works for real, agent.ps1 cannot run
+    (no Windows here), so the action must remove what it staged and say why."""
+    temp = f"{lab.lab.home}/node/windows/Temp"
+    before = lab.node_run("win01", ["ls", "-A", temp]).stdout.split()
+    result = agent(lab, "win01", tag="agt-w")["win01"]
+    assert result.status == "FAILED"
+    assert "staged over admin$ (smb)" in result.data["msg"] and "WinRM or PSRP" in result.data["msg"]
+    assert lab.node_run("win01", ["ls", "-A", temp]).stdout.split() == before
+    absent = agent(lab, "win01", tag="agt-w", state="absent")["win01"]
+    assert absent.status == "SUCCESS" and absent.data["changed"] is False and absent.data["removed"] == []
+    assert lab.node_run("win01", ["ls", "-A", temp]).stdout.split() == before
+

@@ -277,3 +277,16 @@ def test_resume_after_a_killed_run_skips_what_was_installed(lab, fresh, tmp_path
     rows = by_name(resumed.data)
     assert rows["first"]["status"] == "skipped" and "resume" in rows["first"]["message"], resumed.data
     assert rows["third"]["status"] == "installed" and installed(lab, V6, "first") is None
+
+
+def test_the_windows_path_stages_over_admin_share_and_backs_out_cleanly(lab, clean, tmp_path):
+    """win01 is Samba reached over SSH: deploy gets as far as the admin$ staging (real SMB), cannot
+    start the PowerShell agent (no Windows here), and leaves the share as it was."""
+    temp = f"{lab.lab.home}/node/windows/Temp"
+    before = lab.node_run("win01", ["ls", "-A", temp]).stdout.split()
+    repo = make_repo(tmp_path / "r", state_dir(lab), [component("fw-w", "1.0")])
+    result = deploy(lab, "win01", repo, "dep-w")["win01"]
+    assert result.status == "FAILED"
+    assert "staged over admin$ (smb)" in result.data["msg"] and "the staged files were removed" in result.data["msg"]
+    assert lab.node_run("win01", ["ls", "-A", temp]).stdout.split() == before
+    assert [e.get("stage") for e in ledger_events(lab, "dep-w", "win01")][-1] == "cleaned"
