@@ -1,7 +1,7 @@
 # Copyright (c) 2026, fleet.firmware developers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""firewalld and ufw command lines, and auto detection, through a fake runner (conftest.py).
+"""firewalld and ufw command lines, and auto detection, through a fake runner (fake_firewall.py).
 
 A small emulation of each tool's rule list answers the backends, so rollback and "never the
 user's rule" are checked as behaviour. Both daemons also run for real in a lab node:
@@ -17,6 +17,8 @@ from ansible_collections.fleet.firmware.plugins.module_utils.firewall import api
 from ansible_collections.fleet.firmware.plugins.module_utils.firewall.common import FirewallError, build_spec
 from ansible_collections.fleet.firmware.plugins.module_utils.firewall.firewalld import FirewalldBackend
 from ansible_collections.fleet.firmware.plugins.module_utils.firewall.ufw import UfwBackend
+
+from fake_firewall import fake  # noqa: F401  pylint: disable=unused-import  # the fixture
 
 V4, V6 = "198.18.2.1", "fd00:f1ee:7ab:2::1"
 

@@ -1,7 +1,7 @@
 # Copyright (c) 2026, fleet.firmware developers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The iptables backend's exact iptables-restore batches, through a fake runner (conftest.py)."""
+"""The iptables backend's exact iptables-restore batches, through a fake runner (fake_firewall.py)."""
 from __future__ import annotations
 
 import json
@@ -11,6 +11,8 @@ import pytest
 from ansible_collections.fleet.firmware.plugins.module_utils.firewall import iptables, state
 from ansible_collections.fleet.firmware.plugins.module_utils.firewall.common import FirewallError, build_spec
 from ansible_collections.fleet.firmware.plugins.module_utils.firewall.iptables import CREATED, IptablesBackend
+
+from fake_firewall import fake  # noqa: F401  pylint: disable=unused-import  # the fixture
 
 V4, V6 = "198.18.2.1", "fd00:f1ee:7ab:2::1"
 C = "-m comment --comment fleet-firmware:run-1:"

@@ -1,13 +1,15 @@
 # Copyright (c) 2026, fleet.firmware developers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The nftables backend's exact ``nft -f -`` scripts, through a fake runner (conftest.py)."""
+"""The nftables backend's exact ``nft -f -`` scripts, through a fake runner (fake_firewall.py)."""
 from __future__ import annotations
 
 import json
 
 from ansible_collections.fleet.firmware.plugins.module_utils.firewall.common import build_spec
 from ansible_collections.fleet.firmware.plugins.module_utils.firewall.nftables import NftablesBackend
+
+from fake_firewall import fake  # noqa: F401  pylint: disable=unused-import  # the fixture
 
 V4, V6 = "198.18.2.1", "fd00:f1ee:7ab:2::1"
 T = "fleet_firmware_run_1"
