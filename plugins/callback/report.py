@@ -19,7 +19,8 @@ description:
   - C(report.xml) is JUnit XML, a C(testsuite) per node and a C(testcase) per node and component,
     so that CI and AWX show the failures; C(failed) is a C(failure), C(skipped), C(not_attempted)
     and C(cancelled) are C(skipped). A node that failed, was cancelled or was unreachable with no
-    failed component gets one more C(testcase) named C(session).
+    failed component gets one more C(testcase) named C(session), a C(failure) (an C(error) when
+    unreachable).
   - C(report.html) is one self-contained page (no script, no external resource) with the fleet's
     counts, a node by component matrix coloured by status, and a timeline of each node's stages
     drawn as inline SVG.

@@ -441,6 +441,7 @@ td.st small{display:block;color:#1b1f24;opacity:.8}
 .n-ok{color:#1a7f37}.n-failed,.n-unreachable{color:#cf222e}.n-cancelled,.n-incomplete{color:#9a6700}
 .legend span{display:inline-block;padding:.1em .5em;margin-right:.3em;border:1px solid #d0d7de}
 svg text{font-size:12px;fill:#1b1f24}
+svg rect{stroke:#fff;stroke-width:.5}
 .p-setup{fill:#8da9c4}.p-plan{fill:#a5d8ff}.p-delivery{fill:#74c0fc}.p-install{fill:#51cf66}
 .p-skipped{fill:#ced4da}.p-failed{fill:#fa5252}.p-reboot{fill:#b197fc}.p-cancelled{fill:#ffa94d}.p-cleaned{fill:#495057}
 .l-setup{background:#8da9c4}.l-plan{background:#a5d8ff}.l-delivery{background:#74c0fc}.l-install{background:#51cf66}
@@ -451,9 +452,10 @@ _URL_SCHEME = re.compile(r"(?i)\b(https?|ftp|wss?):(?=//)")
 
 
 def esc(value: t.Any) -> str:
-    """Escape for HTML text and attribute values. A URL in a message stays readable but is no URL
-    in the page's source (its colon becomes ``&#58;``), so the page holds no link of any kind."""
-    text = html.escape("" if value is None else str(value), quote=True)
+    """Escape for HTML text and attribute values (control characters dropped). A URL in a message
+    stays readable but is no URL in the page's source (its colon becomes ``&#58;``), so the page
+    holds no link of any kind."""
+    text = html.escape(_XML_BAD.sub("", "" if value is None else str(value)), quote=True)
     return _URL_SCHEME.sub(lambda m: m.group(1) + "&#58;", text)
 
 
