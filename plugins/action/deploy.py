@@ -231,9 +231,11 @@ class ActionModule(ActionBase):
     @staticmethod
     def _entry(plan_entry: dict, status: str, outcome: dict | None = None) -> dict:
         outcome = outcome or {}
+        # Why the plan chose the action, then what the installer said.
+        said = [text for text in (plan_entry.get("reason"), outcome.get("reason")) if text]
         return {"name": plan_entry.get("name"), "before": plan_entry.get("installed"), "after": None,
                 "action": plan_entry.get("action"), "status": status, "rc": outcome.get("rc"),
-                "message": outcome.get("reason") or plan_entry.get("reason"), "duration_s": outcome.get("duration")}
+                "message": " -> ".join(dict.fromkeys(said)) or None, "duration_s": outcome.get("duration")}
 
     # -- the session
 

@@ -9,15 +9,18 @@ and exit with a chosen code (deploy_helpers.make_repo). Reboots are the lab's si
 from __future__ import annotations
 
 import hashlib
+import http.server
 import json
 import os
 import signal
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
 
 import conftest
+import fleetlab
 from deploy_helpers import RebootWatcher, by_name, component, make_repo
 from firewall_helpers import module_args, ours, reset_firewall, snapshot, wait_until
 
@@ -49,7 +52,6 @@ def installed(lab, node: str, name: str) -> str | None:
 
 
 def agent_processes(lab, node: str) -> list[int]:
-    import fleetlab
     inode = fleetlab.netns_inode(lab.node(node).netns)
     found = []
     for pid in fleetlab.pids_in_netns([inode] if inode else []):
@@ -120,6 +122,11 @@ def test_install_then_current_then_downgrade_only_when_allowed_and_rewrite(lab, 
     assert by_name(allowed.data)["fw-a"]["action"] == "downgrade" and installed(lab, NODE, "fw-a") == "1.0"
     rewrite = deploy(lab, NODE, old, "dep-a5", rewrite=True)[NODE]
     assert by_name(rewrite.data)["fw-a"]["action"] == "rewrite" and by_name(rewrite.data)["fw-a"]["status"] == "installed"
+    forced = deploy(lab, NODE, new, "dep-a6", force=True, components=["fw-a"])[NODE]
+    rows = by_name(forced.data)
+    assert rows["fw-a"]["action"] == "upgrade" and rows["fw-a"]["status"] == "installed" and rows["sw-b"]["status"] == "skipped"
+    forced_again = deploy(lab, NODE, new, "dep-a7", force=True, components=["fw-a"])[NODE]
+    assert by_name(forced_again.data)["fw-a"]["action"] == "rewrite" and "force" in by_name(forced_again.data)["fw-a"]["message"]
 
 
 @pytest.mark.parametrize("policy, expected", [
@@ -159,13 +166,58 @@ def test_push_delivery_and_auto_falling_back_when_the_node_cannot_reach_the_engi
     assert left_behind(lab, NODE, "dep-p3", fresh[NODE]) == []
 
 
-def test_three_nodes_at_once_including_the_ipv6_only_node(lab, fresh, tmp_path):
+def test_four_nodes_at_once_with_four_forks_including_ipv6_only_and_windows_like(lab, fresh, tmp_path):
     repo = make_repo(tmp_path / "r", state_dir(lab), [component("fw-m", "3.1")])
-    results = deploy(lab, ",".join(LINUX), repo, "dep-m", extra=["--forks", "3"])
+    results = deploy(lab, "all", repo, "dep-m", extra=["--forks", "4"])
     for node in LINUX:
         assert results[node].status == "CHANGED", results[node].data
         assert installed(lab, node, "fw-m") == "3.1"
         assert left_behind(lab, node, "dep-m", fresh[node]) == []
+    # The Samba node is reached over SSH: staged over admin$, then backed out (no PowerShell here).
+    assert results["win01"].status == "FAILED" and "admin$" in results["win01"].data["msg"]
+
+
+class FlippingRepository(http.server.ThreadingHTTPServer):
+    """A repository server on the controller's lab address that can flip one bit of every file in transit."""
+
+    def __init__(self, address: str, folder: Path, flip: bool) -> None:
+        self.folder, self.flip = folder, flip
+        super().__init__((address, 0), FlippingHandler)
+
+
+class FlippingHandler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        data = (self.server.folder / self.path.lstrip("/")).read_bytes()
+        if self.server.flip:
+            data = data[:10] + bytes([data[10] ^ 0x01]) + data[11:]
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format, *args) -> None:  # pylint: disable=redefined-builtin
+        pass
+
+
+def test_url_delivery_and_a_bit_flipped_in_transit_refused_before_install(lab, fresh, tmp_path):
+    repo = make_repo(tmp_path / "r", state_dir(lab), [component("fw-u", "1.0")])
+    address = str(fleetlab.CONTROLLER_IPV4)
+    for flip in (True, False):
+        server = FlippingRepository(address, repo, flip)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            url = f"http://{address}:{server.server_address[1]}"
+            result = deploy(lab, NODE, repo, f"dep-u{int(flip)}", delivery="url", repository_url=url)[NODE]
+        finally:
+            server.shutdown()
+            server.server_close()
+        if flip:
+            assert result.status == "FAILED" and "do not match the manifest's SHA-256" in result.data["msg"], result.data
+            assert by_name(result.data)["fw-u"]["status"] == "not_attempted" and installed(lab, NODE, "fw-u") is None
+        else:
+            assert result.status == "CHANGED" and result.data["delivery"] == "url", result.data
+            assert installed(lab, NODE, "fw-u") == "1.0"
+        assert left_behind(lab, NODE, f"dep-u{int(flip)}", fresh[NODE]) == []
 
 
 def test_check_mode_changes_nothing_on_the_node(lab, fresh, tmp_path):
