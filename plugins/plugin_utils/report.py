@@ -195,7 +195,8 @@ def _events(run_dir: str | None, node: str) -> list[dict]:
 
 
 def _stages(events: list[dict]) -> list[dict]:
-    """Consecutive events of the same stage and component form one segment, which lasts until the next."""
+    """Consecutive events of the same stage and component form one segment, which lasts until the next
+    (except the outcome of the last component of a series: an instant)."""
     staged = [e for e in events if e.get("stage") in PHASES]
     segments: list[dict] = []
     for event in staged:
@@ -208,7 +209,11 @@ def _stages(events: list[dict]) -> list[dict]:
         segments.append({"stage": event["stage"], "phase": PHASES[event["stage"]], "component": component,
                          "start": event["ts"], "end": event["ts"], "message": None, "rc": None})
         _update_outcome(segments[-1], event)
-    for segment in segments:
+    for segment, following in zip(segments, segments[1:] + [None]):
+        if segment["stage"] in TERMINAL_COMPONENT_STAGES and segment["component"] and (following is None or not following["component"]):
+            # The last component's outcome is an instant: what follows until the next stage (the
+            # reboot decision, stopping the agent, the cleanup) is no install; the bar shows a gap.
+            segment["end"] = segment["start"]
         segment["duration_s"] = round(max(0.0, segment["end"] - segment["start"]), 6)
     return segments
 
