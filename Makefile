@@ -1,7 +1,7 @@
 # fleet.firmware: build, test and demo.
 #
 #   make test    install what is missing, then sanity + unit + integration (lab) tests
-#   make demo    lab up, ping every node, report, lab down
+#   make demo    lab up, sample repository, preflight, update_fleet, report, lab down
 #   make help    every target
 #
 # Everything the tests need is installed from this repository's own files: Debian packages
@@ -36,7 +36,7 @@ export PATH := $(BIN):$(PATH):/usr/sbin:/sbin
 
 help:
 	@echo "make test         sanity, unit and integration tests (installs what is missing; needs root for the lab)"
-	@echo "make demo         lab up, ping every node, print a report, lab down"
+	@echo "make demo         lab up, sample repository, preflight + update_fleet with progress, report, lab down"
 	@echo "make sanity       ansible-test sanity only"
 	@echo "make units        unit tests only"
 	@echo "make integration  lab integration tests only"
@@ -92,11 +92,22 @@ test: collection
 	$(LAB) down >$(BUILD)/lab-down.log 2>&1 || true; \
 	exit $$rc
 
+# The main job for real: lab up (3 Linux nodes, one IPv6-only, and a Windows-like one), a sample
+# repository, fleet.firmware.preflight and fleet.firmware.update_fleet (waves, a canary, progress
+# lines), the report (callback fleet.firmware.report) in build/demo/report, lab down (also on failure).
+DEMO := $(BUILD)/demo
 demo: collection
-	@rc=0; \
-	$(LAB) up --linux 2 --ipv6-only 1 --windows 1 --inventory $(BUILD)/demo/inventory.yml && \
-	$(BIN)/ansible-playbook -i $(BUILD)/demo/inventory.yml tests/lab/demo.yml -e demo_report=$(BUILD)/demo/report.json || rc=$$?; \
-	$(LAB) down || rc=1; \
+	@rc=0; rm -rf $(DEMO) && mkdir -p $(DEMO); \
+	trap '$(LAB) down >$(DEMO)/lab-down.log 2>&1' EXIT; \
+	$(LAB) up --linux 2 --ipv6-only 1 --windows 1 --inventory $(DEMO)/inventory.yml && \
+	state_dir="$$(sed -n 's/^ *fleet_lab_state_dir: *"\(.*\)"$$/\1/p' $(DEMO)/inventory.yml)" && \
+	$(PY) tests/lab/sample_repo.py $(DEMO)/repository --state-dir "$$state_dir" && \
+	if [ -f plugins/callback/report.py ]; then export ANSIBLE_CALLBACKS_ENABLED=fleet.firmware.report FLEET_REPORT_DIR=$(DEMO)/report; fi && \
+	$(BIN)/ansible-playbook -i $(DEMO)/inventory.yml tests/lab/demo.yml \
+		-e fleet_repository=$(DEMO)/repository -e fleet_hosts=linux -e demo_report_dir=$(DEMO)/report || rc=$$?; \
+	if [ -f $(DEMO)/report/report.html ]; then echo "report: $(DEMO)/report/report.html"; \
+	else echo "report: none written (plugins/callback/report.py missing or failed)"; fi; \
+	$(LAB) down || rc=1; trap - EXIT; \
 	exit $$rc
 
 # Benchmarks are never timed assertions: each prints its measurements side by side.
