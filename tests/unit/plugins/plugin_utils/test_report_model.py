@@ -184,9 +184,9 @@ def test_html_is_self_contained_and_escapes_every_value(tmp_path):
     assert "<script" not in page and "http://" not in page and "https://" not in page
     parsed = _Collector()
     parsed.feed(page)
-    tags = [t for t, _ in parsed.tags]
+    tags = [tag for tag, _attrs in parsed.tags]
     assert "script" not in tags and "link" not in tags and "img" not in tags and "iframe" not in tags
-    assert not any(k in ("src", "href") for _, attrs in parsed.tags for k in attrs)
+    assert not any(k in ("src", "href") for _tag, attrs in parsed.tags for k in attrs)
     # the hostile text is shown as text (decoded), URL included
     assert any("<script>alert('x')</script>" in chunk and "https://evil.example" in chunk for chunk in parsed.text)
     assert ("table", {"id": "matrix"}) in parsed.tags and any(t == "svg" and a.get("id") == "timeline" for t, a in parsed.tags)
