@@ -54,7 +54,7 @@ options:
   remove_runs_older_than:
     description:
       - With O(controller=true), remove the run folders (ledger included) of dead runs last changed
-        more than this many days ago. Unset: no run folder is removed.
+        more than this many days ago. When unset, no run folder is removed.
     type: int
 attributes:
   check_mode:
@@ -66,7 +66,9 @@ attributes:
   platform:
     support: full
     platforms: posix
-    description: Linux nodes (Python 3.6+) and the controller. Windows nodes are swept by the C(fleet.firmware.sweep) playbook with M(fleet.firmware.agent) and M(fleet.firmware.firewall).
+    description:
+      - Linux nodes (Python 3.6+) and the controller.
+      - Windows nodes are swept by the C(fleet.firmware.sweep) playbook with M(fleet.firmware.agent) and M(fleet.firmware.firewall).
   action:
     support: full
     description: The action plugin runs O(controller=true) on the controller and the module on the node otherwise.

@@ -53,7 +53,7 @@ def test_a_failing_canary_stops_the_later_waves(lab, fresh, tmp_path):
     assert "rc=0" not in output
     assert "the canary wave failed on lin01: the later waves do not start" in output, output
     assert versions(lab, "lin01").get("nic-firmware") is None
-    assert versions(lab, "lin02") == {name: version for name, version, *_ in SAMPLE}
+    assert versions(lab, "lin02") == {entry[0]: entry[1] for entry in SAMPLE}
     assert versions(lab, "v6n01") == {}, "a later wave ran after the canary failed"
     assert "v6n01" not in output.split("PLAY RECAP")[1]
 
@@ -63,6 +63,6 @@ def test_a_good_baseline_reaches_every_linux_node_in_waves(lab, fresh, tmp_path)
     output = update(lab, repo, "upd-good", [1, 1, "100%"])
     assert "rc=0" in output, output
     for node in LINUX:
-        assert versions(lab, node) == {name: version for name, version, *_ in SAMPLE}, node
+        assert versions(lab, node) == {entry[0]: entry[1] for entry in SAMPLE}, node
     recap = output.split("PLAY RECAP")[1]
     assert all(f"{node}" in recap for node in LINUX) and "failed=1" not in recap
