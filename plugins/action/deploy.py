@@ -41,6 +41,8 @@ ARGUMENT_SPEC = dict(
     delivery=dict(type="str", choices=["auto", "pull", "push", "url"], default="auto"),
     repository_url=dict(type="str"),
     open_firewall=dict(type="bool", default=True),
+    open_controller_firewall=dict(type="bool"),
+    controller_address=dict(type="list", elements="str"),
     engine_port=dict(type="int", default=engine_mod.DEFAULT_TLS_PORT),
     engine_address=dict(type="list", elements="str"),
     agent_port=dict(type="int", default=62286),
@@ -271,13 +273,16 @@ class ActionModule(ActionBase):
     def _session(self, session: Session, args: dict, task_vars: dict, components: list[dict]) -> None:
         node_addresses, controller = self._addresses(task_vars)
         engine_addresses = args["engine_address"] or controller
+        open_controller = args["open_firewall"] if args["open_controller_firewall"] is None else args["open_controller_firewall"]
         session.stage("preflight")
         self._fresh_ca_for_a_new_run(session.run_dir)
         engine = engine_mod.attach_or_start(session.run_dir, engine_mod.EngineSettings(
-            address=engine_addresses, port=args["engine_port"], tls=True, open_firewall=args["open_firewall"],
-            firewall_tag=session.tag, firewall_sources=self._play_node_addresses(task_vars), run_id=session.tag))
+            address=engine_addresses, port=args["engine_port"], tls=True, open_firewall=open_controller,
+            advertise=args["controller_address"] or [], firewall_tag=session.tag,
+            firewall_sources=self._play_node_addresses(task_vars), run_id=session.tag))
         token = engine.register_node(session.node)
-        facing = [facing_address(a) for a in node_addresses]
+        # Behind NAT (an AWX pod) the nodes see the controller under another address than its own.
+        facing = args["controller_address"] or [facing_address(a) for a in node_addresses]
         self._start_agent(session, args, task_vars, facing)
         session.stage("inventoried")
         node_components = [self._for_node(c) for c in components]

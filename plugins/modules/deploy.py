@@ -52,6 +52,19 @@ options:
         V(false) means you opened them.
     type: bool
     default: true
+  open_controller_firewall:
+    description:
+      - Open the engine port in the controller's own firewall (for the play's node addresses only).
+      - Defaults to O(open_firewall). Set V(false) where the controller cannot or must not change its firewall
+        (an AWX execution environment, a non-root controller) and open the port yourself.
+    type: bool
+  controller_address:
+    description:
+      - The controller's addresses as the nodes see them, when that differs from its own (NAT, an AWX pod behind a
+        node port). The agent's port opens for these, and the engine's URLs use them.
+      - Default, the controller's own address on the route to each node.
+    type: list
+    elements: str
   engine_port:
     description: The engine's HTTPS port on the controller.
     type: int

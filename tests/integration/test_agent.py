@@ -78,17 +78,23 @@ def nothing_left(lab, node: str, before: dict[str, str], tag: str = TAG) -> bool
     return not agent_pids(lab, node) and not exists_on(lab, node, staging(tag)) and snapshot(lab, node) == before
 
 
+def reset_all(lab) -> None:
+    """Empty rulesets. The IPv6-only node gets nftables only: it must stay free of legacy
+    iptables tables (they never go away), which tests/integration/test_firewall.py relies on."""
+    for node in (NODE, OTHER):
+        reset_firewall(lab, node)
+    lab.node_run(V6, ["nft", "flush", "ruleset"])
+
+
 @pytest.fixture(scope="module")
 def ruleset(lab):
     """lin01 with the user's DROP-policy ruleset; its snapshot is what every test must leave."""
-    for node in (NODE, OTHER, V6):
-        reset_firewall(lab, node)
+    reset_all(lab)
     load_iptables_legacy(lab, NODE)
     before = {node: snapshot(lab, node) for node in (NODE, OTHER, V6)}
     yield before
     agent(lab, "linux,ipv6_only", state="absent")
-    for node in (NODE, OTHER, V6):
-        reset_firewall(lab, node)
+    reset_all(lab)
 
 
 @pytest.fixture
@@ -331,4 +337,3 @@ def test_the_windows_like_node_is_staged_over_admin_share_and_backed_out_cleanly
     absent = agent(lab, "win01", tag="agt-w", state="absent")["win01"]
     assert absent.status == "SUCCESS" and absent.data["changed"] is False and absent.data["removed"] == []
     assert lab.node_run("win01", ["ls", "-A", temp]).stdout.split() == before
-
