@@ -46,6 +46,7 @@ ARGUMENT_SPEC = dict(
     engine_port=dict(type="int", default=engine_mod.DEFAULT_TLS_PORT),
     engine_address=dict(type="list", elements="str"),
     agent_port=dict(type="int", default=62286),
+    staging_dir=dict(type="path"),
     lease=dict(type="int", default=120),
     firewall_backend=dict(type="str", default="auto", choices=["auto", "iptables", "nftables", "firewalld", "ufw", "windows"]),
     allow_downgrade=dict(type="bool", default=False),
@@ -309,7 +310,8 @@ class ActionModule(ActionBase):
 
     def _start_agent(self, session: Session, args: dict, task_vars: dict, facing: list[str]) -> None:
         agent_args = {"tag": session.tag, "run_dir": session.run_dir, "agent_port": args["agent_port"], "lease": args["lease"],
-                      "open_firewall": args["open_firewall"], "firewall_backend": args["firewall_backend"], "controller": facing}
+                      "open_firewall": args["open_firewall"], "firewall_backend": args["firewall_backend"], "controller": facing,
+                      "staging_dir": args["staging_dir"]}
         answer = self._sub_action("fleet.firmware.agent", agent_args, task_vars)
         session.agent_started = True  # even a failed start is cleaned up in the finally
         if answer.get("failed"):
@@ -495,7 +497,7 @@ class ActionModule(ActionBase):
             session.keeper.halt.set()
         if not session.agent_started:
             return
-        absent = {"tag": session.tag, "run_dir": session.run_dir, "state": "absent",
+        absent = {"tag": session.tag, "run_dir": session.run_dir, "state": "absent", "staging_dir": args["staging_dir"],
                   "firewall_backend": args["firewall_backend"], "open_firewall": args["open_firewall"]}
         answer = self._sub_action("fleet.firmware.agent", absent, task_vars)
         if answer.get("failed"):

@@ -79,6 +79,10 @@ options:
     description: The agent's TLS port on the node.
     type: int
     default: 62286
+  staging_dir:
+    description:
+      - The agent's folder on the node (see M(fleet.firmware.agent)); default C(/var/tmp/fleet-firmware-<tag>).
+    type: path
   lease:
     description: The agent's lease in seconds, renewed every lease/3 while the task runs.
     type: int

@@ -105,7 +105,8 @@ def fresh(lab, clean):
 
 
 def test_install_then_current_then_downgrade_only_when_allowed_and_rewrite(lab, fresh, tmp_path):
-    new = make_repo(tmp_path / "v2", state_dir(lab), [component("fw-a", "2.0"), component("sw-b", "1.5", kind="software", requires=["fw-a"])])
+    # Listed dependent first: the install order must come from `requires`, not from the manifest's order.
+    new = make_repo(tmp_path / "v2", state_dir(lab), [component("sw-b", "1.5", kind="software", requires=["fw-a"]), component("fw-a", "2.0")])
     first = deploy(lab, NODE, new, "dep-a")[NODE]
     assert first.status == "CHANGED", first.data
     rows = by_name(first.data)
