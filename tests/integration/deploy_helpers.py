@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 
 import fleetlab
+from firewall_helpers import ours, snapshot
 
 
 def component(name: str, version: str, rc: int = 0, requires: tuple = (), sleep: float = 0, kind: str = "firmware",
@@ -75,3 +76,30 @@ class RebootWatcher(threading.Thread):
                     time.sleep(0.5)  # let the command's SSH session answer first, as a real reboot would
                     self.lab.reboot(node)
                     self.rebooted.append(node.name)
+
+
+def agent_processes(lab, node: str) -> list[int]:
+    """Processes of the node running an agent zipapp."""
+    inode = fleetlab.netns_inode(lab.node(node).netns)
+    found = []
+    for pid in fleetlab.pids_in_netns([inode] if inode else []):
+        try:
+            if b"agent.pyz" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.append(pid)
+        except OSError:
+            continue
+    return found
+
+
+def left_behind(lab, node: str, tag: str, before: dict) -> list[str]:
+    """Everything of the run still on the node: agent processes, its staging folder, rules that
+    were not there before (empty: nothing)."""
+    problems = []
+    if agent_processes(lab, node):
+        problems.append(f"agent processes {agent_processes(lab, node)}")
+    if lab.node_run(node, ["test", "-e", f"/var/tmp/fleet-firmware-{tag}"], check=False).returncode == 0:
+        problems.append("staging folder")
+    if snapshot(lab, node) != before:
+        problems.append(f"ruleset differs: {ours(lab, node)!r}")
+    return problems
+

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 import conftest
-import fleetlab
+from deploy_helpers import agent_processes, left_behind
 from firewall_helpers import (
     load_iptables_legacy, module_args, ours, probe_from_node, reset_firewall, snapshot, start_listener, wait_until,
 )
@@ -52,20 +52,6 @@ def client(lab, node: str, **session_changes) -> agent_client.AgentClient:
     return agent_client.AgentClient.from_session(session, timeout=5)
 
 
-def agent_pids(lab, node: str) -> list[int]:
-    """Processes of the node running an agent zipapp."""
-    inode = fleetlab.netns_inode(lab.node(node).netns)
-    found = []
-    for pid in fleetlab.pids_in_netns([inode] if inode else []):
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if b"agent.pyz" in cmdline:
-            found.append(pid)
-    return found
-
-
 def exists_on(lab, node: str, path: str) -> bool:
     return lab.node_run(node, ["test", "-e", path], check=False).returncode == 0
 
@@ -75,7 +61,7 @@ def staging(tag: str = TAG) -> str:
 
 
 def nothing_left(lab, node: str, before: dict[str, str], tag: str = TAG) -> bool:
-    return not agent_pids(lab, node) and not exists_on(lab, node, staging(tag)) and snapshot(lab, node) == before
+    return not left_behind(lab, node, tag, before)
 
 
 def reset_all(lab) -> None:
@@ -117,7 +103,7 @@ def test_started_on_dual_stack_and_ipv6_only_nodes_listens_on_the_controller_fac
         assert data["staged_path"] == staging()
         expected = lab.node(node).ipv4 or lab.node(node).ipv6
         assert data["address"] == [expected]
-        assert data["pid"] in agent_pids(lab, node)
+        assert data["pid"] in agent_processes(lab, node)
         mode_owner = lab.node_run(node, ["stat", "-c", "%a %U", staging()]).stdout.split()
         assert mode_owner == ["700", "root"]
         assert f"fleet-firmware:{TAG}:" in ours(lab, node)
@@ -241,12 +227,12 @@ def test_lease_expiry_after_kill_9_of_the_holder_leaves_nothing(lab, ruleset, no
     try:
         assert holder.stdout.readline().strip() == "renewed"
         time.sleep(LEASE / 2)
-        assert agent_pids(lab, node), "the holder keeps the agent alive past half its lease"
+        assert agent_processes(lab, node), "the holder keeps the agent alive past half its lease"
         holder.send_signal(signal.SIGKILL)
         holder.wait()
         killed = time.monotonic()
         assert wait_until(lambda: nothing_left(lab, node, ruleset[node]), LEASE + 5), \
-            f"{node}: agent {agent_pids(lab, node)}, staged {exists_on(lab, node, staging())}, ours: {ours(lab, node)!r}"
+            f"{node}: agent {agent_processes(lab, node)}, staged {exists_on(lab, node, staging())}, ours: {ours(lab, node)!r}"
         assert time.monotonic() - killed <= LEASE + 5
     finally:
         holder.kill()
@@ -270,7 +256,7 @@ def test_a_become_failure_fails_with_the_cause_and_stages_nothing(lab, ruleset):
     result = agent(lab, OTHER, extra=wrong)[OTHER]
     assert result.status == "FAILED"
     assert "password" in result.data["msg"].lower()
-    assert not exists_on(lab, OTHER, staging()) and ours(lab, OTHER) == "" and not agent_pids(lab, OTHER)
+    assert not exists_on(lab, OTHER, staging()) and ours(lab, OTHER) == "" and not agent_processes(lab, OTHER)
 
 
 def test_no_python_on_the_node_fails_with_the_cause_and_stages_nothing(lab, ruleset):
@@ -302,7 +288,7 @@ def test_a_full_staging_folder_fails_with_the_cause_and_leaves_nothing(lab, rule
         assert result.status == "FAILED"
         assert "No space left on device" in result.data["msg"] and mount in result.data["msg"]
         assert lab.node_run(OTHER, ["ls", "-A", mount]).stdout.split() == []
-        assert ours(lab, OTHER) == "" and not agent_pids(lab, OTHER)
+        assert ours(lab, OTHER) == "" and not agent_processes(lab, OTHER)
     finally:
         lab.node_run(OTHER, ["umount", mount], check=False)
         lab.node_run(OTHER, ["rmdir", mount], check=False)

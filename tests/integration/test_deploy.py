@@ -21,8 +21,8 @@ import pytest
 
 import conftest
 import fleetlab
-from deploy_helpers import RebootWatcher, by_name, component, make_repo
-from firewall_helpers import module_args, ours, reset_firewall, snapshot, wait_until
+from deploy_helpers import RebootWatcher, agent_processes, by_name, component, left_behind, make_repo
+from firewall_helpers import module_args, reset_firewall, snapshot, wait_until
 
 from ansible_collections.fleet.firmware.plugins.plugin_utils import engine as engine_mod
 
@@ -49,30 +49,6 @@ def deploy(lab, pattern: str, repo: Path, tag: str, extra: list[str] | None = No
 def installed(lab, node: str, name: str) -> str | None:
     proc = lab.node_run(node, ["cat", f"{state_dir(lab)}/{name}.version"], check=False)
     return proc.stdout.strip() if proc.returncode == 0 else None
-
-
-def agent_processes(lab, node: str) -> list[int]:
-    inode = fleetlab.netns_inode(lab.node(node).netns)
-    found = []
-    for pid in fleetlab.pids_in_netns([inode] if inode else []):
-        try:
-            if b"agent.pyz" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                found.append(pid)
-        except OSError:
-            continue
-    return found
-
-
-def left_behind(lab, node: str, tag: str, before: dict) -> list[str]:
-    """Everything of the run still on the node (empty: nothing)."""
-    problems = []
-    if agent_processes(lab, node):
-        problems.append(f"agent processes {agent_processes(lab, node)}")
-    if lab.node_run(node, ["test", "-e", f"/var/tmp/fleet-firmware-{tag}"], check=False).returncode == 0:
-        problems.append("staging folder")
-    if snapshot(lab, node) != before:
-        problems.append(f"ruleset differs: {ours(lab, node)!r}")
-    return problems
 
 
 def engines_stopped(lab) -> bool:

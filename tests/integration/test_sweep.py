@@ -14,9 +14,8 @@ from pathlib import Path
 import pytest
 
 import conftest
-import fleetlab
-from deploy_helpers import component, make_repo
-from firewall_helpers import ours, reset_firewall, snapshot, wait_until
+from deploy_helpers import component, left_behind, make_repo
+from firewall_helpers import reset_firewall, snapshot, wait_until
 
 from ansible_collections.fleet.firmware.plugins.plugin_utils import engine as engine_mod
 
@@ -24,29 +23,6 @@ pytestmark = pytest.mark.lab
 
 NODE = "lin01"
 PLAYBOOKS = Path(__file__).resolve().parents[2] / "playbooks"
-
-
-def agent_pids(lab, node: str) -> list[int]:
-    inode = fleetlab.netns_inode(lab.node(node).netns)
-    found = []
-    for pid in fleetlab.pids_in_netns([inode] if inode else []):
-        try:
-            if b"agent.pyz" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                found.append(pid)
-        except OSError:
-            continue
-    return found
-
-
-def left_on_node(lab, node: str, tag: str, before: dict) -> list[str]:
-    problems = []
-    if agent_pids(lab, node):
-        problems.append(f"agent processes {agent_pids(lab, node)}")
-    if lab.node_run(node, ["test", "-e", f"/var/tmp/fleet-firmware-{tag}"], check=False).returncode == 0:
-        problems.append("staging folder")
-    if snapshot(lab, node) != before:
-        problems.append(f"ruleset differs: {ours(lab, node)!r}")
-    return problems
 
 
 def engine_pids(run_dir: Path) -> list[int]:
@@ -86,13 +62,13 @@ def test_sweep_after_a_sigkilled_run_leaves_nothing_on_the_node_or_the_controlle
         os.killpg(proc.pid, signal.SIGKILL)
     finally:
         proc.wait()
-    assert left_on_node(lab, NODE, tag, before) != [], "nothing to sweep: the run was already clean"
+    assert left_behind(lab, NODE, tag, before) != [], "nothing to sweep: the run was already clean"
     swept = lab.playbook(PLAYBOOKS / "sweep.yml", "-e", f"fleet_sweep_tag={tag}", "-e", f"fleet_sweep_hosts={NODE}",
                          "-e", f"fleet_runs_dir={run_dir.parent}", "-e", "fleet_sweep_stop_timeout=30")
     assert swept.returncode == 0, swept.stdout + swept.stderr
     assert f"/var/tmp/fleet-firmware-{tag}" in swept.stdout, swept.stdout
     # At once, not after the lease (600 s).
-    assert left_on_node(lab, NODE, tag, before) == []
+    assert left_behind(lab, NODE, tag, before) == []
     assert engine_pids(run_dir) == [] and engine_mod.attach(str(run_dir)) is None
     assert not (run_dir / "tls" / "ca.key").exists()
     assert lab.node_run(NODE, ["test", "-e", f"/run/fleet-firmware/agent-{tag}.sock"], check=False).returncode != 0
