@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,6 +109,29 @@ class LabHandle:
         return subprocess.run(argv, capture_output=True, text=True, env=ansible_env(), timeout=timeout, check=False)
 
 
+def engine_daemons() -> list[int]:
+    """Run engines still running (they stop by themselves once their ansible process is gone)."""
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            argv = Path(f"/proc/{name}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(arg.endswith(b"plugin_utils.engine") for arg in argv) and b"serve" in argv:
+            found.append(int(name))
+    return found
+
+
+def wait_for_engines_to_stop(timeout: float = 60.0) -> None:
+    """An engine closes its port on the controller as it stops, a moment after its playbook ended:
+    the host's rulesets are compared only after that."""
+    deadline = time.monotonic() + timeout
+    while engine_daemons() and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
 def _require_root() -> None:
     if os.geteuid() != 0:
         pytest.exit("the integration tests build the network-namespace lab and need root (make test runs as root in CI)", returncode=3)
@@ -121,6 +145,7 @@ def lab_session():
     lab.down()
     before = fleetlab.host_network_snapshot()
     yield lab
+    wait_for_engines_to_stop()
     lab.down()
     after = fleetlab.host_network_snapshot()
     changed = {key: (before[key], after[key]) for key in before if before[key] != after[key]}

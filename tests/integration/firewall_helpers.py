@@ -149,8 +149,11 @@ def snapshot(lab, node: str) -> dict[str, str]:
 
 
 def ours(lab, node: str) -> str:
-    """Every line of the node's rulesets that carries our marker ('' when none)."""
-    return "\n".join(line for text in _listings(lab, node).values() for line in text.splitlines() if "fleet-firmware" in line)
+    """Every line of the node's rulesets that carries our marker ('' when none). The iptables-nft
+    saves too: `nft list ruleset` does not show an iptables-nft rule's comment."""
+    texts = list(_listings(lab, node).values())
+    texts += [lab.node_run(node, [tool], check=False).stdout for tool in ("iptables-nft-save", "ip6tables-nft-save")]
+    return "\n".join(line for text in texts for line in text.splitlines() if "fleet-firmware" in line)
 
 
 def start_listener(lab, node: str, port: int = PORT) -> subprocess.Popen:
