@@ -102,4 +102,3 @@ def left_behind(lab, node: str, tag: str, before: dict) -> list[str]:
     if snapshot(lab, node) != before:
         problems.append(f"ruleset differs: {ours(lab, node)!r}")
     return problems
-
