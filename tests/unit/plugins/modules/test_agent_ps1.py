@@ -30,42 +30,37 @@ import re
 from pathlib import Path
 
 import pytest
-import yaml
+
+import powershell_source as source
 
 from ansible_collections.fleet.firmware.plugins.module_utils import agent as py_agent
 from ansible_collections.fleet.firmware.plugins.module_utils import detect, installers, plan, returncodes
 from ansible_collections.fleet.firmware.plugins.modules import agent as py_module
 from ansible_collections.fleet.firmware.plugins.plugin_utils import agent_windows, smb_stage
 
-REPO = Path(__file__).resolve().parents[4]
-PSM1 = (REPO / "plugins/module_utils/FleetAgent.psm1").read_text()
-FIREWALL_PSM1 = (REPO / "plugins/module_utils/FleetFirewall.psm1").read_text()
-INVENTORY_PSM1 = (REPO / "plugins/module_utils/FleetInventory.psm1").read_text()
-PY_AGENT = (REPO / "plugins/module_utils/agent.py").read_text()
-SCRIPT = (REPO / "plugins/module_utils/fleet_agent.ps1").read_text()
-PS1 = (REPO / "plugins/modules/agent.ps1").read_text()
-DOCS = yaml.safe_load(re.search(r'DOCUMENTATION = r"""(.*?)"""', (REPO / "plugins/modules/agent.py").read_text(), re.S).group(1))
+PSM1 = source.read("plugins/module_utils/FleetAgent.psm1")
+FIREWALL_PSM1 = source.read("plugins/module_utils/FleetFirewall.psm1")
+INVENTORY_PSM1 = source.read("plugins/module_utils/FleetInventory.psm1")
+PY_AGENT = source.read("plugins/module_utils/agent.py")
+SCRIPT = source.read("plugins/module_utils/fleet_agent.ps1")
+PS1 = source.read("plugins/modules/agent.ps1")
+DOCS = source.module_docs("agent")
 
 
 def ps_value(name: str) -> str:
-    match = re.search(r"^\$%s = (.*)$" % re.escape(name), PSM1, re.M)
-    assert match, f"${name} not found in FleetAgent.psm1"
-    return match.group(1).strip()
+    return source.ps_value(PSM1, name)
 
 
 def ps_string(name: str) -> str:
-    value = ps_value(name)
-    assert value.startswith("'") and value.endswith("'"), value
-    return value[1:-1].replace("''", "'")
+    return source.ps_string(PSM1, name)
+
+
+def ps_int_table(name: str) -> dict[int, str]:
+    return source.ps_table(PSM1, name, key=int)
 
 
 def ps_list(name: str) -> list[str]:
     return [item.strip().strip("'") for item in ps_value(name).split(",")]
-
-
-def ps_int_table(name: str) -> dict[int, str]:
-    body = re.match(r"@\{(.*)\}$", ps_value(name)).group(1)
-    return {int(k): v.strip().strip("'") for k, v in (pair.split("=") for pair in body.split(";"))}
 
 
 def function_body(text: str, name: str) -> str:
@@ -218,7 +213,7 @@ def test_status_codes_have_reasons_and_are_documented():
     used = {int(s) for s in re.findall(r"Status = (\d{3})", PSM1)}
     reasons = {int(k) for k in re.findall(r"(\d{3}) = '", PSM1.split("$FleetAgentHttpReasons = @{", 1)[1].split("}", 1)[0])}
     assert used <= reasons
-    protocol = (REPO / "docs/agent.md").read_text().split("## Protocol", 1)[1].split("\n## ", 1)[0]
+    protocol = source.read("docs/agent.md").split("## Protocol", 1)[1].split("\n## ", 1)[0]
     documented = {int(s) for s in re.findall(r"\b(4\d\d|5\d\d)\b", protocol)}
     assert used - {200, 201, 202} <= documented | {500, 507}
 
@@ -338,16 +333,8 @@ def test_the_config_document_has_the_python_modules_keys():
 # ---------------------------------------------------------------- the module's argument spec
 
 
-def ps1_options() -> dict[str, dict[str, str]]:
-    block = re.search(r"options = @\{(.*?)\n    \}", PS1, re.S).group(1)
-    options = {}
-    for name, body in re.findall(r"^\s+(\w+) = @\{ (.*) \}$", block, re.M):
-        options[name] = dict(part.split(" = ", 1) for part in body.split("; "))
-    return options
-
-
 def test_ps1_argument_spec_matches_the_documentation_and_agent_py():
-    options = ps1_options()
+    options = source.ps1_options(PS1)
     assert set(options) == set(DOCS["options"]) == set(py_module.argument_spec())
     for name, doc in DOCS["options"].items():
         spec, py_spec = options[name], py_module.argument_spec()[name]
@@ -372,39 +359,27 @@ def test_ps1_argument_spec_matches_the_documentation_and_agent_py():
 # ---------------------------------------------------------------- commands and parameters
 
 
-def _tree(text: str):
-    ts = pytest.importorskip("tree_sitter")
-    tsp = pytest.importorskip("tree_sitter_powershell")
-    return ts.Parser(ts.Language(tsp.language())).parse(text.encode()).root_node
-
-
-def _walk(node):
-    yield node
-    for child in node.children:
-        yield from _walk(child)
-
-
 def _parse_errors(text: str) -> list[str]:
-    return [f"{n.start_point}" for n in _walk(_tree(text)) if n.type == "ERROR" or n.is_missing]
+    return [f"{n.start_point}" for n in source.walk(source.syntax_tree(text)) if n.type == "ERROR" or n.is_missing]
 
 
 def declared_functions(text: str) -> dict[str, set[str]]:
     found = {}
-    for node in _walk(_tree(text)):
+    for node in source.walk(source.syntax_tree(text)):
         if node.type == "function_statement":
             name = next(c for c in node.children if c.type == "function_name").text.decode()
-            found[name] = {var.text.decode()[1:] for par in _walk(node) if par.type == "script_parameter"
+            found[name] = {var.text.decode()[1:] for par in source.walk(node) if par.type == "script_parameter"
                            for var in par.children if var.type == "variable"}
     return found
 
 
 def calls(text: str) -> list[tuple[str, set[str]]]:
     out = []
-    for node in _walk(_tree(text)):
+    for node in source.walk(source.syntax_tree(text)):
         if node.type == "command":
             name = next((c.text.decode() for c in node.children if c.type == "command_name"), None)
             if name:
-                params = {n.text.decode().lstrip("-").split(":")[0] for n in _walk(node) if n.type == "command_parameter" and n.parent.parent == node}
+                params = {n.text.decode().lstrip("-").split(":")[0] for n in source.walk(node) if n.type == "command_parameter" and n.parent.parent == node}
                 out.append((name, params))
     return out
 
@@ -430,9 +405,9 @@ KNOWN_CMDLETS = {
 }
 
 
-@pytest.mark.parametrize("source", ["FleetAgent.psm1", "fleet_agent.ps1", "agent.ps1"])
-def test_every_command_and_parameter_used_exists(source):
-    text = {"FleetAgent.psm1": PSM1, "fleet_agent.ps1": SCRIPT, "agent.ps1": PS1}[source]
+@pytest.mark.parametrize("file_name", ["FleetAgent.psm1", "fleet_agent.ps1", "agent.ps1"])
+def test_every_command_and_parameter_used_exists(file_name):
+    text = {"FleetAgent.psm1": PSM1, "fleet_agent.ps1": SCRIPT, "agent.ps1": PS1}[file_name]
     functions = declared_functions(PSM1) | declared_functions(FIREWALL_PSM1) | declared_functions(INVENTORY_PSM1) | declared_functions(PS1)
     own = set(declared_functions(PSM1))
     exported = set(re.findall(r"'([A-Za-z]+-Fleet[A-Za-z]+)'", PSM1.split("$exportMembers", 1)[1]))
@@ -443,13 +418,13 @@ def test_every_command_and_parameter_used_exists(source):
     for name, params in used:
         if name in functions:
             allowed = functions[name]
-            if "-Fleet" in name and (source != "FleetAgent.psm1" or name not in own):
-                assert name in exported, f"{source}: {name} is not exported"
+            if "-Fleet" in name and (file_name != "FleetAgent.psm1" or name not in own):
+                assert name in exported, f"{file_name}: {name} is not exported"
         else:
-            assert name in KNOWN_CMDLETS, f"{source}: unknown command {name}"
+            assert name in KNOWN_CMDLETS, f"{file_name}: unknown command {name}"
             allowed = KNOWN_CMDLETS[name]
         unknown = params - allowed - COMMON
-        assert not unknown, f"{source}: {name} has no parameter(s) {sorted(unknown)}"
+        assert not unknown, f"{file_name}: {name} has no parameter(s) {sorted(unknown)}"
 
 
 def test_every_defined_function_is_exported():

@@ -18,31 +18,24 @@ from __future__ import annotations
 
 import base64
 import re
-from pathlib import Path
 
 import pytest
-import yaml
+
+import powershell_source as source
 
 from ansible_collections.fleet.firmware.plugins.module_utils.firewall import common
 
-REPO = Path(__file__).resolve().parents[4]
-PSM1 = (REPO / "plugins/module_utils/FleetFirewall.psm1").read_text()
-PS1 = (REPO / "plugins/modules/firewall.ps1").read_text()
-DOCS = yaml.safe_load(re.search(r'DOCUMENTATION = r"""(.*?)"""', (REPO / "plugins/modules/firewall.py").read_text(), re.S).group(1))
+PSM1 = source.read("plugins/module_utils/FleetFirewall.psm1")
+PS1 = source.read("plugins/modules/firewall.ps1")
+DOCS = source.module_docs("firewall")
 
 
 def ps_string(name: str) -> str:
-    """The single-quoted string assigned to ``$name`` at the top of the .psm1."""
-    match = re.search(r"^\$%s = '((?:[^']|'')*)'$" % re.escape(name), PSM1, re.M)
-    assert match, f"${name} not found in FleetFirewall.psm1"
-    return match.group(1).replace("''", "'")
+    return source.ps_string(PSM1, name)
 
 
 def ps_hashtable(name: str) -> dict[str, str]:
-    match = re.search(r"^\$%s = @\{(.*?)\}$" % re.escape(name), PSM1, re.M)
-    assert match, f"${name} not found in FleetFirewall.psm1"
-    pairs = [p.split("=") for p in match.group(1).split(";")]
-    return {k.strip(): v.strip().strip("'") for k, v in pairs}
+    return source.ps_table(PSM1, name)
 
 
 def dotnet_to_python(pattern: str) -> str:
@@ -145,20 +138,8 @@ def test_rule_parameters_scope_the_port_and_the_source():
     assert "if ($Direction -eq 'in') { $rule.LocalPort = $Port.Text } else { $rule.RemotePort = $Port.Text }" in body
 
 
-def ps1_options() -> dict[str, dict[str, str]]:
-    block = re.search(r"options = @\{(.*?)\n    \}", PS1, re.S).group(1)
-    options = {}
-    for name, body in re.findall(r"^\s+(\w+) = @\{ (.*) \}$", block, re.M):
-        fields = {}
-        for part in body.split("; "):
-            key, value = part.split(" = ", 1)
-            fields[key] = value
-        options[name] = fields
-    return options
-
-
 def test_ps1_argument_spec_matches_the_documentation():
-    options = ps1_options()
+    options = source.ps1_options(PS1)
     documented = DOCS["options"]
     assert set(options) == set(documented)
     for name, doc in documented.items():
@@ -205,25 +186,13 @@ KNOWN_CMDLETS = {
 }
 
 
-def _tree(text: str):
-    ts = pytest.importorskip("tree_sitter")
-    tsp = pytest.importorskip("tree_sitter_powershell")
-    return ts.Parser(ts.Language(tsp.language())).parse(text.encode()).root_node
-
-
-def _walk(node):
-    yield node
-    for child in node.children:
-        yield from _walk(child)
-
-
 def declared_functions() -> dict[str, set[str]]:
     """Function name -> its parameter names, from the .psm1's param blocks."""
     found = {}
-    for node in _walk(_tree(PSM1)):
+    for node in source.walk(source.syntax_tree(PSM1)):
         if node.type == "function_statement":
             name = next(c for c in node.children if c.type == "function_name").text.decode()
-            params = {var.text.decode()[1:] for par in _walk(node) if par.type == "script_parameter"
+            params = {var.text.decode()[1:] for par in source.walk(node) if par.type == "script_parameter"
                       for var in par.children if var.type == "variable"}
             found[name] = params
     return found
@@ -231,18 +200,18 @@ def declared_functions() -> dict[str, set[str]]:
 
 def calls(text: str) -> list[tuple[str, set[str]]]:
     out = []
-    for node in _walk(_tree(text)):
+    for node in source.walk(source.syntax_tree(text)):
         if node.type == "command":
             name = next((c.text.decode() for c in node.children if c.type == "command_name"), None)
             if name:
-                params = {n.text.decode().lstrip("-") for n in _walk(node) if n.type == "command_parameter" and n.parent.parent == node}
+                params = {n.text.decode().lstrip("-") for n in source.walk(node) if n.type == "command_parameter" and n.parent.parent == node}
                 out.append((name, params))
     return out
 
 
-@pytest.mark.parametrize("source", ["FleetFirewall.psm1", "firewall.ps1"])
-def test_every_command_and_parameter_the_twin_uses_exists(source):
-    text = PSM1 if source.endswith(".psm1") else PS1
+@pytest.mark.parametrize("file_name", ["FleetFirewall.psm1", "firewall.ps1"])
+def test_every_command_and_parameter_the_twin_uses_exists(file_name):
+    text = PSM1 if file_name.endswith(".psm1") else PS1
     functions = declared_functions()
     assert "Open-FleetFirewall" in functions and "Tag" in functions["Open-FleetFirewall"]
     used = calls(text)
@@ -251,10 +220,10 @@ def test_every_command_and_parameter_the_twin_uses_exists(source):
         if name in functions:
             allowed = functions[name]
         else:
-            assert name in KNOWN_CMDLETS, f"{source}: unknown command {name}"
+            assert name in KNOWN_CMDLETS, f"{file_name}: unknown command {name}"
             allowed = KNOWN_CMDLETS[name]
         unknown = params - allowed - COMMON_PARAMETERS
-        assert not unknown, f"{source}: {name} has no parameter(s) {sorted(unknown)}"
+        assert not unknown, f"{file_name}: {name} has no parameter(s) {sorted(unknown)}"
 
 
 def test_the_rule_splat_only_holds_parameters_of_new_netfirewallrule():

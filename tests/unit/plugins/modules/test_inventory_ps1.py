@@ -18,29 +18,24 @@ from __future__ import annotations
 
 import re
 import subprocess
-from pathlib import Path
 
 import pytest
-import yaml
+
+import powershell_source as source
 
 from ansible_collections.fleet.firmware.plugins.module_utils import installers, returncodes, versions
 
-REPO = Path(__file__).resolve().parents[4]
-PSM1 = (REPO / "plugins/module_utils/FleetInventory.psm1").read_text()
-PS1 = (REPO / "plugins/modules/inventory.ps1").read_text()
-DOCS = yaml.safe_load(re.search(r'DOCUMENTATION = r"""(.*?)"""', (REPO / "plugins/modules/inventory.py").read_text(), re.S).group(1))
+PSM1 = source.read("plugins/module_utils/FleetInventory.psm1")
+PS1 = source.read("plugins/modules/inventory.ps1")
+DOCS = source.module_docs("inventory")
 
 
 def ps_string(name: str) -> str:
-    match = re.search(r"^\$%s = '((?:[^']|'')*)'$" % re.escape(name), PSM1, re.M)
-    assert match, f"${name} not found in FleetInventory.psm1"
-    return match.group(1).replace("''", "'")
+    return source.ps_string(PSM1, name)
 
 
 def ps_codes(name: str) -> dict[int, str]:
-    match = re.search(r"^\$%s = @\{(.*?)\}$" % re.escape(name), PSM1, re.M)
-    assert match, f"${name} not found"
-    return {int(pair[0]): pair[1].strip().strip("'") for pair in (part.split("=") for part in match.group(1).split(";"))}
+    return source.ps_table(PSM1, name, key=int)
 
 
 @pytest.mark.parametrize("ps_name, python", [
@@ -131,16 +126,8 @@ def test_argument_quoting_follows_the_windows_rules(argv):
     assert "[void]$builder.Append('\\' * ($backslashes * 2 + 1))" in PSM1
 
 
-def ps1_options() -> dict[str, dict[str, str]]:
-    block = re.search(r"options = @\{(.*?)\n    \}", PS1, re.S).group(1)
-    options = {}
-    for name, body in re.findall(r"^\s+(\w+) = @\{ (.*) \}$", block, re.M):
-        options[name] = dict(part.split(" = ", 1) for part in body.split("; "))
-    return options
-
-
 def test_ps1_argument_spec_matches_the_documentation():
-    options = ps1_options()
+    options = source.ps1_options(PS1)
     documented = DOCS["options"]
     assert set(options) == set(documented)
     for name, doc in documented.items():
@@ -182,44 +169,32 @@ KNOWN_CMDLETS = {
 }
 
 
-def _walk(node):
-    yield node
-    for child in node.children:
-        yield from _walk(child)
-
-
-def _tree(text: str):
-    ts = pytest.importorskip("tree_sitter")
-    tsp = pytest.importorskip("tree_sitter_powershell")
-    return ts.Parser(ts.Language(tsp.language())).parse(text.encode()).root_node
-
-
 def declared_functions() -> dict[str, set[str]]:
     found = {}
-    for node in _walk(_tree(PSM1)):
+    for node in source.walk(source.syntax_tree(PSM1)):
         if node.type == "function_statement":
             name = next(c for c in node.children if c.type == "function_name").text.decode()
-            found[name] = {var.text.decode()[1:] for par in _walk(node) if par.type == "script_parameter"
+            found[name] = {var.text.decode()[1:] for par in source.walk(node) if par.type == "script_parameter"
                            for var in par.children if var.type == "variable"}
     return found
 
 
-@pytest.mark.parametrize("source", ["FleetInventory.psm1", "inventory.ps1"])
-def test_every_command_and_parameter_the_twin_uses_exists(source):
-    text = PSM1 if source.endswith(".psm1") else PS1
+@pytest.mark.parametrize("file_name", ["FleetInventory.psm1", "inventory.ps1"])
+def test_every_command_and_parameter_the_twin_uses_exists(file_name):
+    text = PSM1 if file_name.endswith(".psm1") else PS1
     functions = declared_functions()
     assert "Invoke-FleetInventory" in functions and "Baseline" in functions["Invoke-FleetInventory"]
     used = []
-    for node in _walk(_tree(text)):
+    for node in source.walk(source.syntax_tree(text)):
         if node.type == "command":
             name = next((c.text.decode() for c in node.children if c.type == "command_name"), None)
             if name:
-                used.append((name, {n.text.decode().lstrip("-") for n in _walk(node) if n.type == "command_parameter" and n.parent.parent == node}))
+                used.append((name, {n.text.decode().lstrip("-") for n in source.walk(node) if n.type == "command_parameter" and n.parent.parent == node}))
     assert used
     for name, params in used:
         allowed = functions.get(name, KNOWN_CMDLETS.get(name))
-        assert allowed is not None, f"{source}: unknown command {name}"
+        assert allowed is not None, f"{file_name}: unknown command {name}"
         unknown = params - allowed - COMMON_PARAMETERS
         if name in ("taskkill.exe",):
             continue
-        assert not unknown, f"{source}: {name} has no parameter(s) {sorted(unknown)}"
+        assert not unknown, f"{file_name}: {name} has no parameter(s) {sorted(unknown)}"
