@@ -242,37 +242,29 @@ class ActionModule(ActionBase):
 
     # -- the session
 
-    def _addresses(self, task_vars: dict) -> tuple[list[str], list[str]]:
-        """(the node's addresses, the controller's addresses facing every host of the play)."""
+    def _addresses(self, task_vars: dict) -> tuple[list[str], list[str], list[str]]:
+        """(this node's addresses, every address of every host of the play, the controller's
+        addresses facing them). The engine listens on the last and opens its port for the second."""
         host = to_text(self._templar.template(task_vars.get("ansible_host") or task_vars.get("inventory_hostname")))
         node_addresses = resolve(host)
         hostvars = task_vars.get("hostvars", {})
-        play_hosts = task_vars.get("ansible_play_hosts_all") or [task_vars.get("inventory_hostname")]
-        controller: list[str] = []
-        for name in play_hosts:
-            other = hostvars.get(name, {})
-            target = to_text(self._templar.template(other.get("ansible_host", name)))
-            try:
-                for address in resolve(target):
-                    controller.append(facing_address(address))
-            except AgentActionError:
-                continue  # another host's trouble is its own task's failure
-        return node_addresses, sorted(set(controller)) or [facing_address(a) for a in node_addresses]
-
-    def _play_node_addresses(self, task_vars: dict) -> list[str]:
-        """Every address of every host of the play: the engine's port opens for these only."""
-        hostvars = task_vars.get("hostvars", {})
-        found: set[str] = set()
-        for name in task_vars.get("ansible_play_hosts_all") or [task_vars.get("inventory_hostname")]:
+        play: set[str] = set(node_addresses)
+        for name in task_vars.get("ansible_play_hosts_all") or []:
             target = to_text(self._templar.template(hostvars.get(name, {}).get("ansible_host", name)))
             try:
-                found.update(resolve(target))
+                play.update(resolve(target))
+            except AgentActionError:
+                continue  # another host's trouble is its own task's failure
+        controller: set[str] = set()
+        for address in play:
+            try:
+                controller.add(facing_address(address))
             except AgentActionError:
                 continue
-        return sorted(found)
+        return node_addresses, sorted(play), sorted(controller) or [facing_address(a) for a in node_addresses]
 
     def _session(self, session: Session, args: dict, task_vars: dict, components: list[dict]) -> None:
-        node_addresses, controller = self._addresses(task_vars)
+        node_addresses, play_addresses, controller = self._addresses(task_vars)
         engine_addresses = args["engine_address"] or controller
         open_controller = args["open_firewall"] if args["open_controller_firewall"] is None else args["open_controller_firewall"]
         session.stage("preflight")
@@ -280,7 +272,7 @@ class ActionModule(ActionBase):
         engine = engine_mod.attach_or_start(session.run_dir, engine_mod.EngineSettings(
             address=engine_addresses, port=args["engine_port"], tls=True, open_firewall=open_controller,
             advertise=args["controller_address"] or [], firewall_tag=session.tag,
-            firewall_sources=self._play_node_addresses(task_vars), run_id=session.tag))
+            firewall_sources=play_addresses, run_id=session.tag))
         token = engine.register_node(session.node)
         # Behind NAT (an AWX pod) the nodes see the controller under another address than its own.
         facing = args["controller_address"] or [facing_address(a) for a in node_addresses]
@@ -407,12 +399,16 @@ class ActionModule(ActionBase):
         session.installed = status.get("components", [])
 
     def _record(self, session: Session, status: dict, seen: int) -> int:
-        """Copy the agent's component events into the ledger (the events list is the agent's last 50)."""
-        for event in status.get("events", [])[seen:] if seen <= len(status.get("events", [])) else []:
+        """Copy the agent's new component events into the ledger; return the last ``seq`` seen
+        (the status carries a window of the agent's latest events, numbered by ``seq``)."""
+        for event in status.get("events", []):
+            if event.get("seq", 0) <= seen:
+                continue
+            seen = event["seq"]
             if event.get("state") in ("installing", "installed", "failed", "skipped") and event.get("component"):
                 session.stage(event["state"], component=event["component"], rc=event.get("rc"),
                               message=(event.get("reason") or None))
-        return len(status.get("events", []))
+        return seen
 
     @staticmethod
     def _progress(session: Session, status: dict) -> None:

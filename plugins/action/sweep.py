@@ -19,18 +19,10 @@ import time
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.fleet.firmware.plugins.module_utils.agent import AgentError, validate_tag
+from ansible_collections.fleet.firmware.plugins.modules.sweep import ARGUMENT_SPEC
 from ansible_collections.fleet.firmware.plugins.plugin_utils import engine as engine_mod, tls
 
 ENGINE_ARGV = "ansible_collections.fleet.firmware.plugins.plugin_utils.engine"
-ARGUMENT_SPEC = dict(
-    tag=dict(type="str", required=True),
-    staging_root=dict(type="path", default="/var/tmp"),
-    stop_timeout=dict(type="int", default=60),
-    firewall_backend=dict(type="str", choices=["auto", "iptables", "nftables", "firewalld", "ufw"], default="auto"),
-    controller=dict(type="bool", default=False),
-    runs_dir=dict(type="path", default="~/.ansible/fleet-firmware/runs"),
-    remove_runs_older_than=dict(type="int"),
-)
 
 
 def engine_processes() -> dict[str, int]:

@@ -508,6 +508,7 @@ Function New-FleetAgentState {
         Config = $Config; Tag = $Config.tag; Staging = $Config.staging; State = 'starting'
         LeaseExpires = [datetime]::UtcNow.AddSeconds($Config.lease); Cancelled = $false; CancelReason = ''
         Current = $null; Job = $null; Index = 0; JobEnded = $false; Process = $null; Events = New-Object -TypeName System.Collections.ArrayList
+        EventsTotal = 0
         Addresses = @(); Listeners = @(); Stopping = $false; FirewallOpened = $false; Mutex = $null
         Certificate = $null; CaCertificate = $null; SweepArmed = [datetime]::MinValue; Since = [datetime]::UtcNow
         OnFailedDependency = 'omit_component'; Broken = New-Object -TypeName System.Collections.Generic.List[string]
@@ -529,6 +530,9 @@ Function Add-FleetAgentEvent {
     $entry = @{} + $Fields
     $entry.state = $State
     $entry.time = Format-FleetAgentTime -Time ([datetime]::UtcNow)
+    # seq numbers the events, as the Python agent: a reader of the window tells what is new.
+    $Agent.EventsTotal += 1
+    $entry.seq = $Agent.EventsTotal
     [void]$Agent.Events.Add($entry)
     while ($Agent.Events.Count -gt 200) { $Agent.Events.RemoveAt(0) }
     Write-FleetAgentLog -Agent $Agent -Message ('event ' + (ConvertTo-Json -InputObject $entry -Compress))

@@ -237,6 +237,59 @@ class NodeLock(object):
             pass
 
 
+# ---------------------------------------------------------------- a running agent, from the node (module, sweep)
+
+
+def control(tag: str, request: Dict[str, Any], timeout: float = 10.0) -> Dict[str, Any]:
+    """One request over the running agent's local socket (root's /run, mode 0600)."""
+    path = os.path.join(run_dir(), SOCKET_NAME % tag)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(path)
+        sock.sendall((json.dumps(request) + "\n").encode("utf-8"))
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        sock.close()
+    answer = json.loads(data.decode("utf-8") or "{}")
+    if answer.get("error"):
+        raise AgentError(answer["error"])
+    return answer
+
+
+def wait_gone(pid: int, timeout: float) -> bool:
+    """Wait until process ``pid`` is gone (reaped, if it is our child)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            os.kill(pid, 0)
+            if os.waitpid(pid, os.WNOHANG)[0]:
+                return True
+        except ChildProcessError:
+            pass  # not our child: kill(pid, 0) above still tells whether it lives
+        except OSError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def stop_process(pid: int, timeout: float) -> bool:
+    """SIGTERM (the agent finishes and cleans up), then SIGKILL after ``timeout`` seconds."""
+    for signum, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5)):
+        try:
+            os.kill(pid, signum)
+        except OSError:
+            return True
+        if wait_gone(pid, wait):
+            return True
+    return False
+
+
 # ---------------------------------------------------------------- the job
 
 
@@ -292,6 +345,7 @@ class Agent(object):
         self.current = None  # type: Optional[Dict[str, Any]]
         self.job = None  # type: Optional[Job]
         self.events = []  # type: List[Dict[str, Any]]
+        self.events_total = 0
         self.transfers = {}  # type: Dict[str, Dict[str, Any]]
         self.addresses = []  # type: List[str]
         self.servers = []  # type: List[HTTPServer]
@@ -308,7 +362,9 @@ class Agent(object):
         """Record an event; ``keep_state`` for events that do not move the agent (a cancel request)."""
         with self.mutex:
             self.state = self.state if keep_state else state
-            entry = dict(fields, state=state, time=utc(time.time()))
+            # seq numbers the events: a reader of the bounded window tells what it has not seen yet.
+            self.events_total += 1
+            entry = dict(fields, state=state, time=utc(time.time()), seq=self.events_total)
             self.events.append(entry)
             del self.events[:-200]  # a bounded history: status stays small
         log("event %s" % json.dumps(entry, sort_keys=True))

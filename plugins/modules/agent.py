@@ -216,7 +216,6 @@ import json
 import os
 import select
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -256,28 +255,6 @@ def argument_spec():
 
 def staging_of(params):
     return (params["staging_dir"] or "/var/tmp/fleet-firmware-%s" % params["tag"]).rstrip("/")
-
-
-def control(tag, request, timeout=10.0):
-    """One request over the running agent's local socket (root's /run, mode 0600)."""
-    path = os.path.join(agent_utils.run_dir(), agent_utils.SOCKET_NAME % tag)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(timeout)
-    try:
-        sock.connect(path)
-        sock.sendall((json.dumps(request) + "\n").encode("utf-8"))
-        data = b""
-        while not data.endswith(b"\n"):
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    finally:
-        sock.close()
-    answer = json.loads(data.decode("utf-8") or "{}")
-    if answer.get("error"):
-        raise agent_utils.AgentError(answer["error"])
-    return answer
 
 
 def holder():
@@ -365,37 +342,9 @@ def spawn(params, staging, pyz):
     answer = read_ready(process, params["start_timeout"])
     process.stdout.close()
     if not answer.get("ready"):
-        stop_process(process.pid, 5)
+        agent_utils.stop_process(process.pid, 5)
         process.wait()
     return answer
-
-
-def stop_process(pid, timeout):
-    """SIGTERM (the agent finishes and cleans up), then SIGKILL after ``timeout`` seconds."""
-    for signum, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5)):
-        try:
-            os.kill(pid, signum)
-        except OSError:
-            return True
-        if wait_gone(pid, wait):
-            return True
-    return False
-
-
-def wait_gone(pid, timeout):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            os.kill(pid, 0)
-            done = os.waitpid(pid, os.WNOHANG)[0]
-            if done:
-                return True
-        except ChildProcessError:
-            pass
-        except OSError:
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def start(module):
@@ -406,8 +355,8 @@ def start(module):
         module.fail_json(msg="node is held by run %r (agent pid %s since %s): stop that run first, or wait for its lease to run out"
                          % (other.get("tag"), other.get("pid"), other.get("since")))
     if other is not None:
-        renewed = {} if module.check_mode else control(params["tag"], {"op": "lease", "seconds": params["lease"]})
-        status = control(params["tag"], {"op": "status"})
+        renewed = {} if module.check_mode else agent_utils.control(params["tag"], {"op": "lease", "seconds": params["lease"]})
+        status = agent_utils.control(params["tag"], {"op": "status"})
         module.exit_json(changed=False, agent_port=status["port"], pid=status["pid"], address=status["addresses"],
                          staged_path=staging, lease_expires=renewed.get("lease_expires", status["lease_expires"]),
                          msg="the agent of run %s is already running; lease renewed" % params["tag"])
@@ -458,12 +407,12 @@ def stop_agent(module, tag, info):
     """Ask the agent to stop (it finishes its component and cleans up); force it after stop_timeout."""
     pid = int(info.get("pid") or 0)
     try:
-        control(tag, {"op": "shutdown"})
-        if wait_gone(pid, module.params["stop_timeout"]):
+        agent_utils.control(tag, {"op": "shutdown"})
+        if agent_utils.wait_gone(pid, module.params["stop_timeout"]):
             return
     except (agent_utils.AgentError, OSError, ValueError):
         pass
-    if pid and not stop_process(pid, 10):
+    if pid and not agent_utils.stop_process(pid, 10):
         module.fail_json(msg="the agent of run %s (pid %d) does not stop" % (tag, pid))
     module.warn("the agent of run %s did not stop within %d s and was killed; its leftovers were removed" % (tag, module.params["stop_timeout"]))
     lock = agent_utils.NodeLock()

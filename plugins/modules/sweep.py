@@ -123,13 +123,9 @@ warnings_list:
 """
 
 import glob
-import json
 import os
 import re
 import shutil
-import signal
-import socket
-import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.fleet.firmware.plugins.module_utils import agent as agent_utils
@@ -137,6 +133,17 @@ from ansible_collections.fleet.firmware.plugins.module_utils.firewall import api
 
 PREFIX = "fleet-firmware-"
 AGENT_RE = re.compile(r"/" + re.escape(PREFIX) + r"([a-z0-9-]{1,32})/agent\.pyz$")
+
+
+ARGUMENT_SPEC = dict(
+    tag=dict(type="str", required=True),
+    staging_root=dict(type="path", default="/var/tmp"),
+    stop_timeout=dict(type="int", default=60),
+    firewall_backend=dict(type="str", choices=["auto", "iptables", "nftables", "firewalld", "ufw"], default="auto"),
+    controller=dict(type="bool", default=False),
+    runs_dir=dict(type="path", default="~/.ansible/fleet-firmware/runs"),
+    remove_runs_older_than=dict(type="int"),
+)
 
 
 def matches(wanted, tag):
@@ -162,50 +169,18 @@ def agent_processes(wanted, staging_root):
     return found
 
 
-def ask_to_stop(tag, timeout=5.0):
-    """The agent's own shutdown over its local socket: it finishes its component and cleans up."""
-    path = os.path.join(agent_utils.run_dir(), agent_utils.SOCKET_NAME % tag)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(timeout)
-    try:
-        sock.connect(path)
-        sock.sendall((json.dumps({"op": "shutdown"}) + "\n").encode("utf-8"))
-        sock.recv(65536)
-        return True
-    except (IOError, OSError):
-        return False
-    finally:
-        sock.close()
-
-
-def gone(pid, timeout):
-    deadline = time.time() + timeout
-    while True:
-        try:
-            os.kill(pid, 0)
-        except OSError:
-            return True
-        if time.time() >= deadline:
-            return False
-        time.sleep(0.2)
-
-
 def stop_agents(module, wanted, removed, warnings):
     for pid, tag in agent_processes(wanted, module.params["staging_root"]):
         removed.append("agent pid %d (%s)" % (pid, tag))
         if module.check_mode:
             continue
-        asked = ask_to_stop(tag)
-        if asked and gone(pid, module.params["stop_timeout"]):
-            continue
-        for signum, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
-            try:
-                os.kill(pid, signum)
-            except OSError:
-                break
-            if gone(pid, wait):
-                break
-        else:
+        try:
+            agent_utils.control(tag, {"op": "shutdown"}, timeout=5.0)  # it finishes its component and cleans up
+            if agent_utils.wait_gone(pid, module.params["stop_timeout"]):
+                continue
+        except (agent_utils.AgentError, OSError, ValueError):
+            pass  # no socket (a killed agent's leftovers): signals instead
+        if not agent_utils.stop_process(pid, 10):
             warnings.append("agent pid %d (%s) does not stop" % (pid, tag))
 
 
@@ -264,15 +239,7 @@ def remove_agent_state(module, wanted, removed):
 
 
 def main():
-    module = AnsibleModule(argument_spec=dict(
-        tag=dict(type="str", required=True),
-        staging_root=dict(type="path", default="/var/tmp"),
-        stop_timeout=dict(type="int", default=60),
-        firewall_backend=dict(type="str", choices=["auto", "iptables", "nftables", "firewalld", "ufw"], default="auto"),
-        controller=dict(type="bool", default=False),
-        runs_dir=dict(type="path", default="~/.ansible/fleet-firmware/runs"),
-        remove_runs_older_than=dict(type="int"),
-    ), supports_check_mode=True)
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     wanted = module.params["tag"]
     if wanted != "*":
         try:

@@ -724,3 +724,9 @@ def test_the_agent_process_imports_every_staged_module():
     assert sorted(imported) == sorted(name for name in staged if name.endswith(".psm1"))
     # The agent's own module last: the twins' functions exist when it is loaded.
     assert imported[-1] == "FleetAgent.psm1"
+
+
+def test_events_are_numbered_like_the_python_agents():
+    """The deploy action copies new events into the ledger by their seq: both agents number them."""
+    assert "seq=self.events_total" in PY_AGENT
+    assert "$Agent.EventsTotal += 1" in PSM1 and "$entry.seq = $Agent.EventsTotal" in PSM1
