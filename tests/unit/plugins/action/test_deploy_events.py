@@ -32,5 +32,5 @@ def test_every_event_reaches_the_ledger_once_when_the_window_slides():
     seen = action._record(session, window(1, 50), seen)  # the same window again: nothing new
     seen = action._record(session, window(31, 80), seen)  # slid by 30: only 51..80 are new
     assert seen == 80
-    assert [s for s, _ in session.stages] == ["installing", "installed"] * 40
+    assert [stage for stage, _component in session.stages] == ["installing", "installed"] * 40
     assert session.stages[-1] == ("installed", "c40")
