@@ -32,7 +32,7 @@ export ANSIBLE_NOCOLOR := 1
 export ANSIBLE_DEPRECATION_WARNINGS := 0
 export PATH := $(BIN):$(PATH):/usr/sbin:/sbin
 
-.PHONY: help deps apt venv collection sanity units integration test demo bench lab-up lab-down lab-status clean
+.PHONY: help deps apt venv collection sanity units integration test test-faults demo bench lab-up lab-down lab-status clean
 
 help:
 	@echo "make test         sanity, unit and integration tests (installs what is missing; needs root for the lab)"
@@ -40,6 +40,7 @@ help:
 	@echo "make sanity       ansible-test sanity only"
 	@echo "make units        unit tests only"
 	@echo "make integration  lab integration tests only"
+	@echo "make test-faults  every fault-injection scenario (tests/faults), the slow half and the soak included"
 	@echo "make bench        benchmarks (benchmarks/bench_*.py), ratios against the alternative; not part of make test"
 	@echo "make lab-up | lab-status | lab-down   drive the test lab by hand"
 	@echo "make deps         install Debian packages (bindep.txt) and the venv (requirements*.txt)"
@@ -88,9 +89,14 @@ integration: collection
 test: collection
 	@rc=0; \
 	$(MAKE) --no-print-directory sanity || { rc=1; echo "*** ansible-test sanity FAILED (see above)"; }; \
-	$(BIN)/pytest tests/unit tests/integration $(PYTEST_ARGS) || rc=1; \
+	$(BIN)/pytest tests/unit tests/integration tests/faults -m "not faults_slow" $(PYTEST_ARGS) || rc=1; \
 	$(LAB) down >$(BUILD)/lab-down.log 2>&1 || true; \
 	exit $$rc
+
+# Every fault scenario: the kill matrix, network, node and input faults, and the soak.
+test-faults: collection
+	@rc=0; $(BIN)/pytest tests/faults $(PYTEST_ARGS) || rc=$$?; \
+	$(LAB) down >$(BUILD)/lab-down.log 2>&1 || true; exit $$rc
 
 # The main job for real: lab up (3 Linux nodes, one IPv6-only, and a Windows-like one), a sample
 # repository, fleet.firmware.preflight and fleet.firmware.update_fleet (waves, a canary, progress

@@ -23,7 +23,7 @@ import pytest
 
 import fleetlab
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 BUILD = REPO / "build"
 # The lab every integration test module gets: 2 dual-stack Linux, 1 IPv6-only, 1 Windows-like.
 STANDARD_LAB = {"linux": 2, "ipv6_only": 1, "ipv4_only": 0, "windows": 1}

@@ -1,0 +1,44 @@
+# Copyright (c) 2026, fleet.firmware developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The check every fault scenario ends with, checked itself: a run without a fault leaves
+nothing, and each kind of leftover planted by hand is found."""
+from __future__ import annotations
+
+import pytest
+
+from fault_helpers import (IPV4_NODE, IPV6_NODE, assert_nothing_left, deploy_playbook, fake_component, leftovers,
+                           make_fault_repo, prepare_nodes, state_dir)
+
+pytestmark = [pytest.mark.lab, pytest.mark.faults]
+
+
+def test_a_run_without_a_fault_installs_everything_and_leaves_nothing(lab, tmp_path):
+    before = prepare_nodes(lab, (IPV4_NODE, IPV6_NODE))
+    repo = make_fault_repo(tmp_path / "repo", state_dir(lab), [fake_component("bmc", "1.0", pad=1 << 20), fake_component("nic", "2.0")])
+    proc = deploy_playbook(lab, tmp_path, repo, "flt-base", f"{IPV4_NODE}:{IPV6_NODE}")
+    output = proc.communicate(timeout=300)[0]
+    assert proc.returncode == 0, output
+    assert_nothing_left(lab, "flt-base", before, timeout=10)
+    for node in before:
+        versions = lab.node_run(node, ["cat", f"{state_dir(lab)}/bmc.version", f"{state_dir(lab)}/nic.version"]).stdout.split()
+        assert versions == ["1.0", "2.0"], (node, versions)
+
+
+def test_each_kind_of_leftover_is_found(lab):
+    before = prepare_nodes(lab, (IPV4_NODE,))[IPV4_NODE]
+    tag = "flt-planted"
+    assert leftovers(lab, IPV4_NODE, tag, before) == []
+    planted = [
+        (["touch", f"{state_dir(lab)}/bios.partial"], "half-installed ['bios']"),
+        (["mkdir", "-p", f"/var/tmp/fleet-firmware-{tag}"], "staged files"),
+        (["nft", "add", "table", "inet", f"fleet_firmware_{tag.replace('-', '_')}"], "ruleset differs"),
+    ]
+    try:
+        for argv, expected in planted:
+            lab.node_run(IPV4_NODE, argv)
+            assert any(problem.startswith(expected) for problem in leftovers(lab, IPV4_NODE, tag, before)), expected
+    finally:
+        prepare_nodes(lab, (IPV4_NODE,))
+        lab.node_run(IPV4_NODE, ["rm", "-rf", f"/var/tmp/fleet-firmware-{tag}"])
+    assert leftovers(lab, IPV4_NODE, tag, before) == []
