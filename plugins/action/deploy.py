@@ -304,8 +304,10 @@ class ActionModule(ActionBase):
         agent_args = {"tag": session.tag, "run_dir": session.run_dir, "agent_port": args["agent_port"], "lease": args["lease"],
                       "open_firewall": args["open_firewall"], "firewall_backend": args["firewall_backend"], "controller": facing,
                       "staging_dir": args["staging_dir"]}
+        # Set first: a signal while the module runs may come after the agent started on the node,
+        # and the cleanup (idempotent) must then stop it rather than write "cleaned" over it.
+        session.agent_started = True
         answer = self._sub_action("fleet.firmware.agent", agent_args, task_vars)
-        session.agent_started = True  # even a failed start is cleaned up in the finally
         if answer.get("failed"):
             raise DeployError(f"the agent did not start: {answer.get('msg')}")
         session.transfer = answer.get("transfer")
