@@ -79,31 +79,53 @@ def default_tag() -> str:
     return "run-" + hashlib.sha256(seed.encode()).hexdigest()[:12]
 
 
+class ControllerWatch:
+    """The ``ansible-playbook`` process this worker serves.
+
+    Ansible's workers live in sessions of their own and outlive a ``kill -9`` of
+    ``ansible-playbook``. Such an orphaned worker must not go on as if nothing happened (fall
+    back to push once the engine is gone, start the next install): it starts nothing new, lets
+    the component in flight finish, cleans up and says so in the ledger.
+    """
+
+    def __init__(self) -> None:
+        self.pid = engine_mod.find_playbook_pid()
+        self.start = engine_mod.process_start_time(self.pid)
+
+    def alive(self) -> bool:
+        return engine_mod.process_start_time(self.pid) == self.start
+
+
+class ControllerGone(DeployError):
+    """``ansible-playbook`` is gone (killed): the orphaned worker stops the session."""
+
+
 class LeaseKeeper(threading.Thread):
     """Renews the agent's lease every lease/3 until stopped (the deploy's heartbeat).
 
-    Ansible's workers live in sessions of their own and outlive a ``kill -9`` of
-    ``ansible-playbook``: the keeper stops renewing once that process is gone, so the node's
-    lease runs out as it should when the controller dies.
+    Once ``ansible-playbook`` is gone (see ``ControllerWatch``) the keeper stops renewing, so
+    the node's lease runs out as it should when the controller dies, even if this worker dies
+    too before it has cleaned up.
     """
 
-    def __init__(self, client: agent_client.AgentClient, lease: int) -> None:
+    def __init__(self, client: agent_client.AgentClient, lease: int, controller: ControllerWatch) -> None:
         super().__init__(name="fleet-lease", daemon=True)
-        self.client, self.lease = client, lease
+        self.client, self.lease, self.controller = client, lease, controller
         self.halt = threading.Event()
         self.failures = 0
-        self.watch_pid = engine_mod.find_playbook_pid()
-        self.watch_start = engine_mod.process_start_time(self.watch_pid)
+        self.renewed_at = time.time()  # the agent was just started with a full lease
 
-    def controller_alive(self) -> bool:
-        return engine_mod.process_start_time(self.watch_pid) == self.watch_start
+    def lease_ends(self) -> str:
+        """When the node's lease runs out if nobody renews it again (UTC, ISO 8601)."""
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.renewed_at + self.lease))
 
     def run(self) -> None:
         while not self.halt.wait(max(1.0, self.lease / 3)):
-            if not self.controller_alive():
+            if not self.controller.alive():
                 return
             try:
                 self.client.renew(self.lease)
+                self.renewed_at = time.time()
                 self.failures = 0
             except agent_client.AgentClientError:
                 self.failures += 1  # the lease still has two thirds left; try again next beat
@@ -126,6 +148,17 @@ class Session:
         self.keeper: LeaseKeeper | None = None
         self.agent_started = False
         self.installed: list[dict] = []
+        self.controller = ControllerWatch()
+
+    def checkpoint(self, doing: str, in_flight: bool = False) -> None:
+        """Raise ``ControllerGone`` if ``ansible-playbook`` is gone; called before each new step."""
+        if self.controller.alive():
+            return
+        finished = "; the component in flight, if any, finished" if in_flight else ""
+        lease = f" by {self.keeper.lease_ends()}" if self.keeper is not None else ""
+        raise ControllerGone(
+            f"ansible-playbook (pid {self.controller.pid}) is gone (killed?) while {doing}: nothing new was started{finished}; "
+            f"its orphaned worker cleans the node up now (had the worker died too, the node's lease would have done it{lease})")
 
     def stage(self, stage: str, **fields: t.Any) -> None:
         event = {"stage": stage}
@@ -156,6 +189,9 @@ class ActionModule(ActionBase):
         previous = self._trap_signals()
         try:
             self._session(session, args, task_vars, components)
+        except ControllerGone as exc:
+            result.update(failed=True, msg=str(exc))
+            session.stage("cancelled", message=str(exc)[:4000])
         except (DeployError, AgentActionError, agent_client.AgentClientError, engine_mod.EngineError, AnsibleError) as exc:
             result.update(failed=True, msg=str(exc))
             session.stage("failed", message=str(exc)[:4000])
@@ -277,6 +313,7 @@ class ActionModule(ActionBase):
         # Behind NAT (an AWX pod) the nodes see the controller under another address than its own.
         facing = args["controller_address"] or [facing_address(a) for a in node_addresses]
         self._start_agent(session, args, task_vars, facing)
+        session.checkpoint("the agent started")
         session.stage("inventoried")
         node_components = [self._for_node(c) for c in components]
         entries = session.client.plan(node_components, self._policy(args))
@@ -286,6 +323,7 @@ class ActionModule(ActionBase):
         todo = self._todo(session, args, components)
         if not todo:
             return
+        session.checkpoint("planning")
         self._deliver(session, args, engine, token, facing, todo)
         self._install(session, args, todo)
         if not self._reboot_if_needed(session, args, task_vars, node_components):
@@ -312,7 +350,7 @@ class ActionModule(ActionBase):
             raise DeployError(f"the agent did not start: {answer.get('msg')}")
         session.transfer = answer.get("transfer")
         session.client = agent_client.AgentClient.from_session(agent_client.load_session(session.run_dir, session.node))
-        session.keeper = LeaseKeeper(session.client, args["lease"])
+        session.keeper = LeaseKeeper(session.client, args["lease"], session.controller)
         session.keeper.start()
         session.stage("staged")
         session.stage("started")
@@ -350,6 +388,7 @@ class ActionModule(ActionBase):
         mode = args["delivery"]
         urls = self._engine_urls(engine, facing)
         for component in todo:
+            session.checkpoint(f"delivering {component['name']}")
             sha = engine.register_component(component["path"], component["sha256"])
             session.stage("downloading", component=component["name"])
             if mode == "url":
@@ -360,6 +399,7 @@ class ActionModule(ActionBase):
                     session.client.fetch(sha, [f"{u}/v1/components/{sha}" for u in urls], token)
                     mode = "pull"
                 except agent_client.AgentClientError as exc:
+                    session.checkpoint(f"downloading {component['name']}")  # the engine went with ansible-playbook
                     if exc.status != 504 or mode == "pull":
                         raise DeployError(f"pull delivery of {component['name']} failed: {exc}") from None
                     display.warning(f"{session.node}: the node cannot reach the engine ({exc}); pushing over the agent's port instead")
@@ -379,6 +419,7 @@ class ActionModule(ActionBase):
 
     def _install(self, session: Session, args: dict, todo: list[dict]) -> None:
         job = [{k: v for k, v in c.items() if k != "path"} for c in todo]
+        session.checkpoint("delivering")
         session.client.submit(job, args["on_failed_dependency"])
         deadline, last_line, seen = time.monotonic() + args["timeout"], 0.0, 0
         cancelled = False
@@ -388,6 +429,9 @@ class ActionModule(ActionBase):
                 seen = self._record(session, status, seen)
                 if status.get("job") in ("done", "cancelled"):
                     break
+                if not session.controller.alive():
+                    self._cancel_and_wait(session)
+                    session.checkpoint("installing", in_flight=True)
                 if time.monotonic() > deadline and not cancelled:
                     session.client.cancel()
                     cancelled = True
