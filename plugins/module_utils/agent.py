@@ -586,6 +586,14 @@ class Agent(object):
     def component_path(self, sha256: str) -> str:
         return os.path.join(self.staging, COMPONENTS, sha256)
 
+    def no_space(self, needed: Optional[int] = None) -> "NoSpace":
+        """The error a full staging folder gives: the OS's words, the folder, the numbers."""
+        numbers = "%d bytes free" % free_bytes(self.staging)
+        if needed is not None:
+            numbers = "%d more bytes needed, %s" % (needed, numbers)
+        return NoSpace("No space left on device in the staging folder %s (%s): free some space or choose another staging_dir"
+                       % (self.staging, numbers))
+
     def _install_one(self, component: Dict[str, Any]) -> None:
         path = self.component_path(component["sha256"])
         if not os.path.exists(path):
@@ -608,21 +616,32 @@ class Agent(object):
         final = self.component_path(sha256)
         partial = final + ".part"
         digest = hashlib.sha256()
+        remaining = length
         try:
+            if length > free_bytes(self.staging):
+                raise self.no_space(length)
             with open(partial, "wb") as handle:
-                remaining = length
                 while remaining:
                     chunk = stream.read(min(CHUNK, remaining))
                     if not chunk:
                         raise AgentError("the upload ended after %d of %d bytes" % (length - remaining, length))
                     digest.update(chunk)
-                    handle.write(chunk)
                     remaining -= len(chunk)
+                    try:
+                        handle.write(chunk)
+                    except OSError as exc:
+                        if _out_of_space(exc):
+                            raise self.no_space(remaining + len(chunk))
+                        raise
                 handle.flush()
                 os.fsync(handle.fileno())
             if digest.hexdigest() != sha256:
                 raise HashMismatch("the uploaded bytes hash to %s, not %s: nothing kept" % (digest.hexdigest(), sha256))
             os.rename(partial, final)
+        except NoSpace:
+            _unlink(partial)
+            _drain(stream, remaining)  # read the rest of the body: the controller then hears why
+            raise
         except BaseException:
             _unlink(partial)
             raise
@@ -650,6 +669,9 @@ class Agent(object):
             for url in urls:
                 try:
                     self._download(str(url), body.get("token"), partial, sha256, bool(body.get("run_ca", True)))
+                except NoSpace:
+                    _unlink(partial)  # a full disk is no network trouble: no retry, no push instead
+                    raise
                 except (OSError, ssl.SSLError, http.client.HTTPException, AgentError) as exc:
                     errors.append("%s: %s" % (url, exc))
                     continue
@@ -698,16 +720,23 @@ class Agent(object):
         total = response.getheader("Content-Range", "").rpartition("/")[2] if append else response.getheader("Content-Length", "")
         with open(partial, "ab" if append else "wb") as handle:
             done = handle.tell()
-            while True:
-                chunk = response.read(CHUNK)
-                if not chunk:
-                    break
-                handle.write(chunk)
-                done += len(chunk)
-                with self.mutex:
-                    self.transfers[sha256] = {"bytes": done, "size": int(total) if total.isdigit() else None}
-            handle.flush()
-            os.fsync(handle.fileno())
+            if total.isdigit() and int(total) - done > free_bytes(self.staging):
+                raise self.no_space(int(total) - done)
+            try:
+                while True:
+                    chunk = response.read(CHUNK)
+                    if not chunk:
+                        break
+                    handle.write(chunk)
+                    done += len(chunk)
+                    with self.mutex:
+                        self.transfers[sha256] = {"bytes": done, "size": int(total) if total.isdigit() else None}
+                handle.flush()
+                os.fsync(handle.fileno())
+            except OSError as exc:
+                if _out_of_space(exc):
+                    raise self.no_space(int(total) - done if total.isdigit() else None)
+                raise
         if total.isdigit() and done < int(total):
             raise AgentError("the download stopped after %d of %s bytes" % (done, total))
 
@@ -781,6 +810,23 @@ class FetchFailed(AgentError):
     """The node cannot download a component (504: the controller may push it instead)."""
 
 
+class NoSpace(AgentError):
+    """The staging folder's file system is full (507): neither retried nor pushed instead."""
+
+
+def free_bytes(folder: str) -> int:
+    """Bytes an unprivileged writer may still use in ``folder``'s file system."""
+    try:
+        info = os.statvfs(folder)
+    except OSError:
+        return 0
+    return info.f_bavail * info.f_frsize
+
+
+def _out_of_space(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
 def _size(path: str) -> int:
     try:
         return os.path.getsize(path)
@@ -794,6 +840,15 @@ def sha256_of(path: str) -> str:
         for chunk in iter(lambda: handle.read(CHUNK), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _drain(stream: Any, remaining: int) -> None:
+    """Read and drop what is left of a request body (bounded by its Content-Length)."""
+    while remaining > 0:
+        chunk = stream.read(min(CHUNK, remaining))
+        if not chunk:
+            return
+        remaining -= len(chunk)
 
 
 def _unlink(path: str) -> None:
@@ -926,6 +981,8 @@ class AgentHandler(BaseHTTPRequestHandler):
             self._send(409, {"error": str(exc)})
         except FetchFailed as exc:
             self._send(504, {"error": str(exc)})
+        except NoSpace as exc:
+            self._send(507, {"error": str(exc)})
         except AgentError as exc:
             self._send(409, {"error": str(exc)})
         except OSError as exc:
