@@ -220,28 +220,52 @@ def _environment(component):
 
 
 def _kill_group(proc):
-    # type: (subprocess.Popen) -> None
-    """SIGTERM the installer's whole process group, SIGKILL after KILL_GRACE seconds."""
+    # type: (subprocess.Popen) -> str
+    """SIGTERM the installer's whole process group, SIGKILL after KILL_GRACE seconds.
+
+    Returns the signal that ended the installer: ``SIGTERM`` (it could roll back) or ``SIGKILL``.
+    """
     if os.name == "nt":  # pragma: no cover - Windows
         subprocess.call(["taskkill", "/F", "/T", "/PID", str(proc.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         proc.wait()
-        return
-    for sig, wait in ((signal.SIGTERM, KILL_GRACE), (signal.SIGKILL, None)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            break
-        try:
-            proc.wait(timeout=wait)
-        except subprocess.TimeoutExpired:
-            continue
-        # The leader is gone; members that ignored SIGTERM still get SIGKILL.
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        break
+        return "taskkill"
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        proc.wait()
+        return "SIGTERM"
+    deadline = time.monotonic() + KILL_GRACE
+    while time.monotonic() < deadline:
+        # Every member must end, not only the leader: a child may ignore SIGTERM.
+        if proc.poll() is not None and not _group_alive(proc.pid):
+            return "SIGTERM"
+        time.sleep(0.1)
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
     proc.wait()
+    return "SIGKILL"
+
+
+def _group_alive(pgid):
+    # type: (int) -> bool
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def timeout_message(limit, ended_by):
+    # type: (float, str) -> str
+    """What the result says of an installer stopped at its timeout (the ledger keeps it)."""
+    if ended_by == "SIGTERM":
+        return "timed out after %g s: the installer's process group was stopped with SIGTERM (it could roll back)" % limit
+    return ("timed out after %g s: the installer's process group was killed (%s; it did not end within %g s of SIGTERM): "
+            "the component may be half-installed" % (limit, ended_by, KILL_GRACE))
 
 
 def _tail(handle):
@@ -304,9 +328,8 @@ def install(component, path, os_name="linux", timeout=None, workdir=None):
         try:
             rc = proc.wait(timeout=limit)
         except subprocess.TimeoutExpired:
-            _kill_group(proc)
-            return _result(rcs.TIMEOUT, None, _tail(output), started, command,
-                           "no result after %g s: the installer's process group was killed" % limit)
+            ended_by = _kill_group(proc)
+            return _result(rcs.TIMEOUT, None, _tail(output), started, command, timeout_message(limit, ended_by))
         status, message = rcs.interpret(rc, table)
         status = rcs.apply_reboot_policy(status, component.get("reboot"))
         return _result(status, rc, _tail(output), started, command, message)
