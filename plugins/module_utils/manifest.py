@@ -245,18 +245,28 @@ def _check_requires(name, component, names):
 
 def find_cycles(components):
     # type: (Sequence[Mapping[str, Any]]) -> List[List[str]]
-    """Every dependency cycle once, as a path that ends where it starts (a -> b -> a)."""
+    """Every dependency cycle once, as a path that ends where it starts (a -> b -> a).
+
+    A depth-first search with an explicit stack: a chain of requires may be far deeper than
+    Python's recursion limit (a 10,000-component manifest).
+    """
     graph = {c.get("name"): [r for r in (c.get("requires") or []) if isinstance(r, str)] for c in components if isinstance(c, Mapping)}
     state = {}  # type: Dict[Any, int]  # 1 on the path, 2 done
     cycles = []  # type: List[List[str]]
     seen = set()
-
-    def visit(node, path):
-        # type: (Any, List[Any]) -> None
-        state[node] = 1
-        path.append(node)
-        for nxt in graph.get(node, []):
-            if nxt not in graph or nxt == node:
+    for start in graph:
+        if state.get(start) is not None:
+            continue
+        path = [start]  # type: List[Any]
+        stack = [iter(graph[start])]
+        state[start] = 1
+        while stack:
+            nxt = next(stack[-1], None)
+            if nxt is None:
+                stack.pop()
+                state[path.pop()] = 2
+                continue
+            if nxt not in graph or nxt == path[-1]:
                 continue
             if state.get(nxt) == 1:
                 cycle = path[path.index(nxt):] + [nxt]
@@ -265,13 +275,9 @@ def find_cycles(components):
                     seen.add(key)
                     cycles.append([str(n) for n in cycle])
             elif state.get(nxt) is None:
-                visit(nxt, path)
-        path.pop()
-        state[node] = 2
-
-    for node in graph:
-        if state.get(node) is None:
-            visit(node, [])
+                state[nxt] = 1
+                path.append(nxt)
+                stack.append(iter(graph[nxt]))
     return cycles
 
 
@@ -323,27 +329,33 @@ def dependency_order(components):
     # type: (Sequence[Mapping[str, Any]]) -> List[Mapping[str, Any]]
     """Components with every ``requires`` before its dependents, otherwise in manifest order.
 
-    The manifest must be free of cycles (validate first).
+    The manifest must be free of cycles (validate first). Iterative, like ``find_cycles``.
     """
     by_name = {c["name"]: c for c in components}
     done = set()  # type: set
     ordered = []  # type: List[Mapping[str, Any]]
-
-    def place(component, trail):
-        # type: (Mapping[str, Any], Tuple[str, ...]) -> None
-        name = component["name"]
-        if name in done:
-            return
-        if name in trail:
-            raise ManifestError([Problem(name, "requires", "dependency cycle: %s" % " -> ".join(trail + (name,)))])
-        for required in component.get("requires") or []:
-            if required in by_name:
-                place(by_name[required], trail + (name,))
-        done.add(name)
-        ordered.append(component)
-
     for component in components:
-        place(component, ())
+        if component["name"] in done:
+            continue
+        trail = [component["name"]]  # type: List[str]
+        on_trail = {component["name"]}
+        stack = [iter(component.get("requires") or [])]
+        while stack:
+            required = next(stack[-1], None)
+            if required is None:
+                stack.pop()
+                name = trail.pop()
+                on_trail.discard(name)
+                done.add(name)
+                ordered.append(by_name[name])
+                continue
+            if required not in by_name or required in done:
+                continue
+            if required in on_trail:
+                raise ManifestError([Problem(required, "requires", "dependency cycle: %s" % " -> ".join(trail[trail.index(required):] + [required]))])
+            trail.append(required)
+            on_trail.add(required)
+            stack.append(iter(by_name[required].get("requires") or []))
     return ordered
 
 
