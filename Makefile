@@ -117,13 +117,19 @@ demo: collection
 	exit $$rc
 
 # Benchmarks are never timed assertions: each prints its measurements side by side.
+# benchmarks/fleet.py (update_fleet against a naive playbook on 10, 25 and 50 nodes) runs last; BENCH_FLEET_ARGS
+# passes options to it (e.g. BENCH_FLEET_ARGS="--write-doc docs/performance.md --plot docs/images/fleet-scaling.png").
+BENCH_FLEET_ARGS ?=
 bench: collection
-	@# The bench profile of bindep.txt (nginx for the engine comparison) only for benchmarks.
+	@# The bench profile of bindep.txt (nginx for the engine comparison, iperf3 for the fleet floor) only for benchmarks.
 	@missing="$$($(BIN)/bindep -b bench 2>/dev/null | tr '\n' ' ')"; \
 	if [ -n "$${missing// }" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; fi
-	@rc=0; for bench in benchmarks/bench_*.py; do \
-		[ -e "$$bench" ] || { echo "no benchmarks yet"; break; }; \
-		echo "== $$bench"; $(PY) $$bench || rc=1; \
+	@# Python packages of the benchmarks only (matplotlib for the fleet plot), into the same venv.
+	@$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-bench.txt
+	@rc=0; for bench in benchmarks/bench_*.py benchmarks/fleet.py; do \
+		[ -e "$$bench" ] || continue; \
+		args=""; [ "$$bench" = benchmarks/fleet.py ] && args="$(BENCH_FLEET_ARGS)"; \
+		echo "== $$bench"; $(PY) $$bench $$args || rc=1; \
 	done; $(LAB) down >$(BUILD)/lab-down.log 2>&1 || true; exit $$rc
 
 lab-up: collection
