@@ -935,7 +935,9 @@ class AgentHandler(BaseHTTPRequestHandler):
             self._send(411, {"error": "Content-Length is required"})
             return None
         if limit is not None and int(text) > limit:
-            self._send(413, {"error": "body larger than %d bytes" % limit})
+            # A plan or a job carries every component of the manifest: this is its size limit.
+            self._send(413, {"error": "a request body of %s bytes is larger than the agent's limit of %d bytes (a plan or job of "
+                                      "more than about 25,000 components): split the repository" % (text, limit)})
             return None
         return int(text)
 
