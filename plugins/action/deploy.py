@@ -200,7 +200,6 @@ class ActionModule(ActionBase):
             session.stage("cancelled")
         finally:
             self._clean(session, args, task_vars)
-            self._remove_tmp_path(self._connection._shell.tmpdir)
             self._restore_signals(previous)
         result.update(self._result(session))
         if not result.get("failed") and any(c["status"] == "failed" for c in result["components"]):
@@ -352,6 +351,9 @@ class ActionModule(ActionBase):
         session.client = agent_client.AgentClient.from_session(agent_client.load_session(session.run_dir, session.node))
         session.keeper = LeaseKeeper(session.client, args["lease"], session.controller)
         session.keeper.start()
+        # The agent runs from its staging folder now: the copy in Ansible's temporary folder goes
+        # at once (no lease would ever remove it, were this worker killed too).
+        self._remove_tmp_path(self._connection._shell.tmpdir)
         session.stage("staged")
         session.stage("started")
         session.stage("firewall_open")
@@ -548,13 +550,22 @@ class ActionModule(ActionBase):
         session.agent_started = False
 
     def _clean(self, session: Session, args: dict, task_vars: dict) -> None:
-        """Whatever happened: agent stopped, rules closed, files removed, ``cleaned`` written."""
+        """Whatever happened: agent stopped, rules closed, files removed (also Ansible's temporary
+        folder, which may hold a copy of the agent), then ``cleaned``: true when it is written."""
+        problems = []
         try:
             self._stop_agent(session, args, task_vars)
-            session.stage("cleaned")
         except (DeployError, AnsibleError) as exc:
-            session.cleanup.append(f"cleanup failed: {exc} (the agent's lease will finish it)")
-            session.stage("failed", message=f"cleanup failed: {exc}"[:4000])
+            problems.append(f"cleanup failed: {exc} (the agent's lease will finish it)")
+        try:
+            self._remove_tmp_path(self._connection._shell.tmpdir)
+        except AnsibleError as exc:
+            problems.append(f"Ansible's temporary folder on the node was not removed: {exc}")
+        if problems:
+            session.cleanup.extend(problems)
+            session.stage("failed", message="; ".join(problems)[:4000])
+        else:
+            session.stage("cleaned")
 
     # -- result
 

@@ -89,3 +89,33 @@ def test_a_signal_while_the_agent_module_runs_still_stops_the_agent_in_the_clean
     with pytest.raises(KeyboardInterrupt):
         action._start_agent(session, args, {}, ["198.18.0.1"])
     assert session.agent_started
+
+
+class Shell:
+    tmpdir = "/root/.ansible/tmp/ansible-tmp-1-2-3"
+
+
+class Connection:
+    _shell = Shell()
+
+
+def test_cleaned_is_written_only_after_the_agent_and_ansibles_temporary_folder_are_gone(tmp_path):
+    """Ansible's temporary folder holds a copy of the agent that no lease removes: it goes before
+    the ledger says ``cleaned``, and a failure to remove it is said instead."""
+    order: list[str] = []
+    session = deploy_mod.Session("lin01", "t1", str(tmp_path))
+    session.stage = lambda stage, **fields: order.append(stage)
+    action = object.__new__(deploy_mod.ActionModule)
+    action._connection = Connection()
+    action._stop_agent = lambda *args: order.append("agent stopped")
+    action._remove_tmp_path = lambda path: order.append(f"removed {path}")
+    action._clean(session, {}, {})
+    assert order == ["agent stopped", f"removed {Shell.tmpdir}", "cleaned"]
+
+    def unreachable(path):
+        raise deploy_mod.AnsibleError("ssh: connection refused")
+
+    order.clear()
+    action._remove_tmp_path = unreachable
+    action._clean(session, {}, {})
+    assert order == ["agent stopped", "failed"] and "temporary folder" in session.cleanup[-1]
