@@ -134,7 +134,11 @@ HANG_EXPECTED = {
 }
 
 
-@pytest.mark.parametrize("policy", sorted(HANG_EXPECTED))
+@pytest.mark.parametrize("policy", [
+    "omit_component",
+    pytest.param("omit_host", marks=pytest.mark.faults_slow),
+    pytest.param("force", marks=pytest.mark.faults_slow),
+])
 def test_an_installer_hanging_past_its_timeout_is_stopped_and_the_rest_follows_the_policy(lab, tmp_path, policy):
     """``hang`` sleeps 600 s with a 3 s timeout and rolls back on SIGTERM; ``needs`` requires it;
     ``other`` is unrelated. The hang is stopped (its whole process group), reported failed with
@@ -190,7 +194,7 @@ def test_an_installer_ignoring_sigterm_is_killed_and_reported_as_maybe_half_inst
 # ---------------------------------------------------------------- a second run
 
 
-@pytest.mark.parametrize("engine_port", ["its_own", "the_same"])
+@pytest.mark.parametrize("engine_port", ["its_own", pytest.param("the_same", marks=pytest.mark.faults_slow)])
 def test_a_second_run_against_a_held_node_is_refused_and_the_first_completes(lab, tmp_path, engine_port):
     """``its_own``: the second run (as from another controller) has an engine port of its own and
     reaches the node: the node lock refuses it, naming the first run. ``the_same``: both runs on
