@@ -410,6 +410,32 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         return sent
 
 
+class _ControlServer(socketserver.ThreadingUnixStreamServer):
+    """The engine's local control socket. Every fork of a run may call at once: with the default
+    listen backlog (5), 50 nodes' connects failed with EAGAIN (benchmarks/fleet.py, issue 9)."""
+
+    request_queue_size = 1024
+
+
+def _connect_control(path: str, patience: float = 30.0) -> socket.socket:
+    """Connect to the engine's control socket; a full backlog (EAGAIN) is waited out, not an error."""
+    deadline = time.monotonic() + patience
+    while True:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(600)
+        try:
+            sock.connect(path)
+            return sock
+        except BlockingIOError:
+            sock.close()
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+        except OSError:
+            sock.close()
+            raise
+
+
 class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -468,8 +494,11 @@ class Engine:
         self.ca_fingerprint: t.Optional[str] = None
         self._servers: list[_Server] = []
         self._firewall_opened = False
-        self._control: t.Optional[socketserver.UnixStreamServer] = None
+        self._control: t.Optional[_ControlServer] = None
         self._components: dict[str, Component] = {}
+        # Every node of a run registers the same files: each is hashed once per identity, not once per node.
+        self._hashed: dict[str, tuple[str, tuple]] = {}  # real path -> (sha256, identity when hashed)
+        self._hash_locks: dict[str, threading.Lock] = {}
         self._tokens: dict[bytes, str] = {}  # sha256(token) -> node id
         self._node_tokens: dict[str, bytes] = {}
         self._jobs: dict[str, dict] = {}
@@ -548,7 +577,7 @@ class Engine:
 
         old = os.umask(0o177)
         try:
-            self._control = socketserver.ThreadingUnixStreamServer(path, ControlHandler)
+            self._control = _ControlServer(path, ControlHandler)
         finally:
             os.umask(old)
         self._control.daemon_threads = True
@@ -678,12 +707,26 @@ class Engine:
         real = os.path.realpath(path)
         if not os.path.isfile(real):
             raise EngineError(f"component {path} is not a regular file")
-        digest, st = hash_file(real)
+        digest, st = self._digest_of(real)
         if sha256 is not None and digest != sha256.lower():
             raise EngineError(f"component {path} has SHA-256 {digest}, expected {sha256.lower()}")
         with self._lock:
             self._components[digest] = Component(digest, real, st.st_size, _identity(st))
         return digest
+
+    def _digest_of(self, real: str) -> tuple[str, os.stat_result]:
+        """SHA-256 of ``real``, hashed again only when the file's identity changed (serving checks the
+        identity again). One lock per path: 50 nodes registering at once wait for one hash, not 50."""
+        with self._lock:
+            path_lock = self._hash_locks.setdefault(real, threading.Lock())
+        with path_lock:
+            st = os.stat(real)
+            known = self._hashed.get(real)
+            if known is not None and known[1] == _identity(st):
+                return known[0], st
+            digest, st = hash_file(real)
+            self._hashed[real] = (digest, _identity(st))
+            return digest, st
 
     def register_node(self, node_id: str) -> str:
         """Open (or renew) a node session; return its bearer token (only the hash is kept)."""
@@ -896,9 +939,7 @@ class EngineHandle:
     def _call(self, op: str, **args: t.Any) -> t.Any:
         path = os.path.join(self.run_dir, SOCKET_FILE)
         try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-                sock.settimeout(600)
-                sock.connect(path)
+            with _connect_control(path) as sock:
                 sock.sendall((json.dumps({"op": op, "args": args}) + "\n").encode())
                 with sock.makefile("rb") as reader:
                     reply = json.loads(reader.readline() or b"null")
