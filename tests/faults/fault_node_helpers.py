@@ -12,6 +12,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -20,6 +21,7 @@ import signal
 import subprocess
 import sys
 import time
+import typing as t
 from pathlib import Path
 
 import yaml
@@ -40,10 +42,10 @@ def deploy_book(lab, folder: Path, repo: Path, tag: str, hosts: str, lease: int 
     return book
 
 
-def start_deploy(lab, folder: Path, repo: Path, tag: str, hosts: str, lease: int = 30, **options) -> subprocess.Popen:
+def start_deploy(lab, folder: Path, repo: Path, tag: str, hosts: str, lease: int = 30, forks: int = 5, **options) -> subprocess.Popen:
     """The deploy on ``hosts`` in the background, in its own process group, with ``-v``."""
     book = deploy_book(lab, folder, repo, tag, hosts, lease, **options)
-    argv = [conftest.ansible_bin("ansible-playbook"), "-v", "-i", str(lab.inventory), str(book)]
+    argv = [conftest.ansible_bin("ansible-playbook"), "-v", "-f", str(forks), "-i", str(lab.inventory), str(book)]
     return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=conftest.ansible_env(),
                             start_new_session=True)
 
@@ -179,3 +181,20 @@ def prepare_any(lab, nodes) -> dict[str, dict[str, str]]:
         lab.node_run(node, ["sh", "-c", "rm -f {0}/*.version {0}/*.partial".format(lab.lab.home / "node")])
         snapshots[node] = snapshot(lab, node)
     return snapshots
+
+
+@contextlib.contextmanager
+def packet_loss(lab, node: str, percent: int) -> t.Iterator[None]:
+    """``percent`` % of the node's packets dropped both ways, by an nftables table of its own
+    (``tc netem`` needs sch_netem, which this kernel lacks); the table goes afterwards."""
+    table = "inet flt_packet_loss"
+    rules = (f"add table {table}\n"
+             f"add chain {table} in {{ type filter hook input priority -300; }}\n"
+             f"add chain {table} out {{ type filter hook output priority -300; }}\n"
+             f"add rule {table} in numgen random mod 100 < {percent} drop\n"
+             f"add rule {table} out numgen random mod 100 < {percent} drop\n")
+    lab.lab.node_run(lab.node(node), ["nft", "-f", "-"], stdin=rules)
+    try:
+        yield
+    finally:
+        lab.node_run(node, ["nft", f"delete table {table}"], check=False)

@@ -22,7 +22,6 @@ from fault_helpers import (IPV4_NODE, IPV6_NODE, OTHER_NODE, assert_nothing_left
                            ledger_events, make_fault_repo, prepare_nodes, state_dir)
 from fault_node_helpers import (agent_started, by_name, finish, host_results, installer_processes, sshd_down, sshd_pids, sshd_up,
                                 start_deploy, wait_for_stage, with_term_trap)
-from firewall_helpers import wait_until
 
 pytestmark = [pytest.mark.lab, pytest.mark.faults]
 
