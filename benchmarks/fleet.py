@@ -244,12 +244,15 @@ def command_of(pid: int) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def ansible_env(control_dir: Path) -> dict[str, str]:
+def ansible_env(control_dir: Path, times: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.update(ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS), ANSIBLE_NOCOLOR="1", ANSIBLE_HOST_KEY_CHECKING="True",
                ANSIBLE_RETRY_FILES_ENABLED="False", ANSIBLE_DEPRECATION_WARNINGS="False", ANSIBLE_TIMEOUT="60",
                # A control socket folder per run: each run starts with cold SSH connections, whoever ran before.
-               ANSIBLE_SSH_CONTROL_PATH_DIR=str(control_dir))
+               ANSIBLE_SSH_CONTROL_PATH_DIR=str(control_dir),
+               # Seconds per task (benchmarks/callback_plugins/fleet_bench_times.py): where the time goes.
+               ANSIBLE_CALLBACK_PLUGINS=str(Path(__file__).resolve().parent / "callback_plugins"),
+               ANSIBLE_CALLBACKS_ENABLED="fleet_bench_times", FLEET_BENCH_TIMES=str(times))
     return env
 
 
@@ -259,10 +262,11 @@ def run_playbook(argv: list[str], label: str, logs: Path, hosts: list[str]) -> d
     control_dir = logs / f"cp-{label}"
     control_dir.mkdir(parents=True, exist_ok=True)
     log_path = logs / f"{label}.log"
+    times = logs / f"{label}.times.json"
     try:
         with open(log_path, "w", encoding="utf-8") as out:
             started = time.monotonic()
-            proc = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, env=ansible_env(control_dir), cwd=str(logs),
+            proc = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, env=ansible_env(control_dir, times), cwd=str(logs),
                                   preexec_fn=accounting.enter, check=False)
             wall = time.monotonic() - started
         # The engine stops once the play ends; its last CPU seconds count too.
@@ -275,7 +279,8 @@ def run_playbook(argv: list[str], label: str, logs: Path, hosts: list[str]) -> d
     problems = report.recap_problems(report.parse_recap(log_path.read_text()), hosts)
     if proc.returncode != 0 and not problems:
         problems.append(f"rc={proc.returncode}")
-    result.update(ok=not problems, problem="; ".join(problems[:3]), accounting=accounting.description)
+    result.update(ok=not problems, problem="; ".join(problems[:3]), accounting=accounting.description,
+                  tasks=json.loads(times.read_text()) if times.exists() else {})
     return result
 
 
@@ -354,6 +359,17 @@ def measure_floor(lab: fleetlab.Lab, node: fleetlab.Node, seconds: int) -> dict:
             "handshake_s": statistics.median(handshakes), "handshakes_s": handshakes}
 
 
+def merge_floors(first: dict, second: dict) -> dict:
+    """The better throughput of two measurements (the floor must not be raised by a busy moment)."""
+    merged = dict(first)
+    for key in ("bytes_per_s", "reverse_bytes_per_s"):
+        merged[key] = max(first[key], second[key])
+        merged[f"{key}_measured"] = [first[key], second[key]]
+    merged["handshakes_s"] = first["handshakes_s"] + second["handshakes_s"]
+    merged["handshake_s"] = statistics.median(merged["handshakes_s"])
+    return merged
+
+
 def wait_for_port(address: str, port: int, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -421,9 +437,10 @@ class Bench:
             argv = [ANSIBLE_PLAYBOOK, "-i", str(inventory), "-f", str(forks), str(self.naive)]
         else:
             waves = '["100%"]' if way != report.WAVES else '[1, "10%", "100%"]'
+            named = ["-e", "fleet_firewall_backend=iptables"] if way == report.NOOP_NAMED else []
             argv = [ANSIBLE_PLAYBOOK, "-i", str(inventory), "-f", str(forks), "fleet.firmware.update_fleet",
                     "-e", f"fleet_repository={self.repository}", "-e", f"fleet_run_tag={tag}",
-                    "-e", f"fleet_run_dir={self.workdir / 'runs' / tag}", "-e", f'{{"fleet_waves": {waves}}}']
+                    "-e", f"fleet_run_dir={self.workdir / 'runs' / tag}", "-e", f'{{"fleet_waves": {waves}}}'] + named
         log(f"N={size} round {round_no}: {way} (forks {forks}) ...")
         result = run_playbook(argv, tag, self.logs, [n.name for n in nodes])
         if result["ok"]:
@@ -431,6 +448,10 @@ class Bench:
             if stale:
                 result.update(ok=False, problem=f"not updated afterwards: {', '.join(stale[:5])}")
         result.update(size=size, round=round_no, way=way, forks=forks)
+        ledger = self.workdir / "runs" / tag / "ledger"
+        if ledger.is_dir():
+            result["stages"] = report.stage_seconds([json.loads(line) for path in ledger.glob("*.jsonl")
+                                                     for line in path.read_text().splitlines() if line.strip()])
         log(f"  {way}: {result['wall_s']:.1f} s wall, {report.fmt(result['cpu_s'], ' s')} CPU, "
             f"{report.fmt(result['peak_mib'], ' MiB', 0)} peak, {'ok' if result['ok'] else 'FAILED ' + result['problem']}")
         shutil.rmtree(self.workdir / "runs" / tag, ignore_errors=True)
@@ -452,6 +473,11 @@ class Bench:
                     self.measure(size, round_no, report.NOOP, nodes, inventory, reset=False)
         if self.args.default_waves and size == max(self.args.sizes):
             self.measure(size, 1, report.WAVES, nodes, inventory)
+        if self.args.diagnose and size == max(self.args.sizes):
+            # Every node is current: the no-op again, the nodes told their firewall backend instead of detecting it.
+            if not_updated(self.lab, nodes):
+                self.measure(size, 1, report.FLEET, nodes, inventory)
+            self.measure(size, 1, report.NOOP_NAMED, nodes, inventory, reset=False)
 
     def run(self) -> dict:
         results: dict = {"environment": environment(), "runs": self.runs, "notes": []}
@@ -472,6 +498,9 @@ class Bench:
             for size in sorted(self.args.sizes):
                 self.measure_size(size)
             reset_nodes(self.lab, self.nodes)
+            # Once more at the end: neighbours' load moves the link's throughput; the floor takes the better figure.
+            again = measure_floor(self.lab, self.nodes[0], 2 if self.args.quick else 5)
+            results["floor"] = merge_floors(results["floor"], again)
         finally:
             results["environment"]["load_after"] = os.getloadavg()[0]
             results["environment"]["elapsed_s"] = time.monotonic() - started
@@ -485,7 +514,7 @@ class Bench:
         return results
 
 
-WAY_SLUG = {report.NAIVE: "naive", report.FLEET: "fleet", report.NOOP: "noop", report.WAVES: "waves"}
+WAY_SLUG = {report.NAIVE: "naive", report.FLEET: "fleet", report.NOOP: "noop", report.WAVES: "waves", report.NOOP_NAMED: "noop-ipt"}
 
 
 def command_line() -> str:
@@ -500,6 +529,8 @@ def parse_args(argv: t.Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument("--skip-naive", action="store_true", help="measure update_fleet only")
     parser.add_argument("--no-default-waves", dest="default_waves", action="store_false",
                         help="do not also measure update_fleet's default waves at the largest size")
+    parser.add_argument("--no-diagnose", dest="diagnose", action="store_false",
+                        help="do not also measure, at the largest size, the no-op with fleet_firewall_backend=iptables (no detection)")
     parser.add_argument("--quick", action="store_true", help="smoke test: 3 nodes, components 1/16 of their size, 1 round")
     parser.add_argument("--keep-lab", action="store_true", help="leave the lab up at the end")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
@@ -508,7 +539,7 @@ def parse_args(argv: t.Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument("--plot", type=Path, help="draw the scaling plot (PNG) here")
     args = parser.parse_args(argv)
     if args.quick:
-        args.sizes, args.rounds, args.default_waves = [3], 1, False
+        args.sizes, args.rounds, args.default_waves, args.diagnose = [3], 1, False, False
     if any(size < 1 or size > fleetlab.MAX_NODES for size in args.sizes):
         parser.error(f"--sizes must be 1 to {fleetlab.MAX_NODES}, got {args.sizes}")
     if args.rounds < 1 or args.forks < 0:

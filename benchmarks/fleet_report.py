@@ -25,7 +25,9 @@ END = "<!-- fleet-benchmark:end -->"
 HEADING = "## Fleet update"
 # The ways measured, in the order of the table.
 NAIVE, FLEET, NOOP, WAVES = "naive", "update_fleet", "update_fleet no-op", "update_fleet default waves"
-WAYS = (NAIVE, FLEET, NOOP, WAVES)
+# A diagnosis: the no-op again with the firewall backend named, so the nodes skip auto-detection.
+NOOP_NAMED = "update_fleet no-op, firewall_backend=iptables"
+WAYS = (NAIVE, FLEET, NOOP, WAVES, NOOP_NAMED)
 RECAP = re.compile(r"^(?P<host>\S+)\s*:\s*ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)\s+"
                    r"failed=(?P<failed>\d+)", re.M)
 
@@ -70,6 +72,30 @@ def parse_iperf3(text: str) -> float:
     if "error" in data:
         raise ValueError(f"iperf3: {data['error']}")
     return data["end"]["sum_received"]["bits_per_second"] / 8
+
+
+# The deploy's stages in the ledger (docs/deploy.md), grouped into the phases a node goes through.
+PHASES = (("agent staged and started", "preflight", "staged"), ("inventory and plan", "staged", "planned"),
+          ("download and verify", "planned", "verified"), ("install", "verified", "installed"), ("cleanup", "installed", "cleaned"))
+
+
+def stage_seconds(events: list[dict]) -> dict[str, float]:
+    """Median seconds per phase over the nodes, from the run's ledger events (engine events have no stage).
+
+    A phase runs from the node's first ``start`` stage to its last ``end`` stage; a no-op run has no
+    download or install, and its cleanup then starts at ``planned``."""
+    per_node: dict[str, dict[str, list[float]]] = {}
+    for event in events:
+        if event.get("stage") and event.get("node"):
+            per_node.setdefault(event["node"], {}).setdefault(event["stage"], []).append(event["ts"])
+    phases: dict[str, list[float]] = {}
+    for stages in per_node.values():
+        for label, start, end in PHASES:
+            if label == "cleanup" and "installed" not in stages:
+                start = "planned"
+            if start in stages and end in stages:
+                phases.setdefault(label, []).append(max(stages[end]) - min(stages[start]))
+    return {label: statistics.median(values) for label, values in phases.items()}
 
 
 # --------------------------------------------------------------------------------------------
@@ -161,11 +187,12 @@ def main_table(summary: dict[int, dict]) -> list[str]:
 
 def per_node_table(summary: dict[int, dict]) -> list[str]:
     lines = ["| nodes (forks) | naive s/node | update_fleet s/node | update_fleet no-op s/node | no-op wall | no-op CPU "
-             "| default waves wall | default waves s/node |", "|---|---|---|---|---|---|---|---|"]
+             "| default waves wall | default waves s/node | no-op, firewall_backend=iptables |", "|---|---|---|---|---|---|---|---|---|"]
     for size, row in summary.items():
         lines.append(f"| {size} | {fmt(row[f'{NAIVE}:s_per_node'], ' s', 2)} | {fmt(row[f'{FLEET}:s_per_node'], ' s', 2)} "
                      f"| {fmt(row[f'{NOOP}:s_per_node'], ' s', 2)} | {fmt(row[f'{NOOP}:wall_s'], ' s')} | {fmt(row[f'{NOOP}:cpu_s'], ' s')} "
-                     f"| {fmt(row[f'{WAVES}:wall_s'], ' s')} | {fmt(row[f'{WAVES}:s_per_node'], ' s', 2)} |")
+                     f"| {fmt(row[f'{WAVES}:wall_s'], ' s')} | {fmt(row[f'{WAVES}:s_per_node'], ' s', 2)} "
+                     f"| {fmt(row[f'{NOOP_NAMED}:wall_s'], ' s')} |")
     return lines
 
 
@@ -178,6 +205,67 @@ def runs_table(runs: list[dict]) -> list[str]:
     return lines
 
 
+def short_task(name: str) -> str:
+    """A task's name without its role prefix and explanation: ``Deploy the baseline over SSH``."""
+    name = name.split(" : ", 1)[-1]
+    for cut in (" (", " - every", ": "):
+        name = name.split(cut, 1)[0]
+    return name if len(name) <= 60 else name[:57] + "..."
+
+
+def reading(results: dict, summary: dict[int, dict]) -> list[str]:
+    """What the figures say, computed from them (the largest size)."""
+    if not summary:
+        return []
+    size = max(summary)
+    row, env = summary[size], results["environment"]
+    notes = []
+    full, noop, named = row[f"{FLEET}:wall_s"], row[f"{NOOP}:wall_s"], row[f"{NOOP_NAMED}:wall_s"]
+    if row["speed_ratio"] is not None:
+        verdict = "met" if row["speed_ratio"] >= 5 else "NOT met"
+        notes.append(f"The goal (update_fleet >= 5x faster than the naive playbook at 50 nodes) is {verdict} on this machine: "
+                     f"{row['speed_ratio']:.2f}x at {size} nodes.")
+    if full and noop:
+        stages = next((r.get("stages") for r in results["runs"] if r["size"] == size and r["way"] == FLEET and r.get("stages")), {})
+        download = stages.get("download and verify")
+        notes.append(f"The no-op run (nothing to download or install) takes {100 * noop / full:.0f} % of the full update at {size} nodes: "
+                     "update_fleet's time is its per-node fixed work (Ansible tasks, SSH round trips, the agent's start and "
+                     "cleanup), not the bytes"
+                     + (f" (download and verify of the 81 MiB: {download:.1f} s per node, median, all nodes at once)." if download else "."))
+    cpu = row[f"{FLEET}:cpu_s"]
+    if full and cpu:
+        notes.append(f"update_fleet's controller processes used {cpu:.0f} CPU-s in {full:.0f} s of wall time on {env['cpus']} CPUs "
+                     f"({100 * cpu / (full * env['cpus']):.0f} % of the machine): in the lab the nodes' side (sshd, Python modules, "
+                     "the agents and their firewall commands) runs on the same CPUs, as do other developers' tests; on a real "
+                     "fleet each node brings its own CPU, so the node-side part would overlap instead of queueing.")
+    if noop and named:
+        notes.append(f"Diagnosis: the same no-op with `fleet_firewall_backend=iptables` (the nodes skip auto-detection, which runs "
+                     f"`firewall-cmd --state` and `ufw status`, two Python programs, on every open, lease renewal and close) took "
+                     f"{named:.0f} s instead of {noop:.0f} s.")
+    notes.append("Where update_fleet can gain (proposals, not done here): resolve the firewall backend once per run in the agent "
+                 "and skip `firewall-cmd` when the node has no D-Bus system bus; fold the role's small per-host tasks (argument-spec "
+                 "validations, `set_fact`, the `df` check, preflight's node-side probe) into the deploy action, since each "
+                 "task costs every host a worker fork and templating on the controller, and the `df` check an SSH round "
+                 "trip; stop the agent's servers at once rather than one after the other (0.5 s poll each).")
+    return notes
+
+
+def where_time_goes(runs: list[dict], size: int) -> list[str]:
+    """The biggest tasks of each way at ``size`` (first round), and update_fleet's phases per node."""
+    lines = []
+    for way in (NAIVE, FLEET, NOOP, NOOP_NAMED):
+        run = next((r for r in runs if r["size"] == size and r["way"] == way and r.get("tasks")), None)
+        if run is None:
+            continue
+        tasks = sorted(run["tasks"].items(), key=lambda item: -item[1])[:6]
+        shown = "; ".join(f"{short_task(name)} {seconds:.1f} s ({100 * seconds / run['wall_s']:.0f} %)" for name, seconds in tasks)
+        lines.append(f"- {way}, {size} nodes, {run['wall_s']:.0f} s: {shown}")
+        if run.get("stages"):
+            phases = ", ".join(f"{label} {seconds:.1f} s" for label, seconds in run["stages"].items())
+            lines.append(f"  - per node (median, from the run's ledger): {phases}")
+    return lines
+
+
 def headline(summary: dict[int, dict]) -> str:
     """One line for the console and the README: the figures at the largest size."""
     if not summary:
@@ -186,9 +274,9 @@ def headline(summary: dict[int, dict]) -> str:
     row = summary[size]
     parts = [f"N={size}: update_fleet {fmt(row[f'{FLEET}:wall_s'], ' s')}"]
     if row["speed_ratio"] is not None:
-        parts.append(f"{row['speed_ratio']:.1f}x faster than naive ({fmt(row[f'{NAIVE}:wall_s'], ' s')})")
+        parts.append(f"naive {fmt(row[f'{NAIVE}:wall_s'], ' s')}: speed ratio naive/update_fleet {row['speed_ratio']:.2f}x (goal >= 5x)")
     if row["cpu_ratio"] is not None:
-        parts.append(f"{row['cpu_ratio']:.1f}x less controller CPU")
+        parts.append(f"controller CPU ratio {row['cpu_ratio']:.2f}x")
     if row["floor_ratio"] is not None:
         parts.append(f"{row['floor_ratio']:.1f}x the floor ({fmt(row['floor_s'], ' s')})")
     if row[f"{NOOP}:s_per_node"] is not None:
@@ -226,18 +314,30 @@ def markdown(results: dict, plot: Optional[str] = None) -> str:
     lines += per_node_table(summary) + [""]
     if floor:
         lines += [f"The floor: {floor['repository_mib']:.0f} MiB per node through the lab's measured veth throughput "
-                  f"(iperf3, one TCP stream, controller to node {floor['bytes_per_s'] / MIB:.0f} MiB/s, node to controller "
-                  f"{floor.get('reverse_bytes_per_s', 0) / MIB:.0f} MiB/s; the controller-to-node figure is used) plus one SSH "
+                  f"(iperf3, one TCP stream, {floor['node']}, controller to node {floor['bytes_per_s'] / MIB:.0f} MiB/s, node to "
+                  f"controller {floor.get('reverse_bytes_per_s', 0) / MIB:.0f} MiB/s; measured at the start and at the end, "
+                  f"{measured(floor, 'bytes_per_s')} and {measured(floor, 'reverse_bytes_per_s')}, the better one kept; the "
+                  "controller-to-node figure is used) plus one SSH "
                   f"handshake per node (`ssh ... true`, median {floor['handshake_s'] * 1000:.0f} ms), one after the other. No "
                   "real tool reaches it; it says how much of update_fleet's time is Ansible, SSH and the agent rather than bytes.", ""]
     if lab:
         lines += [f"Lab: {lab['nodes']} nodes ({lab['dual']} dual-stack, {lab['ipv6_only']} IPv6-only) up in {lab['up_s']:.1f} s "
                   f"({lab['up_s'] / lab['nodes']:.2f} s per node, from nothing), down in {fmt(lab.get('down_s'), ' s')}. "
                   "A size of N uses the first nodes of each kind in the same proportion.", ""]
-    if results.get("notes"):
-        lines += ["Reading the numbers:", ""] + [f"- {note}" for note in results["notes"]] + [""]
+    biggest = max(summary) if summary else None
+    if biggest is not None and where_time_goes(results["runs"], biggest):
+        lines += [f"Where the time goes at {biggest} nodes (seconds from each task's start to the next task's start: every host",
+                  "finishes a task before the next starts; the 6 biggest tasks):", ""] + where_time_goes(results["runs"], biggest) + [""]
+    notes = reading(results, summary) + list(results.get("notes", []))
+    if notes:
+        lines += ["Reading the numbers:", ""] + [f"- {note}" for note in notes] + [""]
     lines += ["Every run:", ""] + runs_table(results["runs"]) + ["", END]
     return "\n".join(lines) + "\n"
+
+
+def measured(floor: dict, key: str) -> str:
+    values = floor.get(f"{key}_measured") or [floor.get(key, 0)]
+    return "/".join(f"{v / MIB:.0f}" for v in values) + " MiB/s"
 
 
 def write_doc(path: Path, section: str) -> None:
