@@ -38,7 +38,8 @@ of a node session; components need any valid session token)::
 Errors are short JSON objects ``{"error": "..."}`` with 400/401/403/404/405/409/411/413/414/416/
 431/503. A component is served only while the file is the one hashed at registration (same
 device, inode, size, mtime and ctime); otherwise 409 and a ``component_refused`` line in the
-requesting node's ledger. Plain HTTP uses zero-copy ``sendfile``; TLS streams through one
+requesting node's ledger. A Range request (a node resuming a download) leaves a
+``component_resumed`` line in its ledger, with the bytes asked for. Plain HTTP uses zero-copy ``sendfile``; TLS streams through one
 bounded buffer per connection, so memory does not grow with file size.
 """
 from __future__ import annotations
@@ -378,6 +379,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 wanted = None
             start, end = wanted if wanted is not None else (0, size - 1)
             count = end - start + 1 if size else 0
+            if wanted is not None and self.command == "GET":
+                engine.note_resume(node_id, sha256, f"bytes {start}-{end}/{size}")
             self.send_response(206 if wanted is not None else 200)
             self.send_header("Content-Type", "application/octet-stream")
             self.send_header("Content-Length", str(count))
@@ -814,6 +817,10 @@ class Engine:
             _log(message)
             raise _HTTPError(409, "component changed on disk after registration; not served")
         return handle, component
+
+    def note_resume(self, node_id: str, sha256: str, span: str) -> None:
+        """A node resumes a download: the ledger's record of it (a link that went down, a reset)."""
+        self.ledger.append(node_id, {"event": "component_resumed", "component": sha256, "message": span}, source="engine")
 
     def count_served(self, sha256: str, count: int) -> None:
         with self._lock:
