@@ -8,13 +8,16 @@ and from the node."""
 from __future__ import annotations
 
 import contextlib
+import re
 import shutil
 import subprocess
+import time
 import typing as t
 from pathlib import Path
 
 import yaml
 
+import fleetlab
 from fault_helpers import ledger_events, run_dir, state_dir
 from firewall_helpers import wait_until
 
@@ -125,3 +128,73 @@ def slow_detection(repo: Path, name: str, seconds: int) -> None:
 def installed(lab, node: str, name: str) -> str | None:
     proc = lab.node_run(node, ["cat", f"{state_dir(lab)}/{name}.version"], check=False)
     return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+# -- network faults: the node's link, loss, the engine's port (host side, our own tables only)
+
+def host_table(purpose: str) -> str:
+    """The name of an nftables table of ours on the host (one per lab instance and purpose)."""
+    return f"fleet_faults_{fleetlab.LAB_ID}_{purpose}"
+
+
+def nft(*commands: str) -> None:
+    for command in commands:
+        subprocess.run(["nft", command], check=True, capture_output=True, text=True)
+
+
+@contextlib.contextmanager
+def lossy_link(lab, node: str, percent: int) -> t.Iterator[str]:
+    """Drop ``percent`` % of the packets both ways on the node's bridge port, at random (a bridge
+    table of our own on the host; this kernel has no netem). Yields the table's name."""
+    table, veth = host_table("loss"), lab.node(node).veth
+    nft(f"add table bridge {table}",
+        f"add chain bridge {table} to_node {{ type filter hook output priority 0; }}",
+        f"add chain bridge {table} from_node {{ type filter hook input priority 0; }}",
+        f'add rule bridge {table} to_node oifname "{veth}" numgen random mod 100 < {percent} counter drop',
+        f'add rule bridge {table} from_node iifname "{veth}" numgen random mod 100 < {percent} counter drop')
+    try:
+        yield table
+    finally:
+        subprocess.run(["nft", f"delete table bridge {table}"], check=False, capture_output=True)
+
+
+def dropped(table: str, family: str = "bridge") -> int:
+    """Packets the counters of our table dropped so far."""
+    listing = subprocess.run(["nft", f"list table {family} {table}"], check=True, capture_output=True, text=True).stdout
+    return sum(int(n) for n in re.findall(r"counter packets (\d+)", listing))
+
+
+@contextlib.contextmanager
+def engine_port_blocked(lab, node: str, port: int) -> t.Iterator[str]:
+    """Refuse (TCP reset) the node's connections to the engine's port on the controller: a table
+    of our own on the host, at a priority before any other input chain, removed afterwards."""
+    table = host_table("block")
+    rules = [f"add table inet {table}", f"add chain inet {table} input {{ type filter hook input priority -50; }}"]
+    for address in lab.node(node).addresses:
+        family = "ip6" if ":" in address else "ip"
+        rules.append(f"add rule inet {table} input {family} saddr {address} tcp dport {port} counter reject with tcp reset")
+    nft(*rules)
+    try:
+        yield table
+    finally:
+        subprocess.run(["nft", f"delete table inet {table}"], check=False, capture_output=True)
+
+
+def link_down(lab, node: str, seconds: float) -> None:
+    """The node's link down on the host side for ``seconds``, then up again (up whatever happens)."""
+    veth = lab.node(node).veth
+    subprocess.run(["ip", "link", "set", veth, "down"], check=True)
+    try:
+        time.sleep(seconds)
+    finally:
+        subprocess.run(["ip", "link", "set", veth, "up"], check=True)
+
+
+def downloaded_bytes(lab, node: str, tag: str) -> int:
+    """Bytes of the download in progress on the node (its ``.part`` file in the staging folder)."""
+    script = f"cat /var/tmp/fleet-firmware-{tag}/components/*.part 2>/dev/null | wc -c"
+    return int(lab.node_run(node, ["sh", "-c", script]).stdout.strip() or 0)
+
+
+def engine_events(lab, tag: str, node: str, name: str) -> list[dict]:
+    return [e for e in ledger_events(lab, tag, node) if e.get("source") == "engine" and e.get("event") == name]
