@@ -194,7 +194,7 @@ class Accounting:
 
     def close(self) -> None:
         """End what is left (our own ssh masters, or everything after a Ctrl-C), then remove the cgroups."""
-        for sig, grace in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+        for sig, grace in ((signal.SIGTERM, 20.0), (signal.SIGKILL, 5.0)):
             for pid in self.pids():
                 try:
                     os.kill(pid, sig)
@@ -266,8 +266,18 @@ def run_playbook(argv: list[str], label: str, logs: Path, hosts: list[str]) -> d
     try:
         with open(log_path, "w", encoding="utf-8") as out:
             started = time.monotonic()
-            proc = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, env=ansible_env(control_dir, times), cwd=str(logs),
-                                  preexec_fn=accounting.enter, check=False)
+            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=ansible_env(control_dir, times),  # pylint: disable=consider-using-with
+                                    cwd=str(logs), preexec_fn=accounting.enter)
+            try:
+                proc.wait()
+            except KeyboardInterrupt:
+                # Ctrl-C or SIGTERM: ansible-playbook gets a Ctrl-C too, and the time to clean its nodes up.
+                proc.send_signal(signal.SIGINT)
+                try:
+                    proc.wait(120)
+                except subprocess.TimeoutExpired:
+                    pass
+                raise
             wall = time.monotonic() - started
         # The engine stops once the play ends; its last CPU seconds count too.
         accounting.wait_idle(20)
@@ -547,8 +557,15 @@ def parse_args(argv: t.Optional[list[str]] = None) -> argparse.Namespace:
     return args
 
 
+def _interrupted(signum: int, _frame: t.Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: t.Optional[list[str]] = None) -> int:
     args = parse_args(argv)
+    # SIGTERM (and SIGINT, even when started in the background with it ignored) end the run through its cleanup.
+    signal.signal(signal.SIGTERM, _interrupted)
+    signal.signal(signal.SIGINT, _interrupted)
     if args.from_json:
         results = json.loads(args.from_json.read_text())
     elif os.geteuid() != 0:
@@ -558,7 +575,11 @@ def main(argv: t.Optional[list[str]] = None) -> int:
         workdir = REPO / "build" / f"bench-fleet{fleetlab.LAB_ID}"
         shutil.rmtree(workdir, ignore_errors=True)
         (workdir / "logs").mkdir(parents=True)
-        results = Bench(args, workdir).run()
+        try:
+            results = Bench(args, workdir).run()
+        except KeyboardInterrupt as exc:
+            print(f"fleet benchmark interrupted ({exc}): the lab is down, the cgroups and the iperf3 server are gone", file=sys.stderr)
+            return 130
     summary = report.summarize(results)
     print("\n".join(report.main_table(summary) + [""] + report.per_node_table(summary)))
     print(report.headline(summary))
