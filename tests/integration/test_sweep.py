@@ -1,8 +1,8 @@
 # Copyright (c) 2026, fleet.firmware developers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""fleet.firmware.sweep against the lab: after a SIGKILLed run, the sweep (run at once, the
-lease far from over) leaves nothing on the node or the controller."""
+"""fleet.firmware.sweep against the lab: after a SIGKILLed run (ansible-playbook and its workers),
+the sweep (run at once, the lease far from over) leaves nothing on the node or the controller."""
 from __future__ import annotations
 
 import hashlib
@@ -37,6 +37,35 @@ def engine_pids(run_dir: Path) -> list[int]:
     return found
 
 
+def process_tree(root: int) -> list[int]:
+    """``root`` and every process descended from it (Ansible's workers, though in sessions of
+    their own, are still its children)."""
+    parents: dict[int, int] = {}
+    for name in os.listdir("/proc"):
+        try:
+            stat = Path(f"/proc/{name}/stat").read_text() if name.isdigit() else ""
+        except OSError:
+            continue
+        if stat:
+            parents[int(name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    tree, grew = {root}, True
+    while grew:
+        found = {pid for pid, parent in parents.items() if parent in tree} - tree
+        tree |= found
+        grew = bool(found)
+    return sorted(tree)
+
+
+def kill_controller(proc: subprocess.Popen) -> None:
+    """The controller dies whole (a crash, an OOM kill, a lost AWX pod): ansible-playbook and its
+    workers at once, so that no orphaned worker can clean up and only the sweep (or the lease) can."""
+    for pid in process_tree(proc.pid):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            continue
+
+
 def start_deploy(lab, tmp_path: Path, repo: Path, tag: str, run_dir: Path) -> subprocess.Popen:
     book = tmp_path / "deploy.yml"
     # A lease far longer than the test: a clean node proves the sweep cleaned it, not the lease.
@@ -59,7 +88,7 @@ def test_sweep_after_a_sigkilled_run_leaves_nothing_on_the_node_or_the_controlle
     proc = start_deploy(lab, tmp_path, repo, tag, run_dir)
     try:
         assert wait_until(lambda: lab.node_run(NODE, ["pgrep", "-f", sha], check=False).returncode == 0, 90), "the install never started"
-        os.killpg(proc.pid, signal.SIGKILL)
+        kill_controller(proc)
     finally:
         proc.wait()
     assert left_behind(lab, NODE, tag, before) != [], "nothing to sweep: the run was already clean"
