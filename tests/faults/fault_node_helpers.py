@@ -6,7 +6,8 @@
 * ``start_deploy``: fault_helpers.deploy_playbook with ``-v``, so that every host's task result
   is printed as one JSON line; ``host_results`` reads them back.
 * ``with_term_trap``: turn a fake component into an installer that rolls back when it gets
-  SIGTERM (removes its ``.partial`` marker), or one that ignores SIGTERM (only SIGKILL stops it).
+  SIGTERM (removes its ``.partial`` marker), or one that ignores SIGTERM (only SIGKILL stops it);
+  ``gated``: one that installs until the test creates a file on the node.
 * ``node_processes`` / ``installer_processes``: what runs inside a node, read from /proc.
 * ``sshd_down`` / ``sshd_up``: kill every sshd of a node (listener and sessions), start it again.
 """
@@ -78,12 +79,7 @@ def with_term_trap(repo: Path, name: str, state: str, mode: str) -> None:
     trap = {"rollback": f"trap 'rm -f {marker}; exit 143' TERM", "ignore": "trap '' TERM"}[mode]
     head, rest = script.read_bytes().split(b"\n", 1)
     script.write_bytes(head + b"\n" + trap.encode() + b"\n" + rest)
-    manifest_path = repo / "manifest.yml"
-    manifest = yaml.safe_load(manifest_path.read_text())
-    for entry in manifest["components"]:
-        if entry["name"] == name:
-            entry.update(sha256=hashlib.sha256(script.read_bytes()).hexdigest(), size=script.stat().st_size)
-    manifest_path.write_text(yaml.safe_dump(manifest, sort_keys=False))
+    _rehash(repo, name, script)
 
 
 def node_processes(lab, node: str) -> dict[int, str]:
@@ -198,3 +194,23 @@ def packet_loss(lab, node: str, percent: int) -> t.Iterator[None]:
         yield
     finally:
         lab.node_run(node, ["nft", f"delete table {table}"], check=False)
+
+
+def gated(repo: Path, name: str, gate: str, limit: int = 300) -> None:
+    """Make component ``name`` of ``repo`` wait until the file ``gate`` exists on the node (at most
+    ``limit`` seconds) instead of sleeping: a test decides when the install ends, whatever the load."""
+    script = next(repo.glob(f"{name}-*.sh"))
+    lines = script.read_bytes().split(b"\n")
+    wait = f"i=0; while [ ! -e {gate} ] && [ $i -lt {limit * 5} ]; do sleep 0.2; i=$((i+1)); done".encode()
+    lines = [wait if line.startswith(b"sleep ") else line for line in lines]
+    script.write_bytes(b"\n".join(lines))
+    _rehash(repo, name, script)
+
+
+def _rehash(repo: Path, name: str, script: Path) -> None:
+    manifest_path = repo / "manifest.yml"
+    manifest = yaml.safe_load(manifest_path.read_text())
+    for entry in manifest["components"]:
+        if entry["name"] == name:
+            entry.update(sha256=hashlib.sha256(script.read_bytes()).hexdigest(), size=script.stat().st_size)
+    manifest_path.write_text(yaml.safe_dump(manifest, sort_keys=False))

@@ -20,8 +20,8 @@ import pytest
 
 from fault_helpers import (IPV4_NODE, IPV6_NODE, OTHER_NODE, assert_nothing_left, fake_component, half_installed, leftovers,
                            ledger_events, make_fault_repo, prepare_nodes, state_dir)
-from fault_node_helpers import (agent_started, by_name, finish, host_results, installer_processes, sshd_down, sshd_pids, sshd_up,
-                                start_deploy, wait_for_stage, with_term_trap)
+from fault_node_helpers import (agent_started, by_name, finish, gated, host_results, installer_processes, sshd_down, sshd_pids,
+                                sshd_up, start_deploy, wait_for_stage, with_term_trap)
 
 pytestmark = [pytest.mark.lab, pytest.mark.faults]
 
@@ -99,26 +99,36 @@ def test_sshd_restarted_mid_install_the_run_completes_or_fails_cleanly(lab, tmp_
     so the cleanup cannot reach the node; the agent's lease removes everything by itself."""
     node, tag = IPV4_NODE, f"flt-sshd-{back.split('_')[0]}"
     before = prepare_nodes(lab, (node,))
-    repo = make_fault_repo(tmp_path / "repo", state_dir(lab), [fake_component("bmc", "1.0", sleep=6), fake_component("nic", "2.0")])
-    proc = start_deploy(lab, tmp_path, repo, tag, node, lease=10)
+    repo = make_fault_repo(tmp_path / "repo", state_dir(lab), [fake_component("bmc", "1.0", sleep=1), fake_component("nic", "2.0")])
+    gate = f"{state_dir(lab)}/bmc.gate"
+    gated(repo, "bmc", gate)  # bmc installs until sshd is back (or, after_the_run, until it is down)
+    lab.node_run(node, ["rm", "-f", gate])
+    proc = start_deploy(lab, tmp_path, repo, tag, node, lease=20)
     try:
         assert wait_for_stage(lab, tag, node, "installing", component="bmc"), finish(proc, 120)
         assert sshd_down(lab, node) >= 2, "the listener and the run's session"
         if back == "before_cleanup":
-            time.sleep(2)
             sshd_up(lab, node)
+        lab.node_run(node, ["touch", gate])
         output = finish(proc)
     finally:
+        lab.node_run(node, ["touch", gate])
         if not sshd_pids(lab, node):
             sshd_up(lab, node)
+    lab.node_run(node, ["rm", "-f", gate])
     assert version_of(lab, node, "bmc") == "1.0" and version_of(lab, node, "nic") == "2.0", output
     if back == "before_cleanup":
         assert proc.returncode == 0, output
         assert ledger_events(lab, tag, node)[-1]["stage"] == "cleaned"
     else:
-        assert proc.returncode != 0, output
+        # The installs succeeded; only the cleanup could not reach the node. The run says so in its
+        # ledger and result, and fails only when Ansible's own temporary folder could not be removed
+        # either (that depends on whether the connection had made one): both are clean endings.
         assert any("cleanup failed" in (e.get("message") or "") for e in ledger_events(lab, tag, node)), ledger_events(lab, tag, node)
-    # The lease (10 s) and the firewall's grace (15 s) bound the wait.
+        if proc.returncode == 0:
+            cleanup = host_results(output)[node]["cleanup"]
+            assert any("the agent's lease will finish it" in line for line in cleanup), cleanup
+    # The lease (20 s) and the firewall's grace (15 s) bound the wait.
     assert_nothing_left(lab, tag, before, timeout=90)
 
 
@@ -201,12 +211,19 @@ def test_a_second_run_against_a_held_node_is_refused_and_the_first_completes(lab
     stops before touching any node. Either way the first completes and nothing of the second is left."""
     node, first, second = IPV4_NODE, f"flt-first-{engine_port[4:]}", f"flt-second-{engine_port[4:]}"
     before = prepare_nodes(lab, (node,))
-    repo = make_fault_repo(tmp_path / "repo", state_dir(lab), [fake_component("bmc", "1.0", sleep=8), fake_component("nic", "2.0")])
+    repo = make_fault_repo(tmp_path / "repo", state_dir(lab), [fake_component("bmc", "1.0", sleep=1), fake_component("nic", "2.0")])
+    gate = f"{state_dir(lab)}/bmc.gate"
+    gated(repo, "bmc", gate)  # the first run installs bmc until the second has been refused
+    lab.node_run(node, ["rm", "-f", gate])
     running = start_deploy(lab, tmp_path, repo, first, node)
-    assert wait_for_stage(lab, first, node, "installing", component="bmc"), finish(running, 120)
-    options = {"engine_port": 63102} if engine_port == "its_own" else {}
-    intruder = start_deploy(lab, tmp_path, repo, second, node, **options)
-    refused_output = finish(intruder)
+    try:
+        assert wait_for_stage(lab, first, node, "installing", component="bmc"), finish(running, 120)
+        options = {"engine_port": 63102} if engine_port == "its_own" else {}
+        intruder = start_deploy(lab, tmp_path, repo, second, node, **options)
+        refused_output = finish(intruder)
+        still_running = running.poll() is None
+    finally:
+        lab.node_run(node, ["touch", gate])
     assert intruder.returncode != 0, refused_output
     refused = host_results(refused_output)[node]
     if engine_port == "its_own":
@@ -214,10 +231,11 @@ def test_a_second_run_against_a_held_node_is_refused_and_the_first_completes(lab
     else:
         assert "63002" in refused["msg"] and "Address already in use" in refused["msg"], refused["msg"]
     assert not agent_started(lab, second, node)
-    assert running.poll() is None, "the first run is still installing"
+    assert still_running, "the first run was still installing when the second was refused"
     output = finish(running)
     assert running.returncode == 0, output
     assert version_of(lab, node, "bmc") == "1.0" and version_of(lab, node, "nic") == "2.0"
     assert ledger_events(lab, first, node)[-1]["stage"] == "cleaned"
+    lab.node_run(node, ["rm", "-f", gate])
     for tag in (first, second):
         assert_nothing_left(lab, tag, before)
