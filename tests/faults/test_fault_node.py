@@ -14,8 +14,6 @@ so ("may be half-installed") instead of hiding it.
 """
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from fault_helpers import (IPV4_NODE, IPV6_NODE, OTHER_NODE, assert_nothing_left, fake_component, half_installed, leftovers,
