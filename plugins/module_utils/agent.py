@@ -470,6 +470,10 @@ class Agent(object):
             result = api.open_ports(spec, backend=self.config["firewall"]["backend"])
         except api.FirewallError as exc:
             raise AgentError("cannot open port %d/tcp in the node's firewall: %s" % (self.config["port"], exc))
+        # "auto" is resolved once: renewals and the close use the backend the rules went into.
+        # Detecting again would cost two Python programs (firewall-cmd --state, ufw status) per
+        # renewal, and could pick another backend half-way through the run.
+        self.config["firewall"]["backend"] = str(result.get("backend") or self.config["firewall"]["backend"])
         self.firewall_opened = True
         log("firewall opened with %s: %s" % (result.get("backend"), result.get("rules")))
 
