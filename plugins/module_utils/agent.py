@@ -939,6 +939,10 @@ class AgentHandler(BaseHTTPRequestHandler):
             self._send(411, {"error": "Content-Length is required"})
             return None
         if limit is not None and int(text) > limit:
+            # Read the body first (the controller is authenticated): answering while it still
+            # sends makes its TLS end with an EOF instead of this answer.
+            _drain(self.rfile, int(text))
+            self.close_connection = True
             # A plan or a job carries every component of the manifest: this is its size limit.
             self._send(413, {"error": "a request body of %s bytes is larger than the agent's limit of %d bytes (a plan or job of "
                                       "more than about 25,000 components): split the repository" % (text, limit)})
