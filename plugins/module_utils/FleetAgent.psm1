@@ -484,6 +484,18 @@ Function Read-FleetAgentBytes {
     return , $data
 }
 
+Function Skip-FleetAgentBytes {
+    <# Reads and drops $Length bytes of a body, 64 KiB at a time (a body refused for its size is not kept). #>
+    param([Parameter(Mandatory = $true)][System.IO.Stream]$Stream, [Parameter(Mandatory = $true)][long]$Length)
+    $buffer = New-Object -TypeName byte[] -ArgumentList 65536
+    $left = $Length
+    while ($left -gt 0) {
+        $read = $Stream.Read($buffer, 0, [int][math]::Min($left, $buffer.Length))
+        if ($read -le 0) { return }
+        $left -= $read
+    }
+}
+
 Function Test-FleetAgentToken {
     <# Constant-time comparison of the Authorization header with 'Bearer <token>'. #>
     param([AllowNull()][string]$Given, [Parameter(Mandatory = $true)][string]$Token)
@@ -1165,7 +1177,13 @@ Function Read-FleetAgentJsonBody {
     param([Parameter(Mandatory = $true)][hashtable]$Request, [Parameter(Mandatory = $true)][System.IO.Stream]$Stream)
     $length = Get-FleetAgentContentLength -Request $Request
     if ($null -eq $length) { return @{ Status = 411; Error = 'Content-Length is required' } }
-    if ($length -gt $FleetAgentMaxJsonBody) { return @{ Status = 413; Error = "body larger than $FleetAgentMaxJsonBody bytes" } }
+    if ($length -gt $FleetAgentMaxJsonBody) {
+        # Read the body first (the controller is authenticated): answering while it still sends
+        # makes its TLS end with an EOF instead of this answer.
+        Skip-FleetAgentBytes -Stream $Stream -Length $length
+        $limit = "the agent's limit of $FleetAgentMaxJsonBody bytes (a plan or job of more than about 25,000 components)"
+        return @{ Status = 413; Error = "a request body of $length bytes is larger than ${limit}: split the repository" }
+    }
     if ($length -eq 0) { return @{ Body = @{} } }
     $text = [System.Text.Encoding]::UTF8.GetString((Read-FleetAgentBytes -Stream $Stream -Length $length))
     try { return @{ Body = ConvertTo-FleetAgentHashtable -InputObject (ConvertFrom-Json -InputObject $text) } }
@@ -1524,7 +1542,7 @@ $exportMembers = @{
     'Request-FleetAgentCancel', 'Request-FleetAgentStop', 'Test-FleetAgentJob', 'Add-FleetAgentJob', 'Get-FleetAgentComponentPath',
     'Get-FleetAgentReturnCodeTable', 'ConvertTo-FleetAgentArgument', 'Get-FleetAgentInstallCommand', 'Get-FleetAgentFileHash',
     'Start-FleetAgentInstall', 'Complete-FleetAgentInstall', 'Step-FleetAgentJob', 'Save-FleetAgentComponent',
-    'Get-FleetAgentInventory', 'Read-FleetAgentJsonBody', 'Invoke-FleetAgentRequest', 'Invoke-FleetAgentConnection',
+    'Get-FleetAgentInventory', 'Skip-FleetAgentBytes', 'Read-FleetAgentJsonBody', 'Invoke-FleetAgentRequest', 'Invoke-FleetAgentConnection',
     'Open-FleetAgentFirewall', 'Close-FleetAgentFirewall', 'Get-FleetAgentSweepScript', 'Get-FleetAgentEncodedArgument',
     'Set-FleetAgentSweep', 'Update-FleetAgentSweep', 'Save-FleetAgentHolder', 'Get-FleetAgentRequestPath', 'Read-FleetAgentControl',
     'Write-FleetAgentReady', 'Start-FleetAgentListening', 'Invoke-FleetAgentLoop', 'Clear-FleetAgent', 'Start-FleetAgent',
