@@ -85,8 +85,17 @@ def at_stage(lab, tag: str, node: str, stage: str) -> bool:
 
 
 def reboot_pending(lab, node: str) -> bool:
-    """The lab's reboot command (deploy_helpers.RebootWatcher.COMMAND) is waiting out its delay on the node."""
-    return lab.node_run(node, ["pgrep", "-f", "fleet-lab-reboot"], check=False).returncode == 0
+    """The lab's reboot command (deploy_helpers.RebootWatcher.COMMAND) is waiting out its delay on
+    the node. Processes of the node's network namespace only: the nodes share the host's pid
+    namespace, and other labs' nodes may be rebooting too."""
+    inode = fleetlab.netns_inode(lab.node(node).netns)
+    for pid in fleetlab.pids_in_netns([inode] if inode else []):
+        try:
+            if b"fleet-lab-reboot" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def passed(lab, tag: str, node: str, stage: str) -> bool:

@@ -97,6 +97,9 @@ def test_a_signal_to_ansible_playbook_leaves_nothing_behind(lab, tmp_path, stage
         proc = deploy_playbook(lab, tmp_path, repo, tag, node, lease=lease, **options)
         stack.callback(lambda: proc.poll() is None and send(proc, signal.SIGKILL))
         wait_for_stage(lab, proc, tag, node, stage)
+        if stage != "staged":
+            # The agent runs from its staging folder: its copy in Ansible's temporary folder is gone already.
+            assert stray_agent_copies(lab, node) == []
         send(proc, sig)
         output = proc.communicate(timeout=300)[0]
         # SIGINT/SIGTERM: the deploy's cancel and cleanup; SIGKILL: the orphaned worker's (the
