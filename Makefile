@@ -41,7 +41,7 @@ help:
 	@echo "make units        unit tests only"
 	@echo "make integration  lab integration tests only"
 	@echo "make test-faults  every fault-injection scenario (tests/faults), the slow half and the soak included"
-	@echo "make bench        benchmarks (benchmarks/bench_*.py), ratios against the alternative; not part of make test"
+	@echo "make bench        benchmarks (benchmarks/bench_*.py and benchmarks/fleet.py), ratios against the alternative; not part of make test"
 	@echo "make lab-up | lab-status | lab-down   drive the test lab by hand"
 	@echo "make deps         install Debian packages (bindep.txt) and the venv (requirements*.txt)"
 	@echo "make clean        remove build/ (takes the lab down first)"
