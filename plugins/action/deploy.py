@@ -142,6 +142,7 @@ class Session:
         self.delivery: str | None = None
         self.transfer: str | None = None
         self.cleanup: list[str] = []
+        self.cleanup_problems: list[str] = []
         self.rebooted = False
         self.reboot_required = False
         self.client: agent_client.AgentClient | None = None
@@ -202,6 +203,10 @@ class ActionModule(ActionBase):
             self._clean(session, args, task_vars)
             self._restore_signals(previous)
         result.update(self._result(session))
+        if session.cleanup_problems:
+            # The update may have succeeded; the node still holds pieces of the run until its
+            # lease ends. Ansible shows warnings even for an ok task, so the operator hears of it.
+            result.setdefault("warnings", []).extend(f"{node}: {problem}" for problem in session.cleanup_problems)
         if not result.get("failed") and any(c["status"] == "failed" for c in result["components"]):
             failed = [c["name"] for c in result["components"] if c["status"] == "failed"]
             result.update(failed=True, msg=f"component(s) failed on {node}: {', '.join(failed)}")
@@ -563,6 +568,7 @@ class ActionModule(ActionBase):
             problems.append(f"Ansible's temporary folder on the node was not removed: {exc}")
         if problems:
             session.cleanup.extend(problems)
+            session.cleanup_problems = problems
             session.stage("failed", message="; ".join(problems)[:4000])
         else:
             session.stage("cleaned")
