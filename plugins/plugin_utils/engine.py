@@ -52,6 +52,7 @@ import hmac
 import http.server
 import importlib
 import ipaddress
+import errno
 import json
 import os
 import re
@@ -545,7 +546,12 @@ class Engine:
             try:
                 server = _Server(self, address, port)
             except OSError as exc:
-                raise EngineError(f"cannot listen on [{address}]:{port}: {exc.strerror}") from None
+                hint = ""
+                if exc.errno == errno.EADDRINUSE:
+                    # Most often another run's engine on the same controller (one engine per run).
+                    hint = (": another program, or the engine of another run on this controller, listens there;"
+                            " give this run another engine_port (fleet_engine_port) or wait for the other run to end")
+                raise EngineError(f"cannot listen on [{address}]:{port}: {exc.strerror}{hint}") from None
             self._servers.append(server)
             port = server.server_port  # port 0: the others take the same free port
         self.port = port

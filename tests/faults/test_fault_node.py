@@ -229,6 +229,7 @@ def test_a_second_run_against_a_held_node_is_refused_and_the_first_completes(lab
         assert f"node is held by run '{first}'" in refused["msg"], refused["msg"]
     else:
         assert "63002" in refused["msg"] and "Address already in use" in refused["msg"], refused["msg"]
+        assert "another run on this controller" in refused["msg"] and "engine_port" in refused["msg"], refused["msg"]
     assert not agent_started(lab, second, node)
     assert still_running, "the first run was still installing when the second was refused"
     output = finish(running)
