@@ -354,6 +354,7 @@ class Agent(object):
         self.stopping = threading.Event()
         self.done = threading.Event()
         self.firewall_opened = False
+        self.renew_backend = config["firewall"]["backend"]
         self.control = None  # type: Optional[socketserver.BaseServer]
 
     # -- events and state
@@ -470,10 +471,10 @@ class Agent(object):
             result = api.open_ports(spec, backend=self.config["firewall"]["backend"])
         except api.FirewallError as exc:
             raise AgentError("cannot open port %d/tcp in the node's firewall: %s" % (self.config["port"], exc))
-        # "auto" is resolved once: renewals and the close use the backend the rules went into.
-        # Detecting again would cost two Python programs (firewall-cmd --state, ufw status) per
-        # renewal, and could pick another backend half-way through the run.
-        self.config["firewall"]["backend"] = str(result.get("backend") or self.config["firewall"]["backend"])
+        # "auto" is resolved once: renewals go to the backend the rules went into (detecting
+        # again per renewal costs firewall-cmd/ufw runs and could pick another backend half-way).
+        # The close stays as configured: "auto" sweeps every backend and iptables variant.
+        self.renew_backend = str(result.get("backend") or self.config["firewall"]["backend"])
         self.firewall_opened = True
         log("firewall opened with %s: %s" % (result.get("backend"), result.get("rules")))
 
@@ -523,7 +524,7 @@ class Agent(object):
             self.lease_expires = time.time() + seconds
         if self.firewall_opened:
             api, spec = self._firewall_spec()
-            api.open_ports(spec._replace(lease=seconds + FIREWALL_GRACE), backend=self.config["firewall"]["backend"])
+            api.open_ports(spec._replace(lease=seconds + FIREWALL_GRACE), backend=self.renew_backend)
         return {"lease_expires": utc(self.lease_expires), "lease_remaining": float(seconds)}
 
     def _watch_lease(self) -> None:

@@ -11,6 +11,7 @@ removed, and a rich rule the user added by hand, even an identical one, is never
 Tested for real in a lab node (its own D-Bus system bus and firewalld, see
 tests/integration/test_firewall.py) and against recorded command lines.
 """
+import os
 from typing import List
 
 from ansible_collections.fleet.firmware.plugins.module_utils.firewall.common import (
@@ -19,6 +20,14 @@ from ansible_collections.fleet.firmware.plugins.module_utils.firewall.common imp
 from ansible_collections.fleet.firmware.plugins.module_utils.firewall import state
 
 PRIORITY = -32000  # ahead of the zone's own rich rules and of its reject/drop
+SYSTEM_BUS_SOCKETS = ("/run/dbus/system_bus_socket", "/var/run/dbus/system_bus_socket")
+
+
+def system_bus_present() -> bool:
+    """firewall-cmd reaches firewalld over the D-Bus system bus: is there one to reach?"""
+    if os.environ.get("DBUS_SYSTEM_BUS_ADDRESS"):
+        return True  # a bus elsewhere: only firewall-cmd can tell
+    return any(os.path.exists(path) for path in SYSTEM_BUS_SOCKETS)
 
 
 def rich_rule(rule: Rule) -> str:
@@ -41,7 +50,9 @@ class FirewalldBackend(Backend):
 
     def running(self) -> bool:
         tool = find_tool("firewall-cmd")
-        return bool(tool) and run([tool, "--state"], check=False)[0] == 0
+        # Without a system bus no firewalld can be running; firewall-cmd (a Python program, run
+        # at every auto-detection on every node) would only say so, at a cost.
+        return bool(tool) and system_bus_present() and run([tool, "--state"], check=False)[0] == 0
 
     def _cmd(self, *args: str) -> List[str]:
         return [need_tool("firewall-cmd", self.name)] + list(args)

@@ -34,7 +34,15 @@ class UfwBackend(Backend):
 
     def active(self) -> bool:
         tool = find_tool("ufw")
-        return bool(tool) and run([tool, "status"], check=False)[1].startswith("Status: active")
+        if not tool:
+            return False
+        # ``ufw status`` (a Python program) says inactive when iptables has no ufw-user-input
+        # chain; asking iptables that same question first spares the program on every node
+        # without ufw enabled. With the chain there, ufw itself has the last word.
+        iptables = find_tool("iptables")
+        if iptables and run([iptables, "-n", "-L", "ufw-user-input"], check=False)[0] != 0:
+            return False
+        return run([tool, "status"], check=False)[1].startswith("Status: active")
 
     def _ufw(self, *args: str) -> List[str]:
         return [need_tool("ufw", self.name)] + list(args)

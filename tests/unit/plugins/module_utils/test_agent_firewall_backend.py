@@ -1,10 +1,11 @@
 # Copyright (c) 2026, fleet.firmware developers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The agent resolves firewall_backend=auto once: its lease renewals and its close use the
-backend the rules went into (detection runs firewall-cmd and ufw, two Python programs, and
-could pick another backend half-way). The firewall calls are recorded, not made: the real
-firewall half is exercised in the lab (tests/integration/test_agent.py)."""
+"""The agent resolves firewall_backend=auto once: its lease renewals use the backend the rules
+went into (detecting again per renewal costs firewall-cmd/ufw runs and could pick another
+backend half-way); the close keeps "auto", which sweeps every backend and iptables variant.
+The firewall calls are recorded, not made: the real firewall half is exercised in the lab
+(tests/integration/test_agent.py)."""
 from __future__ import annotations
 
 import pytest
@@ -38,13 +39,13 @@ def agent(tmp_path, backend: str) -> agent_utils.Agent:
     return agent_utils.Agent(config)
 
 
-def test_auto_is_detected_once_then_renewals_and_the_close_use_that_backend(tmp_path, calls):
+def test_auto_is_detected_once_then_renewals_use_that_backend_and_the_close_sweeps(tmp_path, calls):
     node_agent = agent(tmp_path, "auto")
     node_agent._open_firewall()  # pylint: disable=protected-access
     node_agent.renew(30)
     node_agent.renew(30)
     node_agent._close_firewall()  # pylint: disable=protected-access
-    assert calls == [("open", "auto"), ("open", "nftables"), ("open", "nftables"), ("close", "nftables")]
+    assert calls == [("open", "auto"), ("open", "nftables"), ("open", "nftables"), ("close", "auto")]
 
 
 def test_a_named_backend_is_kept(tmp_path, calls):

@@ -70,4 +70,6 @@ def fake(monkeypatch, tmp_path):
                 monkeypatch.setattr(module, name, getattr(runner, name))
     # need_tool and output live in common and call its (patched) globals.
     monkeypatch.setattr(iptables, "legacy_in_use", lambda: False)
+    # A system bus, as on a host that runs firewalld: firewall-cmd --state decides (faked).
+    monkeypatch.setattr(firewalld, "system_bus_present", lambda: True)
     return runner

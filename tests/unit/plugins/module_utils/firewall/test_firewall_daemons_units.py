@@ -13,7 +13,7 @@ import json
 
 import pytest
 
-from ansible_collections.fleet.firmware.plugins.module_utils.firewall import api, state
+from ansible_collections.fleet.firmware.plugins.module_utils.firewall import api, firewalld, state, ufw
 from ansible_collections.fleet.firmware.plugins.module_utils.firewall.common import FirewallError, build_spec
 from ansible_collections.fleet.firmware.plugins.module_utils.firewall.firewalld import FirewalldBackend
 from ansible_collections.fleet.firmware.plugins.module_utils.firewall.ufw import UfwBackend
@@ -262,15 +262,41 @@ def test_auto_detection_without_any_tool_names_them(fake):
         api.detect_backend()
 
 
-@pytest.mark.parametrize("backend, setup, message", [
-    ("firewalld", ("firewall-cmd", "--state"), "'firewalld' is installed but not running"),
-    ("ufw", ("ufw", "status"), "'ufw' is installed but not active"),
+@pytest.mark.parametrize("backend, setup, message, asked", [
+    ("firewalld", ("firewall-cmd", "--state"), "'firewalld' is installed but not running", [["firewall-cmd", "--state"]]),
+    # ufw's chain is there (the fake's iptables answers 0), so ufw itself is asked.
+    ("ufw", ("ufw", "status"), "'ufw' is installed but not active", [["iptables", "-n"], ["ufw", "status"]]),
 ])
-def test_an_installed_daemon_that_does_not_run_is_refused_before_any_change(fake, backend, setup, message):
+def test_an_installed_daemon_that_does_not_run_is_refused_before_any_change(fake, backend, setup, message, asked):
     fake.on(*setup, rc=252 if backend == "firewalld" else 0, out="Status: inactive\n")
     with pytest.raises(FirewallError, match=message):
         api.open_ports(build_spec("run-1", ["62286/tcp"]), backend=backend)
-    assert [argv[:2] for argv in fake.commands()] == [list(setup)]
+    assert [argv[:2] for argv in fake.commands()] == asked
+
+
+def test_without_a_system_bus_firewall_cmd_is_not_started(fake, monkeypatch):
+    monkeypatch.setattr(firewalld, "system_bus_present", lambda: False)
+    fake.on("firewall-cmd", "--state", rc=0)
+    assert firewalld.FirewalldBackend().running() is False
+    assert fake.commands("firewall-cmd") == []
+
+
+def test_without_ufws_chain_ufw_status_is_not_started(fake):
+    fake.on("iptables", "-n", "-L", "ufw-user-input", rc=1)
+    fake.on("ufw", "status", out="Status: active\n")
+    assert ufw.UfwBackend().active() is False
+    assert fake.commands("ufw") == [] and fake.commands("iptables") == [["iptables", "-n", "-L", "ufw-user-input"]]
+
+
+def test_system_bus_present_follows_the_socket_and_the_environment(monkeypatch, tmp_path):
+    monkeypatch.delenv("DBUS_SYSTEM_BUS_ADDRESS", raising=False)
+    monkeypatch.setattr(firewalld, "SYSTEM_BUS_SOCKETS", (str(tmp_path / "system_bus_socket"),))
+    assert firewalld.system_bus_present() is False
+    (tmp_path / "system_bus_socket").touch()
+    assert firewalld.system_bus_present() is True
+    (tmp_path / "system_bus_socket").unlink()
+    monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/elsewhere")
+    assert firewalld.system_bus_present() is True
 
 
 @pytest.mark.parametrize("backend, tool", [("nftables", "nft"), ("firewalld", "firewall-cmd"), ("ufw", "ufw"), ("iptables", "iptables-restore")])
