@@ -354,7 +354,7 @@ class Agent(object):
         self.stopping = threading.Event()
         self.done = threading.Event()
         self.firewall_opened = False
-        self.renew_backend = config["firewall"]["backend"]
+        self.renew_backend = (config.get("firewall") or {}).get("backend", "auto")  # resolved by _open_firewall
         self.control = None  # type: Optional[socketserver.BaseServer]
 
     # -- events and state
