@@ -35,7 +35,7 @@ import subprocess
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 PRESENT, ABSENT, ERROR = "present", "absent", "error"
-METHODS = ("command", "file", "package", "registry", "dmi", "fwupd")
+METHODS = ("command", "file", "package", "registry", "dmi", "fwupd", "redfish", "component")
 # Keys each method takes (besides ``method`` and the common ``regex`` and ``scheme``).
 METHOD_KEYS = {
     "command": {"required": ("command",), "optional": ("regex", "absent_rc", "scheme", "timeout")},
@@ -44,6 +44,10 @@ METHOD_KEYS = {
     "registry": {"required": (), "optional": ("key", "value", "display_name", "regex", "scheme")},
     "dmi": {"required": (), "optional": ("field", "format", "regex", "scheme")},
     "fwupd": {"required": ("device",), "optional": ("regex", "scheme")},
+    # The BMC's Redfish firmware inventory, matched by the component's target identifiers.
+    "redfish": {"required": ("targets",), "optional": ("name", "regex", "scheme")},
+    # Nothing on the node can tell: the Smart Component decides (its "not needed" return code).
+    "component": {"required": (), "optional": ()},
 }
 PACKAGE_MANAGERS = ("auto", "dpkg", "rpm")
 WINDOWS_ONLY = ("registry",)
