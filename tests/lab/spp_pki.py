@@ -170,8 +170,9 @@ def make_lab_pki(folder: Path) -> LabPki:
     folder.mkdir(parents=True, exist_ok=True)
     folder.chmod(0o700)
     now = dt.datetime.now(dt.timezone.utc)
-    ca = make_ca(folder, "lab-ca")
-    untrusted_ca = make_ca(folder, "untrusted-ca")
+    # The CAs go back far enough for the expired signer's whole validity to lie inside theirs.
+    ca = make_ca(folder, "lab-ca", not_before=now - 1000 * _DAY)
+    untrusted_ca = make_ca(folder, "untrusted-ca", not_before=now - 1000 * _DAY)
     anchors = folder / "anchors"
     anchors.mkdir(exist_ok=True)
     (anchors / "lab-ca.crt").write_bytes(ca.cert.read_bytes())
