@@ -185,6 +185,23 @@ def make_lab_pki(folder: Path) -> LabPki:
     )
 
 
+_SHARED: dict[str, LabPki] = {}
+
+
+def shared_lab_pki() -> LabPki:
+    """One lab PKI per process, made on first use in a private temporary folder removed at exit:
+    what the test helpers sign their repositories with (``shared_lab_pki().anchors`` is the
+    ``trust`` folder every deploy of such a repository passes)."""
+    if "pki" not in _SHARED:
+        import atexit
+        import shutil
+        import tempfile
+        folder = Path(tempfile.mkdtemp(prefix="fleet-lab-pki-"))
+        atexit.register(shutil.rmtree, folder, True)
+        _SHARED["pki"] = make_lab_pki(folder)
+    return _SHARED["pki"]
+
+
 def _openssl(*args: str | os.PathLike, stdin: bytes | None = None) -> bytes:
     result = subprocess.run([OPENSSL, *map(str, args)], input=stdin, capture_output=True, check=False)
     if result.returncode != 0:

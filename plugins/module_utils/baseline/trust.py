@@ -654,11 +654,27 @@ def untrusted(components):
     return lines
 
 
-def load_trusted_components(path, trust=None, policy="required", verify=True):
-    # type: (str, str, str, bool) -> tuple
+def selected(components, only):
+    # type: (list, list) -> list
+    """The components a run may install: those named in ``only`` (all when empty) and everything they
+    require, transitively; never one already marked not deployable (the plan skips those)."""
+    by_name = dict((c.get("name"), c) for c in components)
+    wanted = set(only or by_name)
+    todo = list(wanted)
+    while todo:
+        for required in (by_name.get(todo.pop()) or {}).get("requires") or []:
+            if required not in wanted:
+                wanted.add(required)
+                todo.append(required)
+    return [c for c in components if c.get("name") in wanted and c.get("deployable", True) is not False]
+
+
+def load_trusted_components(path, trust=None, policy="required", verify=True, only=None):
+    # type: (str, str, str, bool, list) -> tuple
     """For the deploy action: (components, warnings). The manifest's validated components, checked
     by ``policy``; raises TrustError naming every component that is not trusted under ``required``
-    (before anything reaches a node), and ManifestError for a manifest that does not validate."""
+    among those the run may install (``only`` and their requirements; see ``selected``), before
+    anything reaches a node, and ManifestError for a manifest that does not validate."""
     check_policy(policy, trust)
     components = manifest_mod.load_components(path, verify=verify)
     manifest_path = os.path.join(path, manifest_mod.MANIFEST_NAME) if os.path.isdir(path) else path
@@ -676,8 +692,56 @@ def load_trusted_components(path, trust=None, policy="required", verify=True):
         if policy == "required":
             raise TrustError(message)
         warnings.append(message)
-    bad = untrusted(checked)
+    # Which components the run may install is decided on the manifest as written (check_repository
+    # has since marked the unverified ones not deployable).
+    may_install = set(c.get("name") for c in selected(components, only))
+    bad = untrusted([c for c in checked if c.get("name") in may_install] if policy == "required" else checked)
     if bad and policy == "required":
         raise TrustError("not deployable (signatures=required, trust=%s): %s" % (trust, "; ".join(bad)))
     warnings.extend("signature not verified, deployed anyway (signatures=%s): %s" % (policy, line) for line in bad)
     return checked, warnings
+
+
+# --------------------------------------------------------------------------------------------
+# The repository module's guard: a signed manifest is never silently re-approved
+# --------------------------------------------------------------------------------------------
+
+
+def changed_files(root, data, reapprove=()):
+    # type: (str, dict, tuple) -> tuple
+    """(problems, reapproved): components whose file's sha256 or size no longer matches the manifest,
+    as error messages naming the component, except those named in ``reapprove``, which are listed
+    in ``reapproved`` (the refresh then takes their new hash)."""
+    problems, reapproved = [], []
+    for component in (data or {}).get("components") or []:
+        if not isinstance(component, dict):
+            continue
+        path = manifest_mod.resolve_file(root, component.get("file"))[0]
+        if path is None or not os.path.isfile(path) or component.get("sha256") is None:
+            continue  # validation names missing files and unhashed stubs
+        digest = manifest_mod.sha256_of(path)
+        if digest == component.get("sha256") and os.path.getsize(path) == component.get("size"):
+            continue
+        name = component.get("name")
+        if name in reapprove:
+            reapproved.append(name)
+            continue
+        problems.append("component %r: %s changed since the manifest was signed (sha256 in the manifest %s, of the file %s); "
+                        "it is not re-approved silently: name it in reapprove to accept the new file"
+                        % (name, component.get("file"), component.get("sha256"), digest))
+    return problems, reapproved
+
+
+def unknown_names(data, names):
+    # type: (dict, list) -> list
+    known = set(c.get("name") for c in (data or {}).get("components") or [] if isinstance(c, dict))
+    return sorted(set(names) - known)
+
+
+def passphrase_file(passphrase, folder=None):
+    # type: (str, str) -> str
+    """A new 0600 file holding ``passphrase`` for openssl's ``-passin file:`` (the caller removes it)."""
+    fd, path = tempfile.mkstemp(prefix=".sign-pass-", dir=folder)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(passphrase + "\n")
+    return path
