@@ -515,6 +515,10 @@ def scan_folder(folder, required):
         except SppError as exc:
             problems.extend(exc.problems)
             continue
+        if re.search(r"[/\\]", facts["filename"]) or facts["filename"] in (".", ".."):
+            # Ref. section 3 and 6 (File names): the deliverable sits beside its cp*.xml.
+            problems.append(Problem(xml_path, "filename", "%r is a path: it must name a file beside the cp*.xml" % facts["filename"]))
+            continue
         relative = "/".join(p for p in (where, facts["filename"]) if p)
         path, why = inside(folder, relative)
         if path is None:
