@@ -107,10 +107,11 @@ demo: collection
 	trap '$(LAB) down >$(DEMO)/lab-down.log 2>&1' EXIT; \
 	$(LAB) up --linux 2 --ipv6-only 1 --windows 1 --inventory $(DEMO)/inventory.yml && \
 	state_dir="$$(sed -n 's/^ *fleet_lab_state_dir: *"\(.*\)"$$/\1/p' $(DEMO)/inventory.yml)" && \
-	$(PY) tests/lab/sample_repo.py $(DEMO)/repository --state-dir "$$state_dir" && \
+	$(PY) tests/lab/sample_repo.py $(DEMO)/repository --state-dir "$$state_dir" --pki $(DEMO)/pki && \
 	if [ -f plugins/callback/report.py ]; then export ANSIBLE_CALLBACKS_ENABLED=fleet.firmware.report FLEET_REPORT_DIR=$(DEMO)/report; fi && \
 	$(BIN)/ansible-playbook -i $(DEMO)/inventory.yml tests/lab/demo.yml \
-		-e fleet_repository=$(DEMO)/repository -e fleet_hosts=linux -e demo_report_dir=$(DEMO)/report || rc=$$?; \
+		-e fleet_repository=$(DEMO)/repository -e fleet_trust=$(DEMO)/pki/anchors -e fleet_hosts=linux \
+		-e demo_report_dir=$(DEMO)/report || rc=$$?; \
 	if [ -f $(DEMO)/report/report.html ]; then echo "report: $(DEMO)/report/report.html"; \
 	else echo "report: none written (plugins/callback/report.py missing or failed)"; fi; \
 	$(LAB) down || rc=1; trap - EXIT; \

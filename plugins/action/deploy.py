@@ -28,6 +28,7 @@ from ansible_collections.fleet.firmware.plugins.action.agent import (
 )
 from ansible_collections.fleet.firmware.plugins.module_utils import manifest as manifest_mod
 from ansible_collections.fleet.firmware.plugins.module_utils.agent import AgentError, validate_tag
+from ansible_collections.fleet.firmware.plugins.module_utils.baseline import trust as trust_mod
 from ansible_collections.fleet.firmware.plugins.plugin_utils import agent_client, engine as engine_mod, ledger as ledger_mod, tls
 from ansible_collections.fleet.firmware.plugins.plugin_utils._twin_action import prefer_native_twin
 
@@ -62,6 +63,9 @@ ARGUMENT_SPEC = dict(
     resume=dict(type="bool", default=False),
     timeout=dict(type="int", default=3600),
     progress_interval=dict(type="int", default=5),
+    # Signatures (trust): every component is verified on the controller before anything reaches a node.
+    trust=dict(type="path"),
+    signatures=dict(type="str", choices=list(trust_mod.POLICIES), default="required"),
 )
 # What the node needs of a manifest entry (not the controller path).
 NODE_KEYS = ("name", "version", "file", "sha256", "size", "kind", "os", "applies_to", "detect", "install", "args",
@@ -180,8 +184,9 @@ class ActionModule(ActionBase):
         try:
             tag = validate_tag(args["tag"] or task_vars.get("fleet_run_tag") or default_tag())
             components = self._components(args)
-        except (AgentError, manifest_mod.ManifestError, DeployError) as exc:
+        except (AgentError, manifest_mod.ManifestError, DeployError, trust_mod.TrustError) as exc:
             return dict(result, failed=True, msg=str(exc))
+        self._warn_signatures(result)
         run_dir = args["run_dir"] or default_run_dir(tag)
         node = node_id_of(to_text(task_vars.get("inventory_hostname", "node")))
         if self._task.check_mode:
@@ -245,11 +250,19 @@ class ActionModule(ActionBase):
     def _components(self, args: dict) -> list[dict]:
         if args["delivery"] == "url" and not args["repository_url"]:
             raise DeployError("delivery=url needs repository_url")
-        components = manifest_mod.load_components(args["repository"])
+        components, self._signature_warnings = trust_mod.load_trusted_components(
+            args["repository"], trust=args["trust"], policy=args["signatures"], only=args["components"])
         unknown = sorted(set(args["components"]) - {c["name"] for c in components})
         if unknown:
             raise DeployError(f"components {', '.join(unknown)} are not in the manifest of {args['repository']}")
         return components
+
+    def _warn_signatures(self, result: dict) -> None:
+        """signatures=warn/off: a warning in every run (Ansible shows it; the report lists it)."""
+        warnings = getattr(self, "_signature_warnings", [])
+        if warnings:
+            result.setdefault("warnings", []).extend(warnings)
+            result["signature_warnings"] = list(warnings)
 
     @staticmethod
     def _policy(args: dict) -> dict:

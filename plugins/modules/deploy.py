@@ -152,6 +152,23 @@ options:
     description: At most one progress line per node every this many seconds (0 = none).
     type: int
     default: 5
+  trust:
+    description:
+      - Controller folder of trust anchors (certificates for C(.compsig), C(manifest.yml.sig) and Authenticode;
+        GPG keys for RPM header signatures), as for O(fleet.firmware.repository#module:trust).
+      - Every component is verified on the controller before anything reaches a node (in check mode too).
+    type: path
+  signatures:
+    description:
+      - V(required) refuses the run, naming each component and the reason (V(not signed), V(signature invalid),
+        V(signature file missing), V(signer not trusted), V(signer expired), V(signature format not recognised)),
+        when a component the run may install (all, or O(components) and what they require) has no valid
+        signature of its own and is not covered by a valid signed manifest. Nothing is staged, opened or sent.
+      - V(warn) deploys anyway and V(off) does not check; both print a warning in every run (and in the report).
+      - V(required) without O(trust) is an error naming O(trust).
+    type: str
+    choices: [required, warn, "off"]
+    default: required
 attributes:
   check_mode:
     support: full
@@ -178,9 +195,10 @@ author:
 """
 
 EXAMPLES = r"""
-- name: Update every node from the repository (pull, falling back to push)
+- name: Update every node from the repository (pull, falling back to push); signatures checked against the anchors
   fleet.firmware.deploy:
     repository: /srv/firmware/2026.11
+    trust: /etc/fleet/trust
   become: true
 
 - name: Firmware only, downgrades allowed, reboot when needed

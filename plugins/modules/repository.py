@@ -115,6 +115,50 @@ options:
       - Fail when validation finds problems. With V(false) the problems are only returned in RV(problems).
     type: bool
     default: true
+  trust:
+    description:
+      - The folder of trust anchors on the controller that component and manifest signatures must chain to.
+      - Certificates (C(*.pem), C(*.crt), C(*.cer), C(*.der), PEM or DER) for C(.compsig) files, C(manifest.yml.sig)
+        and Authenticode; ASCII-armoured or binary GPG public keys (C(*.asc), C(*.gpg)) for RPM header signatures.
+        Only these anchors are trusted, never the system's certificate store or rpm keyring.
+      - A file in the folder that cannot be read is an error naming it.
+    type: path
+  signatures:
+    description:
+      - V(required) (the default) marks every component without a valid signature not deployable
+        (RV(components[].deployable) false, with the reason in RV(components[].not_deployable)).
+        A component is trusted by its own signature (its C(signature) C(.compsig) or C(_partN.compsig) set,
+        an RPM's header signature, Authenticode of a C(.exe)), or through a valid signed manifest (C(manifest.yml.sig)).
+        A signature that is there but fails always makes the component not deployable.
+      - V(warn) checks and reports, but leaves every component deployable; V(off) checks nothing.
+        Both print a warning in every run.
+      - V(required) without O(trust) is an error.
+    type: str
+    choices: [required, warn, "off"]
+    default: required
+  reapprove:
+    description:
+      - Names of components whose changed file is accepted (its new hash recorded) although the manifest is signed.
+      - Under a signed manifest a file whose hash no longer matches is an error naming the component, and
+        nothing is written, unless the component is named here. Re-approving changes the manifest, so it
+        needs O(sign_cert) and O(sign_key) to sign it again.
+    type: list
+    elements: str
+    default: []
+  sign_cert:
+    description:
+      - Certificate (PEM) to sign the manifest with; the module writes C(manifest.yml.sig) (detached CMS, DER)
+        beside the manifest whenever the manifest is written or its signature is missing or does not match.
+      - Needs O(sign_key).
+    type: path
+  sign_key:
+    description:
+      - Private key (PEM) of O(sign_cert). Read by openssl from the file; keep it 0600.
+    type: path
+  sign_key_passphrase:
+    description:
+      - Passphrase of an encrypted O(sign_key). Handed to openssl in a 0600 temporary file, never on a command line.
+    type: str
 attributes:
   check_mode:
     support: full
@@ -140,6 +184,7 @@ EXAMPLES = r"""
 - name: Refresh the manifest of the repository and validate it (on the controller)
   fleet.firmware.repository:
     path: /srv/firmware/2024.04
+    trust: /etc/fleet/trust
   delegate_to: localhost
   run_once: true
   register: repo
@@ -170,6 +215,17 @@ EXAMPLES = r"""
 - name: Say what will never be deployed, and why
   ansible.builtin.debug:
     msg: "{{ baseline.components | rejectattr('deployable') | map(attribute='not_deployable') | list + baseline.not_imported | map(attribute='reason') | list }}"
+
+- name: Re-approve a replaced file under a signed manifest, and sign the manifest again
+  fleet.firmware.repository:
+    path: /srv/firmware/2024.04
+    trust: /etc/fleet/trust
+    reapprove: [nic-firmware]
+    sign_cert: /etc/fleet/signing/repo-signer.crt
+    sign_key: /etc/fleet/signing/repo-signer.key
+    sign_key_passphrase: "{{ vault_repo_signing_passphrase }}"
+  delegate_to: localhost
+  run_once: true
 
 - name: Inventory and plan on every node against the validated components
   fleet.firmware.inventory:
@@ -205,6 +261,26 @@ components:
       reboot: if_rc
       requires: []
       path: /srv/firmware/2024.04/bios/U30_2.92.scexe
+signatures:
+  description:
+    - The signature verdict of every component (empty with O(signatures=off) or when validation found problems).
+    - C(reason) is one of V(not signed), V(signature invalid), V(signature file missing), V(signer not trusted),
+      V(signer expired), V(signature format not recognised); C(method) is V(cms), V(rpm), V(authenticode) or
+      V(manifest) (trusted through the signed manifest); C(time_basis) is V(timestamp) when the signer's validity
+      was judged at a trusted RFC 3161 timestamp, else V(verification).
+    - Each component in RV(components) carries the same verdict as C(signature_verdict), and with
+      O(signatures=required) a component without a valid one has C(deployable=false) and C(not_deployable), the reason.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - {name: nic-firmware, ok: false, reason: signer not trusted, signer: "", method: cms, time_basis: verification,
+       detail: "cp045678.compsig: Verify error: unable to get local issuer certificate"}
+manifest_signature:
+  description: The verdict on C(manifest.yml.sig) (V(not signed) when there is none); null with O(signatures=off).
+  returned: always
+  type: dict
+  sample: {ok: true, reason: "", signer: "CN=repo-signer,O=Example", method: cms, time_basis: verification, detail: ""}
 problems:
   description: Every validation problem, each with C(component) (empty for the manifest itself), C(field) and C(message).
   returned: always
@@ -243,6 +319,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.fleet.firmware.plugins.module_utils import manifest as manifest_mod
 from ansible_collections.fleet.firmware.plugins.module_utils.baseline import spp as spp_mod
+from ansible_collections.fleet.firmware.plugins.module_utils.baseline import trust as trust_mod
 
 MASK = "********"
 # Fields an override may not change: the name is the override's own key.
@@ -373,6 +450,88 @@ def build(module, root, data, manifest_name):
     return merged, changes, None
 
 
+# -- signatures (trust): policy, the signed-manifest guard, manifest signing, verdicts
+
+
+def open_trust(module, params):
+    # type: (AnsibleModule, dict) -> object
+    """The anchors (None with signatures=off and no trust); fails naming trust or the bad file."""
+    for warning in filter(None, [trust_mod.policy_warning(params["signatures"])]):
+        module.warn(warning)
+    if bool(params["sign_cert"]) != bool(params["sign_key"]):
+        module.fail_json(msg="sign_cert and sign_key go together (one of them is missing)")
+    try:
+        trust_mod.check_policy(params["signatures"], params["trust"])
+        return trust_mod.load_anchors(params["trust"]) if params["trust"] else None
+    except trust_mod.TrustError as exc:
+        module.fail_json(msg=str(exc))
+
+
+def guard_signed_manifest(module, params, root, manifest_name, data, anchors):
+    # type: (AnsibleModule, dict, str, str, dict, object) -> bool
+    """Before a refresh: True when the manifest is signed. A changed file under a signed manifest fails
+    (naming the component) unless re-approved; a signature that no longer matches fails unless the
+    module is given the key to sign again. Nothing has been written yet when it fails."""
+    unknown = trust_mod.unknown_names(data, params["reapprove"])
+    if unknown:
+        module.fail_json(msg="reapprove: %s not in the manifest" % ", ".join(unknown))
+    if not os.path.exists(trust_mod.manifest_signature_path(root, manifest_name)):
+        return False
+    if anchors is not None:
+        verdict = trust_mod.verify_manifest(root, anchors, manifest_name)
+        if not verdict.ok and not params["sign_cert"] and params["signatures"] == "required":
+            module.fail_json(msg="the manifest signature fails: %s (%s); give sign_cert and sign_key to sign the manifest as it is now, "
+                             "or remove %s.sig" % (verdict.reason, verdict.detail, manifest_name), manifest_signature=verdict.as_dict())
+    if params["state"] == "present":
+        problems, _reapproved = trust_mod.changed_files(root, data, params["reapprove"])
+        if problems:
+            module.fail_json(msg="; ".join(problems), problems=[dict(component="", field="sha256", message=m) for m in problems])
+    return True
+
+
+def refuse_stale_signature(module, params, manifest_name, was_signed, changed):
+    # type: (AnsibleModule, dict, str, bool, bool) -> None
+    """Before writing: a signed manifest that this run changes needs the key to sign it again."""
+    if was_signed and changed and not params["sign_cert"]:
+        module.fail_json(msg="%s is signed and this run changes it: give sign_cert and sign_key to sign it again" % manifest_name)
+
+
+def sign_if_asked(module, params, root, manifest_name, anchors, changed):
+    # type: (AnsibleModule, dict, str, str, object, bool) -> list
+    """Sign the manifest when asked and needed (written this run, signature missing or not matching)."""
+    if not params["sign_cert"]:
+        return []
+    if not changed:
+        if anchors is not None and trust_mod.verify_manifest(root, anchors, manifest_name).ok:
+            return []
+        if anchors is None and os.path.exists(trust_mod.manifest_signature_path(root, manifest_name)):
+            return []  # nothing to check it against: re-signed only when the manifest is written
+    if module.check_mode:
+        return ["would sign %s" % manifest_name]
+    secret = trust_mod.passphrase_file(params["sign_key_passphrase"], root) if params["sign_key_passphrase"] else None
+    try:
+        trust_mod.sign_manifest(root, params["sign_cert"], params["sign_key"], passphrase_file=secret, manifest_name=manifest_name)
+    except trust_mod.TrustError as exc:
+        module.fail_json(msg=str(exc))
+    finally:
+        if secret:
+            os.unlink(secret)
+    return ["signed %s" % manifest_name]
+
+
+def signature_verdicts(module, params, root, manifest_name, components, anchors):
+    # type: (AnsibleModule, dict, str, str, list, object) -> tuple
+    """(components with verdicts and deployable, per-component verdicts, manifest verdict)."""
+    if anchors is None or params["signatures"] == "off":
+        return components, [], None
+    checked, manifest_verdict = trust_mod.check_repository(root, components, anchors, params["signatures"], manifest_name)
+    if params["signatures"] == "warn":
+        for line in trust_mod.untrusted(checked):
+            module.warn("signatures=warn: %s (deployable anyway)" % line)
+    verdicts = [dict(name=c["name"], **c["signature_verdict"]) for c in checked]
+    return checked, verdicts, manifest_verdict.as_dict()
+
+
 def run_module(module):
     # type: (AnsibleModule) -> None
     params = module.params
@@ -391,22 +550,31 @@ def run_module(module):
         before_text, data = read_existing(path)
     except manifest_mod.ManifestError as exc:
         module.fail_json(msg=str(exc), problems=[p._asdict() for p in exc.problems])
+    manifest_name = params["manifest"].replace(os.sep, "/")
+    anchors = open_trust(module, params)
+    was_signed = guard_signed_manifest(module, params, root, manifest_name, data, anchors)
     changes, imported = [], None
     after_text = before_text
     if params["state"] == "present":
-        data, changes, imported = build(module, root, data, params["manifest"].replace(os.sep, "/"))
+        data, changes, imported = build(module, root, data, manifest_name)
         after_text = manifest_mod.dump(data)
         if not before_text:
             changes.insert(0, "created %s" % path)
     # The files were hashed moments ago by the import: validation does not read them again.
     problems = manifest_mod.validate(data, root, verify=params["verify"], known_hashes=imported.hashes if imported else None)
     changed = after_text != before_text and not problems
+    refuse_stale_signature(module, params, manifest_name, was_signed, changed)
     # A manifest that fails validation is never written: the previous one stays byte for byte.
     if changed and not module.check_mode:
         write_atomically(module, path, after_text)
+    signed = sign_if_asked(module, params, root, manifest_name, anchors, changed) if not problems else []
+    changes.extend(signed)
+    changed = changed or bool(signed)
     components = manifest_mod.ordered_components(root, data) if not problems else []
+    components, verdicts, manifest_verdict = signature_verdicts(module, params, root, manifest_name, components, anchors)
     result = dict(changed=changed, manifest=path, changes=changes, problems=[p._asdict() for p in problems],
-                  components=public_components(components), not_imported=imported.skipped if imported else [])
+                  components=public_components(components), not_imported=imported.skipped if imported else [],
+                  signatures=verdicts, manifest_signature=manifest_verdict)
     if problems and after_text != before_text:
         result["proposed"] = after_text
     if module._diff:
@@ -431,6 +599,12 @@ def main():
             missing_files=dict(type="str", choices=["keep", "remove"], default="keep"),
             verify=dict(type="bool", default=True),
             fail_on_problems=dict(type="bool", default=True),
+            trust=dict(type="path"),
+            signatures=dict(type="str", choices=list(trust_mod.POLICIES), default="required"),
+            reapprove=dict(type="list", elements="str", default=[]),
+            sign_cert=dict(type="path"),
+            sign_key=dict(type="path", no_log=False),
+            sign_key_passphrase=dict(type="str", no_log=True),
         ),
         supports_check_mode=True,
     )

@@ -22,6 +22,7 @@ from pathlib import Path
 import yaml
 
 import conftest
+import spp_pki
 from deploy_helpers import agent_processes
 from firewall_helpers import load_nft, ours, reset_firewall, snapshot, wait_until
 
@@ -79,6 +80,15 @@ def make_fault_repo(folder: Path, state: str, specs: list[dict]) -> Path:
     return folder
 
 
+def sign_for_run(repo: Path) -> str:
+    """Sign the repository's manifest as it is now (the scenarios edit it until they start a run)
+    with the lab signer; return the trust anchors folder the deploy passes as ``trust``."""
+    pki = spp_pki.shared_lab_pki()
+    if (repo / "manifest.yml").is_file():
+        spp_pki.sign_manifest(repo, pki.signer)
+    return str(pki.anchors)
+
+
 def component_sha(repo: Path, name: str) -> str:
     return hashlib.sha256(next(repo.glob(f"{name}-*.sh")).read_bytes()).hexdigest()
 
@@ -100,7 +110,8 @@ def prepare_nodes(lab, nodes=LINUX_NODES) -> dict[str, dict[str, str]]:
 def deploy_playbook(lab, folder: Path, repo: Path, tag: str, hosts: str, lease: int = 30, **options) -> subprocess.Popen:
     """Start ``fleet.firmware.deploy`` on ``hosts`` in the background, in a process group of its
     own (so that a signal reaches ansible-playbook as a Ctrl-C from a terminal would)."""
-    task = {"repository": str(repo), "tag": tag, "run_dir": run_dir(lab, tag), "lease": lease, "progress_interval": 1}
+    task = {"repository": str(repo), "tag": tag, "run_dir": run_dir(lab, tag), "lease": lease, "progress_interval": 1,
+            "trust": sign_for_run(repo)}
     task.update(options)
     book = folder / f"deploy-{tag}.yml"
     book.write_text(yaml.safe_dump([{"hosts": hosts, "gather_facts": False, "tasks": [{"fleet.firmware.deploy": task}]}]))

@@ -29,14 +29,15 @@ import yaml
 
 import conftest
 import fleetlab
-from fault_helpers import ledger_events, run_dir
+from fault_helpers import ledger_events, run_dir, sign_for_run
 
 RESULT_LINE = re.compile(r"^(?P<status>ok|changed|fatal|failed): \[(?P<host>[^\]]+)\](?:: [A-Z]+!)? => (?P<json>\{.*\})\s*$")
 
 
 def deploy_book(lab, folder: Path, repo: Path, tag: str, hosts: str, lease: int = 30, **options) -> Path:
     """The one-task playbook of a ``fleet.firmware.deploy`` run on ``hosts``."""
-    task = {"repository": str(repo), "tag": tag, "run_dir": run_dir(lab, tag), "lease": lease, "progress_interval": 1}
+    task = {"repository": str(repo), "tag": tag, "run_dir": run_dir(lab, tag), "lease": lease, "progress_interval": 1,
+            "trust": sign_for_run(repo)}
     task.update(options)
     book = folder / f"deploy-{tag}.yml"
     book.write_text(yaml.safe_dump([{"hosts": hosts, "gather_facts": False, "tasks": [{"fleet.firmware.deploy": task}]}]))

@@ -13,7 +13,13 @@ from pathlib import Path
 import yaml
 
 import fleetlab
+import spp_pki
 from firewall_helpers import ours, snapshot
+
+
+def lab_trust() -> str:
+    """The trust anchors folder that verifies every repository make_repo signs (pass it as ``trust``)."""
+    return str(spp_pki.shared_lab_pki().anchors)
 
 
 def component(name: str, version: str, rc: int = 0, requires: tuple = (), sleep: float = 0, kind: str = "firmware",
@@ -22,8 +28,9 @@ def component(name: str, version: str, rc: int = 0, requires: tuple = (), sleep:
             "install": install, "reboot": reboot}
 
 
-def make_repo(folder: Path, state_dir: str, specs: list[dict]) -> Path:
-    """Write the scripts and manifest.yml; return the folder."""
+def make_repo(folder: Path, state_dir: str, specs: list[dict], sign: bool = True) -> Path:
+    """Write the scripts and manifest.yml; return the folder. Each script gets a detached CMS
+    signature (``<script>.compsig``, the ``signature`` field) by the lab signer (``lab_trust()``)."""
     folder.mkdir(parents=True, exist_ok=True)
     entries = []
     for spec in specs:
@@ -44,6 +51,8 @@ def make_repo(folder: Path, state_dir: str, specs: list[dict]) -> Path:
             "detect": {"method": "file", "path": f"{state_dir}/{spec['name']}.version"},
             "install": spec["install"], "reboot": spec["reboot"], "requires": spec["requires"],
         })
+        if sign:
+            entries[-1]["signature"] = spp_pki.sign_file(script, spp_pki.shared_lab_pki().signer).name
     (folder / "manifest.yml").write_text(yaml.safe_dump({"format": 1, "components": entries}, sort_keys=False))
     return folder
 

@@ -29,7 +29,7 @@ import pytest
 import yaml
 
 import conftest
-from deploy_helpers import component, make_repo
+from deploy_helpers import component, lab_trust, make_repo
 from firewall_helpers import wait_until
 
 from ansible_collections.fleet.firmware.plugins.plugin_utils import engine as engine_mod
@@ -56,7 +56,7 @@ def write_private_data_dir(root: Path, lab, repo: Path, tag: str) -> Path:
     (root / "env").mkdir()
     # The survey: repository, waves, reboot policy; and the run tag, so that no two jobs share a run.
     (root / "env" / "extravars").write_text(yaml.safe_dump({
-        "fleet_repository": str(repo), "fleet_hosts": "linux", "fleet_waves": [1, 2], "fleet_reboot": "never",
+        "fleet_repository": str(repo), "fleet_trust": lab_trust(), "fleet_hosts": "linux", "fleet_waves": [1, 2], "fleet_reboot": "never",
         "fleet_run_tag": tag, "fleet_run_dir": str(lab.lab.home / "runs" / tag), "fleet_lease": 30,
     }))
     env = conftest.ansible_env()

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 import conftest
-from deploy_helpers import component, make_repo
+from deploy_helpers import component, lab_trust, make_repo
 from firewall_helpers import wait_until
 
 from ansible_collections.fleet.firmware.plugins.plugin_utils import engine as engine_mod
@@ -125,7 +125,7 @@ def test_the_installed_deploy_updates_a_node_and_leaves_nothing(lab, installed, 
     playbook.write_text(yaml.safe_dump([{
         "name": "Deploy with the installed collection", "hosts": "lin01", "gather_facts": False,
         "tasks": [{"name": "Deploy", "fleet.firmware.deploy": {
-            "repository": str(repo), "tag": tag, "run_dir": str(lab.lab.home / "runs" / tag), "lease": 30}}],
+            "repository": str(repo), "trust": lab_trust(), "tag": tag, "run_dir": str(lab.lab.home / "runs" / tag), "lease": 30}}],
     }], sort_keys=False))
     proc = run([conftest.ansible_bin("ansible-playbook"), "-i", str(lab.inventory), str(playbook)], installed["env"])
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]

@@ -21,7 +21,7 @@ import pytest
 
 import conftest
 import fleetlab
-from deploy_helpers import RebootWatcher, agent_processes, by_name, component, left_behind, make_repo
+from deploy_helpers import RebootWatcher, agent_processes, by_name, component, lab_trust, left_behind, make_repo
 from firewall_helpers import module_args, reset_firewall, snapshot, wait_until
 
 from ansible_collections.fleet.firmware.plugins.plugin_utils import engine as engine_mod
@@ -42,7 +42,7 @@ def run_dir(lab, tag: str) -> str:
 
 
 def deploy(lab, pattern: str, repo: Path, tag: str, extra: list[str] | None = None, **kwargs) -> dict[str, conftest.HostResult]:
-    return lab.adhoc(pattern, MODULE, module_args(repository=str(repo), tag=tag, run_dir=run_dir(lab, tag), lease=30, **kwargs),
+    return lab.adhoc(pattern, MODULE, module_args(**dict(dict(repository=str(repo), tag=tag, run_dir=run_dir(lab, tag), lease=30, trust=lab_trust()), **kwargs)),
                      extra=extra, timeout=300)
 
 
@@ -247,7 +247,7 @@ def playbook(lab, tmp_path: Path, repo: Path, tag: str, host: str, lease: int = 
     book = tmp_path / "deploy.yml"
     book.write_text(
         f"- hosts: {host}\n  gather_facts: false\n  tasks:\n"
-        f"    - fleet.firmware.deploy:\n        repository: {repo}\n        tag: {tag}\n"
+        f"    - fleet.firmware.deploy:\n        repository: {repo}\n        tag: {tag}\n        trust: {lab_trust()}\n"
         f"        run_dir: {run_dir(lab, tag)}\n        lease: {lease}\n        progress_interval: 1\n"
     )
     argv = [conftest.ansible_bin("ansible-playbook"), "-i", str(lab.inventory), str(book)]

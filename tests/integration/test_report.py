@@ -19,7 +19,7 @@ import jsonschema
 import pytest
 
 import conftest
-from deploy_helpers import component, make_repo
+from deploy_helpers import component, lab_trust, make_repo
 
 from ansible_collections.fleet.firmware.plugins.plugin_utils import report
 
@@ -47,7 +47,7 @@ def write_playbook(tmp_path: Path, repo: Path, run_dir: Path) -> Path:
         f"- hosts: {':'.join(HOSTS)}\n  gather_facts: false\n  vars:\n"
         f"    wanted: {json.dumps(CHOSEN)}\n"
         "  tasks:\n    - name: Deploy\n      fleet.firmware.deploy:\n"
-        f"        repository: {repo}\n        tag: {TAG}\n        run_dir: {run_dir}\n        lease: 30\n"
+        f"        repository: {repo}\n        trust: {lab_trust()}\n        tag: {TAG}\n        run_dir: {run_dir}\n        lease: 30\n"
         "        components: \"{{ wanted[inventory_hostname] }}\"\n      register: deployed\n"
         "    - name: Keep the result for the test\n      ansible.builtin.copy:\n"
         "        content: \"{{ deployed | to_json }}\"\n"

@@ -15,12 +15,14 @@ from pathlib import Path
 import yaml
 
 from conftest import ansible_bin, ansible_env
+from deploy_helpers import lab_trust
 
 MODULE = "fleet.firmware.repository"
 
 
 def repository(args: dict, *extra: str) -> tuple[str, dict]:
-    """(status, result) of the module on localhost."""
+    """(status, result) of the module on localhost; ``trust`` is the lab's anchors unless ``args`` says."""
+    args = {"trust": lab_trust(), **args}
     argv = [ansible_bin("ansible"), "localhost", "-m", MODULE, "-a", json.dumps(args), *extra]
     proc = subprocess.run(argv, capture_output=True, text=True, env=ansible_env(), timeout=120, check=False)
     marker = proc.stdout.find("localhost | ")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import conftest
-from deploy_helpers import component, left_behind, make_repo
+from deploy_helpers import component, lab_trust, left_behind, make_repo
 from firewall_helpers import reset_firewall, snapshot, wait_until
 
 from ansible_collections.fleet.firmware.plugins.plugin_utils import engine as engine_mod
@@ -71,7 +71,7 @@ def start_deploy(lab, tmp_path: Path, repo: Path, tag: str, run_dir: Path) -> su
     # A lease far longer than the test: a clean node proves the sweep cleaned it, not the lease.
     book.write_text(
         f"- hosts: {NODE}\n  gather_facts: false\n  tasks:\n"
-        f"    - fleet.firmware.deploy:\n        repository: {repo}\n        tag: {tag}\n"
+        f"    - fleet.firmware.deploy:\n        repository: {repo}\n        tag: {tag}\n        trust: {lab_trust()}\n"
         f"        run_dir: {run_dir}\n        lease: 600\n        progress_interval: 1\n")
     argv = [conftest.ansible_bin("ansible-playbook"), "-i", str(lab.inventory), str(book)]
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=conftest.ansible_env(), start_new_session=True)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from deploy_helpers import lab_trust
 from firewall_helpers import reset_firewall
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lab"))
@@ -40,7 +41,7 @@ def fresh(lab):
 
 
 def update(lab, repo: Path, tag: str, waves: list) -> str:
-    variables = {"fleet_repository": str(repo), "fleet_hosts": "linux", "fleet_waves": waves, "fleet_max_fail_percentage": 100,
+    variables = {"fleet_repository": str(repo), "fleet_trust": lab_trust(), "fleet_hosts": "linux", "fleet_waves": waves, "fleet_max_fail_percentage": 100,
                  "fleet_run_tag": tag, "fleet_run_dir": str(lab.lab.home / "runs" / tag), "fleet_lease": 30}
     proc = lab.playbook(PLAYBOOK, "-e", json.dumps(variables), timeout=600)
     return proc.stdout + proc.stderr + f"\nrc={proc.returncode}"

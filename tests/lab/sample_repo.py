@@ -8,7 +8,13 @@ the node (what a real installer changes, detected by the manifest's `file` metho
 a chosen code. A component can fail on chosen nodes only (by their hostname), which is how the
 tests make a canary fail.
 
-    python3 tests/lab/sample_repo.py OUT_DIR --state-dir /var/lib/fleet-lab-13/node [--fail-on lin01]
+    python3 tests/lab/sample_repo.py OUT_DIR --state-dir /var/lib/fleet-lab-13/node [--fail-on lin01] [--pki PKI_DIR]
+
+The repository is signed the way a real one is (docs/repository.md, "Signatures and trust
+anchors"): every component has a detached CMS signature (``<file>.compsig``, its ``signature``
+field) and the manifest has ``manifest.yml.sig``, both by a lab CA's code-signing certificate
+(tests/lab/spp_pki.py). The CLI writes that lab PKI into ``--pki`` (default: ``OUT_DIR/../pki``,
+keys 0600); ``PKI_DIR/anchors`` is the folder to pass as ``trust``.
 """
 from __future__ import annotations
 
@@ -18,6 +24,8 @@ import shlex
 from pathlib import Path
 
 import yaml
+
+import spp_pki
 
 # name, version, kind, requires, seconds the install takes
 SAMPLE = (
@@ -42,8 +50,11 @@ def script(name: str, version: str, state_dir: str, sleep: float, fail_on: list[
 
 
 def make_sample_repo(folder: Path, state_dir: str, fail_on: list[str] | None = None, fail_component: str = "nic-firmware",
-                     components: tuple = SAMPLE) -> Path:
-    """Write the scripts and manifest.yml into ``folder``; ``fail_component`` fails on ``fail_on``."""
+                     components: tuple = SAMPLE, pki: spp_pki.LabPki | None = None) -> Path:
+    """Write the scripts and manifest.yml into ``folder``; ``fail_component`` fails on ``fail_on``.
+    Everything is signed by ``pki``'s signer (default: the process's shared lab PKI, whose
+    ``anchors`` folder is then the ``trust`` to pass)."""
+    pki = pki or spp_pki.shared_lab_pki()
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     entries = []
@@ -56,8 +67,10 @@ def make_sample_repo(folder: Path, state_dir: str, fail_on: list[str] | None = N
             "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "size": path.stat().st_size,
             "detect": {"method": "file", "path": f"{state_dir}/{name}.version"},
             "install": "script", "reboot": "none", "requires": list(requires),
+            "signature": spp_pki.sign_file(path, pki.signer).name,
         })
     (folder / "manifest.yml").write_text(yaml.safe_dump({"format": 1, "components": entries}, sort_keys=False))
+    spp_pki.sign_manifest(folder, pki.signer)
     return folder
 
 
@@ -66,9 +79,11 @@ def main() -> int:
     parser.add_argument("folder", type=Path)
     parser.add_argument("--state-dir", required=True, help="folder on the nodes where the fake installers write their versions")
     parser.add_argument("--fail-on", action="append", default=[], help="hostname whose nic-firmware install fails (repeatable)")
+    parser.add_argument("--pki", type=Path, help="folder for the lab PKI that signs the repository (default: OUT_DIR/../pki)")
     args = parser.parse_args()
-    folder = make_sample_repo(args.folder, args.state_dir, args.fail_on)
-    print(f"sample repository: {folder} ({len(SAMPLE)} components)")
+    pki = spp_pki.make_lab_pki(args.pki or args.folder.resolve().parent / "pki")
+    folder = make_sample_repo(args.folder, args.state_dir, args.fail_on, pki=pki)
+    print(f"sample repository: {folder} ({len(SAMPLE)} components, signed; trust anchors: {pki.anchors})")
     return 0
 
 

@@ -18,7 +18,9 @@ as the strings True/False; ``Target``; ``Version``).
     old = spp_gen.write_spp(tmp / "old", layout="hp")      # hp/swpackages + hp_manifest
 
 Component files are random bytes (``sizes``: a function index -> bytes). ``sign``: a function
-(path of the component file) -> list of (signature file name, bytes), e.g. trust's PKI helper.
+that signs one component file beside it, e.g. ``signer(spp_pki.shared_lab_pki().signer)``: real
+detached CMS ``.compsig`` files by openssl (``_partN.compsig`` above 32 MiB); ``.fwpkg`` files
+carry their signature inside (spp-format.md section 8) and get none.
 
 Command line (the benchmark uses it too):
     python tests/lab/spp_gen.py OUT --count 800 --min-size 1MiB --max-size 64MiB
@@ -298,15 +300,15 @@ def write_file(path: Path, size: int, rng: Optional[random.Random]) -> None:
 
 
 def write_folder(root: Path, specs: list[Spec], package_dir: str, sizes: Callable[[int], int] = small_sizes, seed: int = 0,
-                 sign: Optional[Callable[[Path], list]] = None, extras: bool = True) -> Folder:
+                 sign: Optional[Callable[[Path], object]] = None, extras: bool = True) -> Folder:
     target = root / package_dir if package_dir else root
     target.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
     for index, spec in enumerate(specs):
         (target / ("%s.xml" % spec.identity)).write_text(cp_xml(spec), encoding="utf-8")
         write_file(target / spec.filename, sizes(index), rng)
-        for name, body in (sign(target / spec.filename) if sign else []):
-            (target / name).write_bytes(body)
+        if sign and not spec.filename.lower().endswith(".fwpkg"):
+            sign(target / spec.filename)
     if extras:
         help_dir = target / "assets/doc/help/en"
         help_dir.mkdir(parents=True, exist_ok=True)
@@ -316,7 +318,7 @@ def write_folder(root: Path, specs: list[Spec], package_dir: str, sizes: Callabl
 
 
 def write_spp(root: Path, layout: str = "current", specs: Optional[list[Spec]] = None, sizes: Callable[[int], int] = small_sizes,
-              seed: int = 0, sign: Optional[Callable[[Path], list]] = None, version: str = "2023.10.00.00") -> Folder:
+              seed: int = 0, sign: Optional[Callable[[Path], object]] = None, version: str = "2023.10.00.00") -> Folder:
     """An SPP: ``current`` = packages/ + manifest/ (SPP 2017.07.0 and later), ``hp`` = hp/swpackages
     + hp_manifest/ (before), spp-format.md section 1."""
     specs = catalogue() if specs is None else specs
@@ -328,6 +330,17 @@ def write_spp(root: Path, layout: str = "current", specs: Optional[list[Spec]] =
     (folder.package_dir / "bp008651.xml").write_text(bundle_xml(specs, version), encoding="utf-8")
     (Path(root) / "launch_sum.sh").write_text("#!/bin/sh\nexec packages/smartupdate \"$@\"\n")
     return folder
+
+
+def signer(identity) -> Callable[[Path], object]:
+    """A ``sign`` function for write_spp/write_hotfix: trust's PKI helper (tests/lab/spp_pki.py)."""
+    import spp_pki
+
+    def sign(path: Path) -> object:
+        if path.stat().st_size > spp_pki.PART_SIZE:
+            return spp_pki.sign_parts(path, identity)
+        return spp_pki.sign_file(path, identity)
+    return sign
 
 
 def hotfix_specs(base: Folder) -> list[Spec]:
@@ -345,7 +358,7 @@ def hotfix_specs(base: Folder) -> list[Spec]:
 
 
 def write_hotfix(root: Path, base: Folder, sizes: Callable[[int], int] = small_sizes, seed: int = 1,
-                 sign: Optional[Callable[[Path], list]] = None, package_dir: str = "") -> Folder:
+                 sign: Optional[Callable[[Path], object]] = None, package_dir: str = "") -> Folder:
     """An additional-package folder (flat, as hotfix downloads are, unless ``package_dir``)."""
     return write_folder(Path(root), hotfix_specs(base), package_dir, sizes, seed, sign, extras=False)
 
