@@ -12,8 +12,16 @@ controller (nodes never parse the manifest: they receive the components as JSON)
 * ``refresh(root, data)`` -> the manifest with hashes and sizes brought up to date, hand-written
   fields kept, stubs for files no component names yet, and the list of what changed.
 
-The format is documented in docs/repository.md.
+The format is documented in docs/repository.md. Format 2 adds the fields an imported SPP
+component needs (``source``, ``identity``, ``revision``, ``release_date``, ``criticality``,
+``devices``, ``deployable``/``not_deployable``, ``superseded_by``, ``prerequisites``; a list of
+``signature`` parts); format 1 manifests load unchanged but may not use them.
+
+A component with ``source`` has its ``file`` and ``signature`` relative to that folder (absolute,
+or relative to the repository folder), not to the repository folder: an SPP on a read-only ISO
+stays where it is, and the manifest lives elsewhere. The escape checks apply to that root.
 """
+import datetime
 import hashlib
 import os
 import re
@@ -22,14 +30,23 @@ from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tup
 from ansible_collections.fleet.firmware.plugins.module_utils import detect as detect_mod
 from ansible_collections.fleet.firmware.plugins.module_utils import installers, returncodes, versions
 
-FORMAT = 1
+FORMAT = 2
+FORMATS = (1, 2)
 MANIFEST_NAME = "manifest.yml"
 TOP_KEYS = ("format", "description", "components")
 REQUIRED_KEYS = ("name", "version", "file", "sha256", "size", "kind", "os", "detect", "install")
-OPTIONAL_KEYS = ("description", "applies_to", "args", "timeout", "reboot", "requires", "signature", "returncodes", "environment")
+# A component that is not deployable is never planned for install: it needs no installer or detection.
+NOT_REQUIRED_WHEN_NOT_DEPLOYABLE = ("detect", "install")
+OPTIONAL_KEYS_1 = ("description", "applies_to", "args", "timeout", "reboot", "requires", "signature", "returncodes", "environment")
+OPTIONAL_KEYS_2 = ("source", "identity", "revision", "release_date", "criticality", "devices", "deployable", "not_deployable",
+                   "superseded_by", "prerequisites")
+OPTIONAL_KEYS = OPTIONAL_KEYS_1 + OPTIONAL_KEYS_2
 # The order keys are written in (hand-written keys this list does not know are refused anyway).
-KEY_ORDER = ("name", "description", "version", "kind", "os", "file", "sha256", "size", "signature", "applies_to", "detect",
-             "install", "args", "environment", "returncodes", "timeout", "reboot", "requires")
+KEY_ORDER = ("name", "identity", "description", "version", "revision", "release_date", "criticality", "kind", "os",
+             "source", "file", "sha256", "size", "signature", "deployable", "not_deployable", "superseded_by", "applies_to",
+             "devices", "detect", "install", "args", "environment", "returncodes", "timeout", "reboot", "requires",
+             "prerequisites")
+DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 KINDS = ("firmware", "driver", "software")
 OSES = ("linux", "windows")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
@@ -103,6 +120,25 @@ def resolve_file(root, relative):
     return path, ""
 
 
+def component_root(root, component):
+    # type: (str, Any) -> str
+    """The folder a component's ``file`` and ``signature`` are relative to: its ``source``
+    (absolute, or relative to the repository folder) when it has one, else the repository folder."""
+    source = component.get("source") if isinstance(component, Mapping) else None
+    if isinstance(source, str) and source.strip():
+        return os.path.normpath(os.path.join(root, source))
+    return root
+
+
+def signature_files(component):
+    # type: (Mapping[str, Any]) -> List[Any]
+    """The signature file names of a component: one detached file, or every ``_partN`` part."""
+    signature = component.get("signature")
+    if signature in (None, "", []):
+        return []
+    return list(signature) if isinstance(signature, list) else [signature]
+
+
 # --------------------------------------------------------------------------------------------
 # Validation
 # --------------------------------------------------------------------------------------------
@@ -122,6 +158,11 @@ def _version_scheme(component):
 
 def _check_version(name, component):
     # type: (str, Mapping[str, Any]) -> List[Problem]
+    if component.get("deployable") is False:
+        return []  # never compared: the plan skips it before detection
+    spec = component.get("detect")
+    if isinstance(spec, Mapping) and spec.get("method") == "component":
+        return []  # never compared: the Smart Component decides (its "not needed" return code)
     schemes = [s for s in _version_scheme(component) if s in versions.SCHEMES]
     reasons = [versions.check(component["version"], scheme) for scheme in schemes]
     if schemes and all(reasons):
@@ -129,16 +170,89 @@ def _check_version(name, component):
     return []
 
 
-def _check_keys(name, component):
-    # type: (str, Mapping[str, Any]) -> List[Problem]
+def _check_keys(name, component, fmt=FORMAT):
+    # type: (str, Mapping[str, Any], Any) -> List[Problem]
     problems = []
     known = set(REQUIRED_KEYS) | set(OPTIONAL_KEYS)
     for key in sorted((str(k) for k in component if k not in known)):
         problems.append(Problem(name, key, "unknown key (known: %s)" % ", ".join(KEY_ORDER)))
+    if fmt == 1:
+        for key in (k for k in OPTIONAL_KEYS_2 if k in component):
+            problems.append(Problem(name, key, "a format 2 field: set format: 2 at the top of the manifest"))
+    not_deployable = component.get("deployable") is False
     for key in REQUIRED_KEYS:
+        if not_deployable and key in NOT_REQUIRED_WHEN_NOT_DEPLOYABLE:
+            continue
         if component.get(key) in (None, "", [], {}):
             problems.append(Problem(name, key, "required"))
     return problems
+
+
+def _is_text(value):
+    # type: (Any) -> bool
+    return isinstance(value, str) and bool(value.strip())
+
+
+def _check_devices(name, devices):
+    # type: (str, Any) -> List[Problem]
+    if not isinstance(devices, list):
+        return [Problem(name, "devices", "must be a list of {name, targets}")]
+    problems = []
+    for index, device in enumerate(devices):
+        label = "devices[%d]" % index
+        if not isinstance(device, Mapping):
+            problems.append(Problem(name, label, "must be a mapping with name and targets"))
+            continue
+        for key in sorted(str(k) for k in device if k not in ("name", "targets")):
+            problems.append(Problem(name, "%s.%s" % (label, key), "unknown key (known: name, targets)"))
+        if not _is_text(device.get("name")):
+            problems.append(Problem(name, label + ".name", "must be a non-empty string"))
+        targets = device.get("targets", [])
+        if not isinstance(targets, list) or not all(_is_text(t) for t in targets):
+            problems.append(Problem(name, label + ".targets", "must be a list of target identifiers (strings)"))
+    return problems
+
+
+def _check_format2(name, component):
+    # type: (str, Mapping[str, Any]) -> List[Problem]
+    """The fields format 2 adds (docs/repository.md, Component fields)."""
+    problems = []
+    for key in ("source", "identity", "revision", "criticality", "prerequisites", "superseded_by"):
+        if key in component and not _is_text(component[key]):
+            problems.append(Problem(name, key, "must be a non-empty string"))
+    date = component.get("release_date")
+    if date is not None and not (isinstance(date, str) and DATE_RE.match(date) and _valid_date(date)):
+        problems.append(Problem(name, "release_date", "%r is not a date written YYYY-MM-DD (quote it in YAML)" % (date,)))
+    if "devices" in component:
+        problems.extend(_check_devices(name, component["devices"]))
+    deployable = component.get("deployable", True)
+    if not isinstance(deployable, bool):
+        problems.append(Problem(name, "deployable", "must be true or false"))
+    elif not deployable and not _is_text(component.get("not_deployable")):
+        problems.append(Problem(name, "not_deployable", "required when deployable is false: the reason"))
+    elif deployable and "not_deployable" in component:
+        problems.append(Problem(name, "not_deployable", "only for a component with deployable: false"))
+    return problems
+
+
+def _valid_date(text):
+    # type: (str) -> bool
+    year, month, day = (int(part) for part in text.split("-"))
+    try:
+        datetime.date(year, month, day)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_source(name, root, component):
+    # type: (str, str, Mapping[str, Any]) -> List[Problem]
+    if not _is_text(component.get("source")):
+        return []
+    folder = component_root(root, component)
+    if not os.path.isdir(folder):
+        return [Problem(name, "source", "%r is not a folder (file and signature are relative to it)" % component["source"])]
+    return []
 
 
 def _check_choices(name, component):
@@ -206,14 +320,17 @@ def _check_detect(name, component):
     return problems
 
 
-def _check_file(name, root, component, field, verify):
-    # type: (str, str, Mapping[str, Any], str, bool) -> List[Problem]
-    """``file`` or ``signature``: inside the folder, present, and (for ``file``) the right size and hash."""
-    path, why = resolve_file(root, component.get(field))
+def _check_file(name, root, component, field, verify, known_hashes=None, relative=None):
+    # type: (str, str, Mapping[str, Any], str, bool, Optional[Mapping[str, str]], Any) -> List[Problem]
+    """``file`` or a ``signature`` file: inside the folder, present, and (for ``file``) the right
+    size and hash. ``known_hashes`` (absolute path -> sha256) spares hashing a file again that
+    this run has just hashed (an import)."""
+    relative = component.get(field) if relative is None else relative
+    path, why = resolve_file(root, relative)
     if path is None:
         return [Problem(name, field, why)]
     if not os.path.isfile(path):
-        return [Problem(name, field, "%r does not exist in %s" % (component[field], root))]
+        return [Problem(name, field, "%r does not exist in %s" % (relative, root))]
     if field != "file":
         return []
     problems = []
@@ -221,7 +338,7 @@ def _check_file(name, root, component, field, verify):
     if isinstance(component.get("size"), int) and component["size"] != size:
         problems.append(Problem(name, "size", "%d in the manifest, %d on disk (%s)" % (component["size"], size, component[field])))
     if verify and isinstance(component.get("sha256"), str) and SHA256_RE.match(component["sha256"]):
-        actual = sha256_of(path)
+        actual = (known_hashes or {}).get(path) or sha256_of(path)
         if actual != component["sha256"]:
             problems.append(Problem(name, "sha256", "hash mismatch for %s: manifest %s, file %s" % (component[field], component["sha256"], actual)))
     return problems
@@ -281,14 +398,16 @@ def find_cycles(components):
     return cycles
 
 
-def validate(data, root, verify=True):
-    # type: (Any, str, bool) -> List[Problem]
-    """Every problem of a manifest (already parsed) whose files live in ``root``."""
+def validate(data, root, verify=True, known_hashes=None):
+    # type: (Any, str, bool, Optional[Mapping[str, str]]) -> List[Problem]
+    """Every problem of a manifest (already parsed) whose files live in ``root`` (or in a
+    component's ``source``)."""
     if not isinstance(data, Mapping):
         return [Problem("", "components", "the manifest must be a mapping with a components list")]
     problems = [Problem("", str(key), "unknown top-level key (known: %s)" % ", ".join(TOP_KEYS)) for key in data if key not in TOP_KEYS]
-    if data.get("format", FORMAT) != FORMAT:
-        problems.append(Problem("", "format", "%r is not a format this collection reads (%d)" % (data.get("format"), FORMAT)))
+    fmt = data.get("format", 1)
+    if isinstance(fmt, bool) or fmt not in FORMATS:
+        problems.append(Problem("", "format", "%r is not a format this collection reads (%s)" % (fmt, ", ".join(str(f) for f in FORMATS))))
     components = data.get("components")
     if not isinstance(components, list):
         return problems + [Problem("", "components", "must be a list of components")]
@@ -306,22 +425,48 @@ def validate(data, root, verify=True):
             names.append(name)
         elif name not in (None, ""):
             problems.append(Problem(label, "name", "%r: letters, digits, . _ + - (up to 128), starting with a letter or digit" % (name,)))
-        problems.extend(_component_problems(label, component, root, verify))
+        problems.extend(_component_problems(label, component, root, verify, fmt, known_hashes))
     for component in components:
         if isinstance(component, Mapping):
             problems.extend(_check_requires(str(component.get("name")), component, names))
+            problems.extend(_check_superseded(str(component.get("name")), component, names))
     for cycle in find_cycles([c for c in components if isinstance(c, Mapping)]):
         problems.append(Problem(cycle[0], "requires", "dependency cycle: %s" % " -> ".join(cycle)))
     return problems
 
 
-def _component_problems(label, component, root, verify):
-    # type: (str, Mapping[str, Any], str, bool) -> List[Problem]
-    problems = _check_keys(label, component) + _check_choices(label, component) + _check_values(label, component)
+def _check_superseded(name, component, names):
+    # type: (str, Mapping[str, Any], Sequence[str]) -> List[Problem]
+    newer = component.get("superseded_by")
+    if not _is_text(newer):
+        return []
+    if newer == name:
+        return [Problem(name, "superseded_by", "names the component itself")]
+    if newer not in names:
+        return [Problem(name, "superseded_by", "%r is not a component of this manifest" % newer)]
+    return []
+
+
+def _component_problems(label, component, root, verify, fmt=FORMAT, known_hashes=None):
+    # type: (str, Mapping[str, Any], str, bool, Any, Optional[Mapping[str, str]]) -> List[Problem]
+    problems = (_check_keys(label, component, fmt) + _check_choices(label, component) + _check_values(label, component)
+                + _check_format2(label, component))
+    source_problems = _check_source(label, root, component)
+    if source_problems:
+        return problems + source_problems
+    home = component_root(root, component)
     if component.get("file") not in (None, ""):
-        problems.extend(_check_file(label, root, component, "file", verify))
-    if component.get("signature") not in (None, ""):
-        problems.extend(_check_file(label, root, component, "signature", verify))
+        problems.extend(_check_file(label, home, component, "file", verify, known_hashes))
+    signature = component.get("signature")
+    if isinstance(signature, list):
+        if not signature or not all(_is_text(part) for part in signature):
+            problems.append(Problem(label, "signature", "a list of signature parts must hold file names"))
+            return problems
+    elif signature not in (None, "") and not isinstance(signature, str):
+        problems.append(Problem(label, "signature", "must be a file name or a list of file names (_partN parts)"))
+        return problems
+    for part in signature_files(component):
+        problems.extend(_check_file(label, home, component, "signature", verify, relative=part))
     return problems
 
 
@@ -430,7 +575,7 @@ def ordered_components(root, data):
         entry = dict(component)
         entry.setdefault("requires", [])
         entry.setdefault("reboot", "if_rc")
-        entry["path"] = resolve_file(root, component["file"])[0]
+        entry["path"] = resolve_file(component_root(root, component), component["file"])[0]
         result.append(entry)
     return result
 
@@ -489,7 +634,7 @@ def refresh(root, data, manifest_name=MANIFEST_NAME, add_new=True, remove_missin
         if not isinstance(component, dict):
             kept.append(component)
             continue
-        path = resolve_file(root, component.get("file"))[0]
+        path = resolve_file(component_root(root, component), component.get("file"))[0]
         if path is None or not os.path.isfile(path):
             if remove_missing and path is not None:
                 changes.append("removed %s: %s is gone" % (component.get("name"), component.get("file")))

@@ -60,6 +60,19 @@ def not_selected(component, policy, os_name):
     return None
 
 
+def not_offered(component, policy):
+    # type: (Mapping[str, Any], Mapping[str, Any]) -> Optional[str]
+    """Why the repository itself holds this component back (docs/repository.md, From an SPP), or None:
+    not deployable (a BMC-only package...), or an older version another component supersedes,
+    which installs only when the policy's ``components`` names it."""
+    if component.get("deployable") is False:
+        return "not deployable: %s" % component.get("not_deployable")
+    newer = component.get("superseded_by")
+    if newer and component.get("name") not in policy["components"]:
+        return "superseded by %s (name %s in the policy's components to install this version)" % (newer, component.get("name"))
+    return None
+
+
 def decide(component, detection, policy):
     # type: (Mapping[str, Any], Mapping[str, Any], Mapping[str, Any]) -> Dict[str, Any]
     """The action for one component from what detection found and the policy."""
@@ -99,7 +112,7 @@ def plan(components, policy=None, os_name="linux", timeout=detect_mod.DEFAULT_TI
     settled = normalise_policy(policy)
     entries = []
     for component in components:
-        reason = not_selected(component, settled, os_name)
+        reason = not_offered(component, settled) or not_selected(component, settled, os_name)
         if reason:
             entries.append(_entry(component, SKIP, reason))
             continue

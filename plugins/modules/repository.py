@@ -14,6 +14,16 @@ description:
   - With O(state=present) the module builds or refreshes the manifest from the folder. It hashes
     every file (SHA-256) and records its size, keeps every hand-written field, and adds a stub
     for each file that no component names yet. It then validates the result.
+  - With O(spp) the module imports an HPE Service Pack for ProLiant instead, and any number of
+    additional-package (hotfix) folders layered over it (O(additional)). Every Smart Component's
+    C(cp*.xml) becomes a component (name, description, version and revision, release date, OS,
+    kind, install kind, ROM families as C(applies_to), devices and their target identifiers,
+    criticality, reboot, timeout, detection, signature files). Components for VMware or an OS the
+    collection does not know are returned in RV(not_imported) with the reason; C(.fwpkg) packages
+    are imported as not deployable (only a BMC can flash them). The mapping is documented in
+    C(docs/repository.md), section "From an SPP".
+  - A manifest is written only when it validates. When validation fails, the previous manifest
+    stays as it was, byte for byte, and the text that was not written is returned in RV(proposed).
   - With O(state=validated) the module only validates and never writes.
   - Validation reports every problem, each naming the component and the field. It checks unknown keys,
     missing required fields, missing files, hash and size mismatches, dependency cycles and
@@ -26,9 +36,42 @@ description:
 options:
   path:
     description:
-      - The repository folder on the controller.
+      - The repository folder on the controller, where the manifest is written.
+      - With O(spp) it may be the SPP folder itself when that is writable, or any other folder (an
+        SPP on a read-only ISO). Imported components carry their C(source) folder, and their C(file)
+        and C(signature) are relative to it.
     type: path
     required: true
+  spp:
+    description:
+      - An SPP folder to import (a mirror, an extracted or a mounted ISO; only read). The current
+        layout (C(packages/) + C(manifest/), SPP 2017.07.0 and later) and the older one
+        (C(hp/swpackages/)) are both read. When both exist, C(packages/) is used.
+      - Each import replaces the components of the previous import; hand-written components of the
+        same manifest (without C(identity) and C(source)) are kept as written.
+      - Needs the Python package C(defusedxml) on the controller (C(cp*.xml) is untrusted input).
+    type: path
+  additional:
+    description:
+      - Additional-package (hotfix) folders layered over O(spp), in order. A folder holds its
+        C(cp*.xml) at the top or in C(packages/).
+      - The same C(cp*.xml) identity for the same OS is the same component. Every version is kept.
+        The newest is named after the identity (C(cp045678)); each older one is named
+        C(<identity>-<version>[-<revision>]) and is skipped by the plan unless the policy's
+        C(components) names it.
+      - The same identity and version in two folders with different bytes is an error naming both files.
+    type: list
+    elements: path
+    default: []
+  overrides:
+    description:
+      - Fields to set on imported components, by component name (C({cp045678: {timeout: 7200}})).
+        A field set to V(null) is removed. Every field but C(name) can be overridden, and the result
+        is validated like any manifest.
+      - An override naming no imported component is an error. Overrides are applied at each import,
+        so keep them in the playbook.
+    type: dict
+    default: {}
   manifest:
     description:
       - The manifest's file name, relative to O(path).
@@ -49,6 +92,9 @@ options:
         validation fails until they are filled in.
       - V(ignore) leaves them out.
       - Hidden files, C(*.sig), C(*.asc), C(*.sha256), C(*.md), C(*.txt), C(README*) and the manifest itself are never components.
+      - A stub makes validation fail until a person fills it in, so nothing is written; copy
+        RV(proposed) to the manifest and fill in the empty fields.
+      - Not used with O(spp).
     type: str
     choices: [add, ignore]
     default: add
@@ -130,6 +176,8 @@ notes:
   - Values of a component's C(environment) are replaced by V(********) in RV(components).
 seealso:
   - module: fleet.firmware.inventory
+requirements:
+  - defusedxml (on the controller, with O(spp))
 """
 
 EXAMPLES = r"""
@@ -149,6 +197,24 @@ EXAMPLES = r"""
   delegate_to: localhost
   run_once: true
   register: check
+
+- name: Import an SPP from a mounted ISO plus a hotfix folder; the manifest lives elsewhere
+  fleet.firmware.repository:
+    path: /srv/firmware/baseline-2023.10
+    spp: /mnt/spp-2023.10.00.00
+    additional:
+      - /srv/firmware/hotfixes/2023.12
+    overrides:
+      cp045077:
+        timeout: 7200
+        requires: [cp045007]
+  delegate_to: localhost
+  run_once: true
+  register: baseline
+
+- name: Say what will never be deployed, and why
+  ansible.builtin.debug:
+    msg: "{{ baseline.components | rejectattr('deployable') | map(attribute='not_deployable') | list + baseline.not_imported | map(attribute='reason') | list }}"
 
 - name: Re-approve a replaced file under a signed manifest, and sign the manifest again
   fleet.firmware.repository:
@@ -176,7 +242,8 @@ components:
   description:
     - The manifest's components in dependency order (a component after everything it requires),
       as given to P(fleet.firmware.inventory#module) and the deploy action. Each has the manifest's
-      fields plus C(path), the file's absolute path on the controller.
+      fields plus C(path), the file's absolute path on the controller, and C(deployable) (V(true)
+      unless the manifest says otherwise; then C(not_deployable) says why).
     - Empty when validation found problems.
   returned: always
   type: list
@@ -221,6 +288,22 @@ problems:
   elements: dict
   sample:
     - {component: nic, field: sha256, message: "hash mismatch for nic.cab: manifest 0f3a..., file 9b2c..."}
+not_imported:
+  description:
+    - The C(cp*.xml) files of an import that give no component (not C(skipped), which Ansible
+      reads as "the task was skipped"), each with C(identity), C(file)
+      (relative to C(source)), C(source), C(version) and C(reason) (VMware only, or an OS not recognised).
+    - Empty without O(spp).
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - {identity: cp045301, file: packages/cp045301.zip, source: /mnt/spp, version: "6.22",
+       reason: "for VMware ESXi only (VMware ESXi 8.0): nodes run Linux or Windows"}
+proposed:
+  description: The manifest that was not written because validation failed (fill it in and save it as the manifest).
+  returned: when validation failed and the manifest would have changed
+  type: str
 changes:
   description: What the refresh changed (or would change in check mode).
   returned: always
@@ -232,12 +315,15 @@ changes:
 import os
 import tempfile
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.fleet.firmware.plugins.module_utils import manifest as manifest_mod
+from ansible_collections.fleet.firmware.plugins.module_utils.baseline import spp as spp_mod
 from ansible_collections.fleet.firmware.plugins.module_utils.baseline import trust as trust_mod
 
 MASK = "********"
+# Fields an override may not change: the name is the override's own key.
+NOT_OVERRIDABLE = ("name",)
 
 
 def read_existing(path):
@@ -266,13 +352,102 @@ def write_atomically(module, path, text):
 
 def public_components(components):
     # type: (list) -> list
+    """What the module returns: secrets masked, ``deployable`` always said."""
     result = []
     for component in components:
         entry = dict(component)
         if entry.get("environment"):
             entry["environment"] = {key: MASK for key in entry["environment"]}
+        entry.setdefault("deployable", True)
         result.append(entry)
     return result
+
+
+def is_imported(component):
+    # type: (object) -> bool
+    """An imported component says where it came from and its cp*.xml identity; a hand-written
+    component of the same manifest has neither (or not both) and is kept as written."""
+    return isinstance(component, dict) and bool(component.get("identity")) and bool(component.get("source"))
+
+
+def import_baseline(module):
+    # type: (AnsibleModule) -> spp_mod.Imported
+    """The SPP and additional folders as components; fails (nothing written) on any problem."""
+    if not spp_mod.HAS_DEFUSEDXML:
+        module.fail_json(msg=missing_required_lib("defusedxml"))
+    try:
+        return spp_mod.import_folders(module.params["spp"], module.params["additional"] or [])
+    except spp_mod.SppError as exc:
+        module.fail_json(msg="import failed, nothing written: %s" % exc,
+                         problems=[{"component": "", "field": p.element, "message": "%s: %s" % (p.file, p.message), "file": p.file}
+                                   for p in exc.problems])
+
+
+def apply_overrides(module, components, overrides):
+    # type: (AnsibleModule, list, dict) -> list
+    """Each override (component name -> fields) set on the imported component; a field set to
+    null is removed. An override naming no component, or the name itself, is an error."""
+    by_name = {c["name"]: c for c in components}
+    unknown = sorted(name for name in overrides if name not in by_name)
+    if unknown:
+        module.fail_json(msg="overrides: %s %s no imported component (known: %s)"
+                         % (", ".join(repr(n) for n in unknown), "names" if len(unknown) == 1 else "name", ", ".join(sorted(by_name))))
+    for name, fields in sorted(overrides.items()):
+        if not isinstance(fields, dict):
+            module.fail_json(msg="overrides.%s: must be a mapping of field -> value" % name)
+        for key, value in fields.items():
+            if key in NOT_OVERRIDABLE:
+                module.fail_json(msg="overrides.%s.%s: the name cannot be overridden (it is the key of the override)" % (name, key))
+            if value is None:
+                by_name[name].pop(key, None)
+            else:
+                by_name[name][key] = value
+    return components
+
+
+def import_changes(old, new):
+    # type: (list, list) -> list
+    """What an import changed, component by component (by name)."""
+    before = {c.get("name"): c for c in old if is_imported(c)}
+    after = {c["name"]: c for c in new}
+    changes = []
+    for name in sorted(set(after) - set(before)):
+        changes.append("imported %s %s from %s" % (name, after[name].get("version"), after[name].get("source")))
+    for name in sorted(set(before) - set(after)):
+        changes.append("removed %s (no longer in the folders)" % name)
+    for name in sorted(set(before) & set(after)):
+        fields = sorted(k for k in set(before[name]) | set(after[name]) if before[name].get(k) != after[name].get(k))
+        if fields:
+            changes.append("updated %s: %s" % (name, ", ".join(fields)))
+    return changes
+
+
+def merge_import(module, root, data, imported, manifest_name):
+    # type: (AnsibleModule, str, dict, spp_mod.Imported, str) -> tuple
+    """(manifest, changes): the imported components (overrides applied) replace the earlier
+    import; hand-written components stay as written (their hashes refreshed; the folder is
+    never stubbed: it may be the SPP itself); the format becomes 2."""
+    components = apply_overrides(module, [dict(c) for c in imported.components], module.params["overrides"] or {})
+    old = list(data.get("components") or [])
+    hand_written, refreshed = manifest_mod.refresh(root, {"components": [c for c in old if not is_imported(c)]}, manifest_name=manifest_name,
+                                                   add_new=False, remove_missing=module.params["missing_files"] == "remove")
+    merged = dict(data)
+    merged["format"] = 2
+    merged["components"] = components + hand_written["components"]
+    return merged, import_changes(old, components) + refreshed
+
+
+def build(module, root, data, manifest_name):
+    # type: (AnsibleModule, str, dict, str) -> tuple
+    """(manifest, changes, import) for state=present: an import when O(spp) is given, else a refresh."""
+    params = module.params
+    if params["spp"]:
+        imported = import_baseline(module)
+        merged, changes = merge_import(module, root, data, imported, manifest_name)
+        return merged, changes, imported
+    merged, changes = manifest_mod.refresh(root, data, manifest_name=manifest_name, add_new=params["new_files"] == "add",
+                                           remove_missing=params["missing_files"] == "remove")
+    return merged, changes, None
 
 
 # -- signatures (trust): policy, the signed-manifest guard, manifest signing, verdicts
@@ -366,6 +541,11 @@ def run_module(module):
     path, why = manifest_mod.resolve_file(root, params["manifest"])
     if path is None:
         module.fail_json(msg="manifest: %s" % why)
+    if params["spp"] and params["state"] != "present":
+        module.fail_json(msg="spp imports with state=present; state=validated only validates the manifest as it is")
+    for option in ("additional", "overrides"):
+        if params[option] and not params["spp"]:
+            module.fail_json(msg="%s needs spp (the SPP folder the additional packages are layered over)" % option)
     try:
         before_text, data = read_existing(path)
     except manifest_mod.ManifestError as exc:
@@ -373,30 +553,34 @@ def run_module(module):
     manifest_name = params["manifest"].replace(os.sep, "/")
     anchors = open_trust(module, params)
     was_signed = guard_signed_manifest(module, params, root, manifest_name, data, anchors)
-    changes = []
+    changes, imported = [], None
     after_text = before_text
     if params["state"] == "present":
-        data, changes = manifest_mod.refresh(root, data, manifest_name=params["manifest"].replace(os.sep, "/"),
-                                             add_new=params["new_files"] == "add", remove_missing=params["missing_files"] == "remove")
+        data, changes, imported = build(module, root, data, manifest_name)
         after_text = manifest_mod.dump(data)
         if not before_text:
             changes.insert(0, "created %s" % path)
-    changed = after_text != before_text
+    # The files were hashed moments ago by the import: validation does not read them again.
+    problems = manifest_mod.validate(data, root, verify=params["verify"], known_hashes=imported.hashes if imported else None)
+    changed = after_text != before_text and not problems
     refuse_stale_signature(module, params, manifest_name, was_signed, changed)
+    # A manifest that fails validation is never written: the previous one stays byte for byte.
     if changed and not module.check_mode:
         write_atomically(module, path, after_text)
-    problems = manifest_mod.validate(data, root, verify=params["verify"])
     signed = sign_if_asked(module, params, root, manifest_name, anchors, changed) if not problems else []
     changes.extend(signed)
     changed = changed or bool(signed)
     components = manifest_mod.ordered_components(root, data) if not problems else []
     components, verdicts, manifest_verdict = signature_verdicts(module, params, root, manifest_name, components, anchors)
     result = dict(changed=changed, manifest=path, changes=changes, problems=[p._asdict() for p in problems],
-                  components=public_components(components), signatures=verdicts, manifest_signature=manifest_verdict)
+                  components=public_components(components), not_imported=imported.skipped if imported else [],
+                  signatures=verdicts, manifest_signature=manifest_verdict)
+    if problems and after_text != before_text:
+        result["proposed"] = after_text
     if module._diff:
-        result["diff"] = dict(before=before_text, after=after_text, before_header=path, after_header=path)
+        result["diff"] = dict(before=before_text, after=after_text if not problems else before_text, before_header=path, after_header=path)
     if problems and params["fail_on_problems"]:
-        module.fail_json(msg="%d problem(s) in %s: %s" % (len(problems), path, "; ".join(manifest_mod.format_problem(p) for p in problems)),
+        module.fail_json(msg="%d problem(s) in %s, nothing written: %s" % (len(problems), path, "; ".join(manifest_mod.format_problem(p) for p in problems)),
                          **result)
     module.exit_json(**result)
 
@@ -408,6 +592,9 @@ def main():
             path=dict(type="path", required=True),
             manifest=dict(type="str", default=manifest_mod.MANIFEST_NAME),
             state=dict(type="str", choices=["present", "validated"], default="present"),
+            spp=dict(type="path"),
+            additional=dict(type="list", elements="path", default=[]),
+            overrides=dict(type="dict", default={}),
             new_files=dict(type="str", choices=["add", "ignore"], default="add"),
             missing_files=dict(type="str", choices=["keep", "remove"], default="keep"),
             verify=dict(type="bool", default=True),

@@ -52,11 +52,13 @@ def fill_in(repo: Path) -> None:
 def test_build_fill_in_refresh(tmp_path):
     repo = folder(tmp_path)
     status, result = repository({"path": str(repo)})
-    # A first build writes stubs and fails until a person fills in what only a person knows.
-    assert status == "FAILED" and result["changed"] is True
+    # A first build makes stubs and fails until a person fills in what only a person knows. A
+    # manifest that fails validation is never written: the stubs come back in `proposed`.
+    assert status == "FAILED" and result["changed"] is False and not (repo / "manifest.yml").exists()
     assert {(p["component"], p["field"]) for p in result["problems"]} == {
         ("U30_2.92", "version"), ("U30_2.92", "detect"), ("agent_1.2-1", "version"), ("agent_1.2-1", "detect"), ("agent_1.2-1", "kind")}
-    assert "component 'U30_2.92', field version: required" in result["msg"]
+    assert "component 'U30_2.92', field version: required" in result["msg"] and "nothing written" in result["msg"]
+    (repo / "manifest.yml").write_text(result["proposed"])
     written = yaml.safe_load((repo / "manifest.yml").read_text())
     stub = {c["name"]: c for c in written["components"]}["U30_2.92"]
     assert (stub["install"], stub["os"], stub["kind"]) == ("smart_component", "linux", "firmware")
@@ -87,7 +89,7 @@ def test_build_fill_in_refresh(tmp_path):
 
 def test_validation_failures_name_component_and_field(tmp_path):
     repo = folder(tmp_path)
-    repository({"path": str(repo)})
+    (repo / "manifest.yml").write_text(repository({"path": str(repo)})[1]["proposed"])
     fill_in(repo)
     assert repository({"path": str(repo)})[0] in ("CHANGED", "SUCCESS")
     manifest_before = (repo / "manifest.yml").read_bytes()

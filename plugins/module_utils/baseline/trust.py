@@ -523,6 +523,7 @@ def verify_component(component, root, anchors):
     """The component's own signature: its ``.compsig`` (or ``_partN`` set) when it names one, else an
     RPM's header signature, else Authenticode for a ``.exe``; anything else is ``not signed``."""
     try:
+        root = manifest_mod.component_root(root, component)  # an imported component's files are relative to its source
         path, why = manifest_mod.resolve_file(root, component.get("file"))
         if path is None or not os.path.isfile(path):
             return fail(INVALID, detail="the component file is not there: %s" % (why or component.get("file")))
@@ -716,7 +717,7 @@ def changed_files(root, data, reapprove=()):
     for component in (data or {}).get("components") or []:
         if not isinstance(component, dict):
             continue
-        path = manifest_mod.resolve_file(root, component.get("file"))[0]
+        path = manifest_mod.resolve_file(manifest_mod.component_root(root, component), component.get("file"))[0]
         if path is None or not os.path.isfile(path) or component.get("sha256") is None:
             continue  # validation names missing files and unhashed stubs
         digest = manifest_mod.sha256_of(path)

@@ -98,7 +98,7 @@ def test_each_problem_names_component_and_field(tmp_path, label, change, compone
 def test_top_level_problems(tmp_path):
     data = good_repo(tmp_path)
     data["colour"] = 1
-    data["format"] = 2
+    data["format"] = 3
     fields = {(p.component, p.field) for p in manifest.validate(data, str(tmp_path))}
     assert {("", "colour"), ("", "format")} <= fields
     assert manifest.validate({"components": "x"}, str(tmp_path)) == [manifest.Problem("", "components", "must be a list of components")]
