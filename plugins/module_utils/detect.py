@@ -557,19 +557,21 @@ class RedfishSource(object):
     """The firmware inventory for one plan: asked at most once, the answer (or the error) kept
     for every component. ``items`` comes from the controller when it asked the BMC itself."""
 
-    def __init__(self, settings=None, items=None, origin="node"):
-        # type: (Optional[Mapping[str, Any]], Optional[List[Dict[str, Any]]], str) -> None
+    def __init__(self, settings=None, items=None, origin="node", error=None):
+        # type: (Optional[Mapping[str, Any]], Optional[List[Dict[str, Any]]], str, Optional[str]) -> None
         self.settings = dict(settings or {})
-        self.origin = origin if items is None else "controller"
+        self.origin = "controller" if items is not None or error else self.settings.get("origin") or origin
         self.items = items
-        self.error = None  # type: Optional[str]
+        self.error = mask(error, self.settings) if error else None  # type: Optional[str]
         self.queries = 0
 
     @property
     def label(self):
         # type: () -> str
-        address = self.settings.get("address")
-        where = redfish_base_url(str(address)) if address and not redfish_settings_problems(self.settings) else "the BMC"
+        try:
+            where = redfish_base_url(str(self.settings["address"])) if self.settings.get("address") else "the BMC"
+        except ValueError:
+            where = "the BMC"
         return "%s of %s (asked from the %s)" % (SOURCES["redfish"], where, self.origin)
 
     def inventory(self):

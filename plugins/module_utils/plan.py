@@ -107,14 +107,15 @@ def decide(component, detection, policy):
 
 
 def plan(components, policy=None, os_name="linux", timeout=detect_mod.DEFAULT_TIMEOUT, dmi_root=detect_mod.DMI_ROOT,
-         redfish=None, redfish_inventory=None):
-    # type: (List[Mapping[str, Any]], Optional[Mapping[str, Any]], str, float, str, Optional[Mapping[str, Any]], Optional[List[Dict[str, Any]]]) -> List[Dict[str, Any]]
+         redfish=None, redfish_inventory=None, redfish_error=None):
+    # type: (List[Mapping[str, Any]], Optional[Mapping[str, Any]], str, float, str, Optional[Mapping[str, Any]], Optional[List[Dict[str, Any]]], Optional[str]) -> List[Dict[str, Any]]
     """One entry per component, in the order given (the manifest's dependency order).
 
     ``redfish``: the BMC settings (``detect.RedfishSource``'s keys; the password never lands in an
-    entry). ``redfish_inventory``: the inventory's items when the controller asked the BMC."""
+    entry). ``redfish_inventory``: the inventory's items when the controller asked the BMC;
+    ``redfish_error``: why the controller could not."""
     settled = normalise_policy(policy)
-    bmc = detect_mod.RedfishSource(redfish, items=redfish_inventory)
+    bmc = detect_mod.RedfishSource(redfish, items=redfish_inventory, error=redfish_error)
     entries = []
     for component in components:
         reason = not_selected(component, settled, os_name)
