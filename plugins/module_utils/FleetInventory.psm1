@@ -269,9 +269,18 @@ Function Compare-FleetVersion {
 # Detection (detect.py)
 # ------------------------------------------------------------------------------------------
 
+# Where each method's answer comes from (detect.py SOURCES).
+$script:FleetDetectionSources = @{
+    command = 'the output of a command'; file = 'a file on the node'; package = 'the package manager'
+    registry = 'the Windows registry'; dmi = 'SMBIOS (DMI) of the node'; fwupd = 'fwupd'
+    redfish = "the BMC's Redfish firmware inventory"; component = 'the Smart Component itself'
+}
+$script:FleetComponentDecides = 'the component decides (its "not needed" return code)'
+
 Function New-FleetDetection {
     param([String]$State, [String]$Method, [AllowNull()][Object]$Version = $null, [String]$Reason = '', [String]$Scheme = 'auto')
-    return @{ state = $State; version = $Version; scheme = $Scheme; method = $Method; reason = $Reason }
+    $source = if ($script:FleetDetectionSources.ContainsKey($Method)) { $script:FleetDetectionSources[$Method] } else { '' }
+    return @{ state = $State; version = $Version; scheme = $Scheme; method = $Method; reason = $Reason; source = $source }
 }
 
 Function Select-FleetVersion {
@@ -537,8 +546,15 @@ Function Get-FleetDetection {
         { $_ -in @('package', 'fwupd') } {
             return New-FleetDetection -State 'error' -Method $method -Reason "detect method $method exists only on Linux nodes"
         }
+        'redfish' {
+            # Never 'absent': a plan cannot tell, so the component is skipped unless forced.
+            return New-FleetDetection -State 'error' -Method $method -Reason 'redfish detection is not supported on Windows nodes yet'
+        }
+        'component' {
+            return New-FleetDetection -State 'deferred' -Method $method -Reason 'nothing on the node can tell; the component decides when it runs'
+        }
     }
-    return New-FleetDetection -State 'error' -Method $method -Reason "detect.method: '$method' is not one of command, file, package, registry, dmi, fwupd"
+    return New-FleetDetection -State 'error' -Method $method -Reason "detect.method: '$method' is not one of command, file, package, registry, dmi, fwupd, redfish, component"
 }
 
 Function Test-FleetAppliesTo {
@@ -581,6 +597,7 @@ Function New-FleetPlanEntry {
         name = $Component.name; kind = $Component.kind; os = $Component.os
         installed = $Installed; available = $Component.version; action = $Action; reason = $Reason
         comparison = $Comparison; detection = $Detection; requires = @($Component.requires | Where-Object { $null -ne $_ })
+        source = if ($null -ne $Detection) { $Detection.source } else { $null }
     }
 }
 
@@ -610,6 +627,9 @@ Function Get-FleetDecision {
     $available = $Component.version
     if ($Detection.state -eq 'absent') {
         return New-FleetPlanEntry $Component 'install' "not installed ($($Detection.reason))" $null $null $Detection
+    }
+    if ($Detection.state -eq 'deferred') {
+        return New-FleetPlanEntry $Component 'install' $script:FleetComponentDecides $null $null $Detection
     }
     if ($Detection.state -ne 'present') {
         $why = "cannot tell the installed version: $($Detection.reason)"

@@ -21,20 +21,50 @@ Methods (``detect: {method: ..., ...}``):
 * ``fwupd``: the version fwupd reports for ``device`` (device id, GUID or name).
 * ``registry``: Windows only, done by the PowerShell twin (``FleetInventory.psm1``): ``key`` +
   ``value``, or ``display_name`` (a regex over the uninstall entries' display names).
+* ``redfish``: the BMC's Redfish firmware inventory (``UpdateService/FirmwareInventory``, asked
+  for with ``$expand=.``, else member by member), reached with the separate ``redfish`` settings
+  (never part of the spec). Matching rule, HPE's correlation without the DeviceClass step (a
+  manifest's devices carry no class): an inventory item matches when one of its target
+  identifiers (``Oem.Hpe.Targets``, compared without regard to case) is one of the spec's
+  ``targets``, and, when the spec has ``name``, its ``Name`` matches that regex (use it where
+  items share targets, e.g. HPE's System ROM and IPA data both list the platform ids). The
+  version is the item's ``Version`` (or what ``regex`` picks from it). When several items match
+  (a power supply in two bays, one GPU model in four slots) the installed version is the lowest
+  of them: the component updates them all, one older device is enough to need it; items whose
+  versions cannot be ordered give ``error``. No matching item is ``absent``; an unreachable BMC,
+  refused credentials or an answer that is not a Redfish collection is ``error``, never ``absent``.
+* ``component``: nothing on the node can tell; the Smart Component decides for itself when it
+  runs (its "not needed" return code). ``detect()`` returns the state ``deferred``; the plan
+  turns that into ``install`` with the reason ``the component decides (its "not needed" return code)``.
 
-``detect()`` returns ``{"state": "present"|"absent"|"error", "version": str or None,
-"scheme": "auto"|"dpkg"|"rpm", "method": str, "reason": str}``. ``error`` means the method could
-not tell (that is never reported as "absent").
+``detect()`` returns ``{"state": "present"|"absent"|"error"|"deferred", "version": str or None,
+"scheme": "auto"|"dpkg"|"rpm", "method": str, "reason": str, "source": str}`` (``source`` says
+where the answer came from; ``redfish`` adds ``devices``, the matching items). ``error`` means the
+method could not tell (that is never reported as "absent").
+
+BMC settings (``redfish``): ``address`` (the iLO's host-interface address, a host name, an IP
+literal or an ``https://host:port`` URL), ``username`` and ``password`` (HTTP Basic, sent only
+to that address, never after a redirect), ``validate_certs`` (default true), ``ca_path`` (a PEM
+bundle for the BMC's certificate), ``timeout``. The password never appears in a result.
 """
+import base64
 import json
 import os
 import re
 import shutil
 import signal
+import socket
+import ssl
 import subprocess
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-PRESENT, ABSENT, ERROR = "present", "absent", "error"
+from urllib.error import HTTPError, URLError
+from urllib.parse import urljoin, urlsplit
+from urllib.request import HTTPHandler, HTTPSHandler, ProxyHandler, Request, build_opener
+
+from ansible_collections.fleet.firmware.plugins.module_utils import versions
+
+PRESENT, ABSENT, ERROR, DEFERRED = "present", "absent", "error", "deferred"
 METHODS = ("command", "file", "package", "registry", "dmi", "fwupd", "redfish", "component")
 # Keys each method takes (besides ``method`` and the common ``regex`` and ``scheme``).
 METHOD_KEYS = {
@@ -57,11 +87,20 @@ _DMI_FIELD_RE = re.compile(r"^[a-z0-9_]+$")
 _FORMAT_FIELD_RE = re.compile(r"{([^{}]*)}")
 READ_LIMIT = 65536
 DEFAULT_TIMEOUT = 30.0
+# Where each method's answer comes from (a plan entry says which source was used).
+SOURCES = {"command": "the output of a command", "file": "a file on the node", "package": "the package manager",
+           "registry": "the Windows registry", "dmi": "SMBIOS (DMI) of the node", "fwupd": "fwupd",
+           "redfish": "the BMC's Redfish firmware inventory", "component": "the Smart Component itself"}
+REDFISH_INVENTORY = "/redfish/v1/UpdateService/FirmwareInventory"
+REDFISH_SETTINGS = ("address", "username", "password", "validate_certs", "ca_path", "timeout", "origin")
+REDFISH_READ_LIMIT = 32 * 1024 * 1024
+MASK = "********"
 
 
-def _result(state, method, version=None, reason="", scheme="auto"):
-    # type: (str, str, Optional[str], str, str) -> Dict[str, Any]
-    return {"state": state, "version": version, "scheme": scheme, "method": method, "reason": reason}
+def _result(state, method, version=None, reason="", scheme="auto", source=None):
+    # type: (str, str, Optional[str], str, str, Optional[str]) -> Dict[str, Any]
+    return {"state": state, "version": version, "scheme": scheme, "method": method, "reason": reason,
+            "source": source if source is not None else SOURCES.get(method, "")}
 
 
 # --------------------------------------------------------------------------------------------
@@ -245,9 +284,23 @@ def _detect_package(spec, timeout):
         return _result(ERROR, "package", reason="%s gave no answer in %g s" % (argv[0], timeout), scheme=manager)
     if manager == "dpkg":
         return _dpkg_answer(name, rc, output)
-    if rc != 0:
-        return _result(ABSENT, "package", reason="package %s is not installed (rpm)" % name, scheme="rpm")
-    return _result(PRESENT, "package", output.strip().splitlines()[-1], scheme="rpm")
+    if rc == 1 and ("is not installed" in output or not output.strip()):
+        return _result(ABSENT, "package", reason="package %s is not installed (rpm)" % name, scheme="rpm", source="the rpm database")
+    lines = output.strip().splitlines()
+    if rc != 0 or not lines:
+        return _result(ERROR, "package", reason="rpm -q %s returned %s: %s" % (name, rc, output.strip()[-200:]), scheme="rpm",
+                       source="the rpm database")
+    # Several installed versions (kernel-style multi-version packages): the newest counts.
+    return _result(PRESENT, "package", _newest(lines, "rpm"), scheme="rpm", source="the rpm database")
+
+
+def _newest(candidates, scheme):
+    # type: (List[str], str) -> str
+    best = candidates[0].strip()
+    for candidate in candidates[1:]:
+        if versions.compare(candidate.strip(), best, scheme).order == 1:
+            best = candidate.strip()
+    return best
 
 
 def _dpkg_answer(name, rc, output):
@@ -255,10 +308,11 @@ def _dpkg_answer(name, rc, output):
     # dpkg-query returns 1 for an unknown package; a removed package keeps a line with another status.
     installed = [line.split(" ", 1)[1] for line in output.splitlines() if line.startswith("installed ")]
     if installed:
-        return _result(PRESENT, "package", installed[0].strip(), scheme="dpkg")
+        return _result(PRESENT, "package", installed[0].strip(), scheme="dpkg", source="the dpkg database")
     if rc in (0, 1):
-        return _result(ABSENT, "package", reason="package %s is not installed (dpkg)" % name, scheme="dpkg")
-    return _result(ERROR, "package", reason="dpkg-query returned %d: %s" % (rc, output.strip()[-200:]), scheme="dpkg")
+        return _result(ABSENT, "package", reason="package %s is not installed (dpkg)" % name, scheme="dpkg", source="the dpkg database")
+    return _result(ERROR, "package", reason="dpkg-query returned %d: %s" % (rc, output.strip()[-200:]), scheme="dpkg",
+                   source="the dpkg database")
 
 
 def _read_dmi(field, root):
@@ -319,9 +373,285 @@ def _detect_fwupd(spec, timeout):
     return _result(ABSENT, "fwupd", reason="fwupd knows no device %r" % wanted, scheme=scheme)
 
 
-def detect(spec, os_name="linux", timeout=DEFAULT_TIMEOUT):
-    # type: (Mapping[str, Any], str, float) -> Dict[str, Any]
-    """The installed version per ``spec`` (see the module docstring). Never raises for node problems."""
+# --------------------------------------------------------------------------------------------
+# redfish: the BMC's firmware inventory
+# --------------------------------------------------------------------------------------------
+
+
+class RedfishError(Exception):
+    """The BMC could not be asked (unreachable, refused, not Redfish); the message says why."""
+
+
+class RedfishHTTPError(RedfishError):
+    """The BMC answered with an HTTP error status (``code``)."""
+
+    def __init__(self, message, code):
+        # type: (str, int) -> None
+        super(RedfishHTTPError, self).__init__(message)
+        self.code = code
+
+
+def mask(text, settings):
+    # type: (str, Optional[Mapping[str, Any]]) -> str
+    """``text`` with the BMC password replaced (an error text may quote what it was given)."""
+    password = (settings or {}).get("password")
+    return text.replace(str(password), MASK) if password else text
+
+
+def redfish_settings_problems(settings):
+    # type: (Any) -> List[str]
+    """What is wrong with BMC settings (names the key, never the password's value)."""
+    if not isinstance(settings, Mapping):
+        return ["redfish settings must be a mapping (address, username, password, validate_certs, ca_path, timeout)"]
+    problems = ["unknown BMC setting %r (known: %s)" % (key, ", ".join(REDFISH_SETTINGS))
+                for key in sorted(set(settings) - set(REDFISH_SETTINGS), key=str)]
+    if not settings.get("address"):
+        problems.append("no BMC address: give redfish_address (the iLO's host-interface address)")
+    else:
+        try:
+            redfish_base_url(str(settings["address"]))
+        except ValueError as exc:
+            problems.append(str(exc))
+    if settings.get("password") and not settings.get("username"):
+        problems.append("a BMC password without a username (redfish_username)")
+    if settings.get("ca_path") and not os.path.isfile(str(settings["ca_path"])):
+        problems.append("the BMC CA file %s does not exist" % settings["ca_path"])
+    try:
+        if float(settings.get("timeout") or DEFAULT_TIMEOUT) <= 0:
+            problems.append("the BMC timeout must be more than 0 s, got %r" % settings.get("timeout"))
+    except (TypeError, ValueError):
+        problems.append("the BMC timeout must be a number of seconds, got %r" % (settings.get("timeout"),))
+    return problems
+
+
+def redfish_base_url(address):
+    # type: (str) -> str
+    """``https://<address>`` for a host or an IP literal (IPv6 in brackets); a URL stays as given."""
+    address = address.strip()
+    if "@" in address:
+        # Not echoed: what stands before the @ may be a password.
+        raise ValueError("the BMC address holds credentials (user@ or user:password@): give them as redfish_username and redfish_password")
+    if "://" in address:
+        parts = urlsplit(address)
+        if parts.scheme not in ("https", "http") or not parts.netloc or parts.path.strip("/") or parts.query:
+            raise ValueError("BMC address %r: a URL must be https://host[:port] (or http:// in a lab), without a path" % address)
+        return "%s://%s" % (parts.scheme, parts.netloc)
+    if not address or "/" in address or " " in address:
+        raise ValueError("BMC address %r is not a host name or an IP address" % address)
+    base = "https://[%s]" % address if address.count(":") > 1 and not address.startswith("[") else "https://" + address
+    try:
+        parts = urlsplit(base)
+        parts.port  # pylint: disable=pointless-statement  # raises ValueError for a bad port
+    except ValueError as exc:
+        raise ValueError("BMC address %r is not a host name or an IP address: %s" % (address, exc))
+    if not parts.hostname:
+        raise ValueError("BMC address %r names no host" % address)
+    return base
+
+
+def _ssl_context(settings):
+    # type: (Mapping[str, Any]) -> ssl.SSLContext
+    if settings.get("validate_certs", True) in (False, "false", "no", 0):
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    return ssl.create_default_context(cafile=settings.get("ca_path") or None)
+
+
+class RedfishClient(object):
+    """GET requests to one BMC: JSON answers, Basic authentication, no proxy, bounded reads."""
+
+    def __init__(self, settings):
+        # type: (Mapping[str, Any]) -> None
+        self.settings = settings
+        self.base = redfish_base_url(str(settings["address"]))
+        self.timeout = float(settings.get("timeout") or DEFAULT_TIMEOUT)
+        # No proxy from the environment: the BMC is on the host interface, and the credentials
+        # go to it alone.
+        self.opener = build_opener(ProxyHandler({}), HTTPHandler(), HTTPSHandler(context=_ssl_context(settings)))
+
+    def get(self, path):
+        # type: (str) -> Any
+        url = urljoin(self.base + "/", path)
+        if urlsplit(url).netloc != urlsplit(self.base).netloc:
+            raise RedfishError("the BMC pointed to %s, outside %s: not followed" % (url, self.base))
+        request = Request(url, headers={"Accept": "application/json", "OData-Version": "4.0"})
+        if self.settings.get("username"):
+            token = "%s:%s" % (self.settings["username"], self.settings.get("password") or "")
+            # Unredirected: a redirect to elsewhere never carries the credentials.
+            request.add_unredirected_header("Authorization", "Basic " + base64.b64encode(token.encode("utf-8")).decode("ascii"))
+        try:
+            response = self.opener.open(request, timeout=self.timeout)
+            try:
+                body = response.read(REDFISH_READ_LIMIT + 1)
+            finally:
+                response.close()
+        except HTTPError as exc:
+            raise self._http_error(url, exc)
+        except (socket.timeout, TimeoutError):
+            raise RedfishError("the BMC at %s gave no answer in %g s" % (self.base, self.timeout))
+        except ssl.SSLError as exc:
+            raise self._tls_error(exc)
+        except URLError as exc:
+            if isinstance(exc.reason, ssl.SSLError):
+                raise self._tls_error(exc.reason)
+            raise RedfishError("cannot reach the BMC at %s: %s" % (self.base, exc.reason))
+        except (OSError, ValueError) as exc:
+            raise RedfishError("cannot reach the BMC at %s: %s" % (self.base, exc))
+        if len(body) > REDFISH_READ_LIMIT:
+            raise RedfishError("the BMC's answer to %s is larger than %d bytes" % (url, REDFISH_READ_LIMIT))
+        try:
+            return json.loads(body.decode("utf-8"))
+        except ValueError as exc:
+            raise RedfishError("the BMC's answer to %s is not JSON (%s): %r" % (url, exc, body[:80]))
+
+    def _tls_error(self, exc):
+        # type: (ssl.SSLError) -> RedfishError
+        return RedfishError("TLS with the BMC at %s failed: %s (redfish_ca_path names the CA that signed its certificate)" % (self.base, exc))
+
+    def _http_error(self, url, exc):
+        # type: (str, HTTPError) -> RedfishError
+        exc.close()
+        if exc.code in (401, 403):
+            who = "user %s" % self.settings["username"] if self.settings.get("username") else "no credentials (redfish_username)"
+            return RedfishHTTPError("the BMC at %s refused %s (HTTP %d)" % (self.base, who, exc.code), exc.code)
+        return RedfishHTTPError("the BMC answered %s with HTTP %d %s" % (url, exc.code, exc.reason), exc.code)
+
+
+def _members(document, what):
+    # type: (Any, str) -> List[Any]
+    if not isinstance(document, dict) or not isinstance(document.get("Members"), list):
+        raise RedfishError("%s is not a Redfish collection (no Members list)" % what)
+    return document["Members"]
+
+
+def fetch_firmware_inventory(settings):
+    # type: (Mapping[str, Any]) -> List[Dict[str, Any]]
+    """The items of the BMC's firmware inventory. One request with ``$expand=.`` (iLO 5 and
+    later expand); a BMC that refuses the query or returns bare links is asked member by member."""
+    client = RedfishClient(settings)
+    collection = REDFISH_INVENTORY + "/"
+    try:
+        members = _members(client.get(collection + "?$expand=."), collection + "?$expand=.")
+    except RedfishHTTPError as exc:
+        if exc.code not in (400, 404, 405, 501):
+            raise
+        # A BMC that does not know $expand says so with 400/404/405/501: ask for the plain collection.
+        members = _members(client.get(collection), collection)
+    items = []
+    for member in members:
+        if isinstance(member, dict) and set(member) - {"@odata.id"}:
+            items.append(member)
+        elif isinstance(member, dict) and isinstance(member.get("@odata.id"), str):
+            item = client.get(member["@odata.id"])
+            if not isinstance(item, dict):
+                raise RedfishError("%s is not a Redfish resource" % member["@odata.id"])
+            items.append(item)
+        else:
+            raise RedfishError("%s has a member that is not a link or a resource: %r" % (collection, member)[:300])
+    return items
+
+
+class RedfishSource(object):
+    """The firmware inventory for one plan: asked at most once, the answer (or the error) kept
+    for every component. ``items`` comes from the controller when it asked the BMC itself."""
+
+    def __init__(self, settings=None, items=None, origin="node", error=None):
+        # type: (Optional[Mapping[str, Any]], Optional[List[Dict[str, Any]]], str, Optional[str]) -> None
+        self.settings = dict(settings or {})
+        self.origin = "controller" if items is not None or error else self.settings.get("origin") or origin
+        self.items = items
+        self.error = mask(error, self.settings) if error else None  # type: Optional[str]
+        self.queries = 0
+
+    @property
+    def label(self):
+        # type: () -> str
+        try:
+            where = redfish_base_url(str(self.settings["address"])) if self.settings.get("address") else "the BMC"
+        except ValueError:
+            where = "the BMC"
+        return "%s of %s (asked from the %s)" % (SOURCES["redfish"], where, self.origin)
+
+    def inventory(self):
+        # type: () -> Tuple[Optional[List[Dict[str, Any]]], str]
+        if self.items is not None or self.error is not None:
+            return self.items, self.error or ""
+        problems = redfish_settings_problems(self.settings) if self.settings else [
+            "no BMC settings: give redfish_address (the iLO's host-interface address) and its credentials"]
+        if problems:
+            self.error = mask("; ".join(problems), self.settings)
+            return None, self.error
+        self.queries += 1
+        try:
+            self.items = fetch_firmware_inventory(self.settings)
+        except RedfishError as exc:
+            self.error = mask(str(exc), self.settings)
+        return self.items, self.error or ""
+
+
+def _item_targets(item):
+    # type: (Mapping[str, Any]) -> List[str]
+    hpe = ((item.get("Oem") or {}).get("Hpe") or {}) if isinstance(item.get("Oem"), dict) else {}
+    targets = hpe.get("Targets") if isinstance(hpe, dict) else None
+    return [str(target).lower() for target in targets] if isinstance(targets, list) else []
+
+
+def _device(item):
+    # type: (Mapping[str, Any]) -> Dict[str, Any]
+    hpe = (item.get("Oem") or {}).get("Hpe") or {} if isinstance(item.get("Oem"), dict) else {}
+    return {"id": item.get("Id"), "name": item.get("Name"), "context": hpe.get("DeviceContext") if isinstance(hpe, dict) else None,
+            "version": item.get("Version")}
+
+
+def match_firmware(spec, items, source=""):
+    # type: (Mapping[str, Any], List[Mapping[str, Any]], str) -> Dict[str, Any]
+    """The detection result of a ``redfish`` spec against inventory items (rule: module docstring)."""
+    scheme = spec.get("scheme", "auto")
+    wanted = set(str(target).lower() for target in spec["targets"])
+    matching = [item for item in items if isinstance(item, Mapping) and wanted & set(_item_targets(item))]
+    if spec.get("name"):
+        matching = [item for item in matching if re.search(str(spec["name"]), str(item.get("Name") or ""))]
+    if not matching:
+        named = " named like %r" % spec["name"] if spec.get("name") else ""
+        return _result(ABSENT, "redfish", reason="no firmware item%s with targets %s (of %d items in the inventory)"
+                       % (named, ", ".join(sorted(wanted)), len(items)), scheme=scheme, source=source)
+    found = []
+    for item in matching:
+        device = _device(item)
+        version, why = pick(str(item.get("Version") or ""), spec.get("regex"), "the version of %s (%s)" % (device["name"], device["context"]))
+        if version is None:
+            return dict(_result(ERROR, "redfish", reason=why, scheme=scheme, source=source), devices=[_device(i) for i in matching])
+        found.append((version, device))
+    lowest = found[0][0]
+    for version, _device_found in found[1:]:
+        order = versions.compare(version, lowest, scheme)
+        if order.order is None:
+            listed = "; ".join("%s (%s): %s" % (d["name"], d["context"], v) for v, d in found)
+            return dict(_result(ERROR, "redfish", reason="the matching items' versions cannot be ordered (%s): %s; narrow the match with name"
+                                % (order.reason, listed), scheme=scheme, source=source), devices=[d for _v, d in found])
+        if order.order < 0:
+            lowest = version
+    reason = "" if len(found) == 1 else "the lowest of %d matching items" % len(found)
+    return dict(_result(PRESENT, "redfish", lowest, reason=reason, scheme=scheme, source=source), devices=[d for _v, d in found])
+
+
+def _detect_redfish(spec, redfish):
+    # type: (Mapping[str, Any], Any) -> Dict[str, Any]
+    source = redfish if isinstance(redfish, RedfishSource) else RedfishSource(redfish)
+    items, error = source.inventory()
+    if items is None:
+        return _result(ERROR, "redfish", reason="cannot read the BMC's firmware inventory: %s" % error,
+                       scheme=spec.get("scheme", "auto"), source=source.label)
+    return match_firmware(spec, items, source.label)
+
+
+def detect(spec, os_name="linux", timeout=DEFAULT_TIMEOUT, redfish=None):
+    # type: (Mapping[str, Any], str, float, Any) -> Dict[str, Any]
+    """The installed version per ``spec`` (see the module docstring). Never raises for node problems.
+
+    ``redfish``: BMC settings (a mapping) or a ``RedfishSource`` shared by the components of a plan."""
     problems = spec_problems(spec)
     method = spec.get("method", "?") if isinstance(spec, Mapping) else "?"
     if problems:
@@ -340,6 +670,10 @@ def detect(spec, os_name="linux", timeout=DEFAULT_TIMEOUT):
         return _detect_dmi(spec)
     if method == "fwupd":
         return _detect_fwupd(spec, timeout)
+    if method == "redfish":
+        return _detect_redfish(spec, redfish)
+    if method == "component":
+        return _result(DEFERRED, "component", reason="nothing on the node can tell; the component decides when it runs")
     return _result(ERROR, method, reason="detect method %s runs in the PowerShell twin" % method)  # registry, on Windows
 
 

@@ -13,7 +13,16 @@ Policy (HP SUM's names): ``allow_downgrade``, ``rewrite`` (install the same vers
 empty = all).
 
 Actions: ``install`` (nothing installed), ``upgrade``, ``downgrade``, ``rewrite``, ``skip``;
-every entry has a ``reason`` a person can read.
+every entry has a ``reason`` a person can read and a ``source``: where the installed version
+came from (DMI, the package manager, the BMC's Redfish inventory and from where it was asked,
+the component itself), null when the component was left out before detection.
+
+A component with ``detect: {method: component}`` is planned ``install`` with the reason
+``COMPONENT_DECIDES``: the Smart Component itself finds out whether it is needed and says so with
+its "not needed" return code, which the installer reports as ``skipped``.
+
+The BMC's firmware inventory (``redfish`` detection) is asked for at most once per plan, and only
+when a selected component that applies to the node needs it.
 """
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
@@ -25,6 +34,7 @@ ACTIONS = (INSTALL, UPGRADE, DOWNGRADE, REWRITE, SKIP)
 ONLY = ("all", "firmware", "software")
 DEFAULT_POLICY = {"allow_downgrade": False, "rewrite": False, "force": False, "only": "all", "components": []}
 _ORDER_WORD = {-1: "older", 0: "same", 1: "newer", None: "unknown"}
+COMPONENT_DECIDES = 'the component decides (its "not needed" return code)'
 
 
 def normalise_policy(policy):
@@ -42,6 +52,7 @@ def _entry(component, action, reason, installed=None, comparison=None, detection
     return {"name": component.get("name"), "kind": component.get("kind"), "os": component.get("os"),
             "installed": installed, "available": component.get("version"), "action": action, "reason": reason,
             "comparison": comparison, "detection": dict(detection) if detection else None,
+            "source": detection.get("source") if detection else None,
             "requires": list(component.get("requires") or [])}
 
 
@@ -80,6 +91,8 @@ def decide(component, detection, policy):
     state = detection.get("state")
     if state == detect_mod.ABSENT:
         return _entry(component, INSTALL, "not installed (%s)" % detection.get("reason"), None, None, detection)
+    if state == detect_mod.DEFERRED:
+        return _entry(component, INSTALL, COMPONENT_DECIDES, None, None, detection)
     if state != detect_mod.PRESENT:
         why = "cannot tell the installed version: %s" % detection.get("reason")
         if policy["force"]:
@@ -106,10 +119,16 @@ def decide(component, detection, policy):
                   installed, word, detection)
 
 
-def plan(components, policy=None, os_name="linux", timeout=detect_mod.DEFAULT_TIMEOUT, dmi_root=detect_mod.DMI_ROOT):
-    # type: (List[Mapping[str, Any]], Optional[Mapping[str, Any]], str, float, str) -> List[Dict[str, Any]]
-    """One entry per component, in the order given (the manifest's dependency order)."""
+def plan(components, policy=None, os_name="linux", timeout=detect_mod.DEFAULT_TIMEOUT, dmi_root=detect_mod.DMI_ROOT,
+         redfish=None, redfish_inventory=None, redfish_error=None):
+    # type: (List[Mapping[str, Any]], Optional[Mapping[str, Any]], str, float, str, Optional[Mapping[str, Any]], Optional[List[Dict[str, Any]]], Optional[str]) -> List[Dict[str, Any]]
+    """One entry per component, in the order given (the manifest's dependency order).
+
+    ``redfish``: the BMC settings (``detect.RedfishSource``'s keys; the password never lands in an
+    entry). ``redfish_inventory``: the inventory's items when the controller asked the BMC;
+    ``redfish_error``: why the controller could not."""
     settled = normalise_policy(policy)
+    bmc = detect_mod.RedfishSource(redfish, items=redfish_inventory, error=redfish_error)
     entries = []
     for component in components:
         reason = not_offered(component, settled) or not_selected(component, settled, os_name)
@@ -120,7 +139,7 @@ def plan(components, policy=None, os_name="linux", timeout=detect_mod.DEFAULT_TI
         if not fits:
             entries.append(_entry(component, SKIP, "does not apply to this node: %s" % why))
             continue
-        detection = detect_mod.detect(component.get("detect") or {}, os_name=os_name, timeout=timeout)
+        detection = detect_mod.detect(component.get("detect") or {}, os_name=os_name, timeout=timeout, redfish=bmc)
         entries.append(decide(component, detection, settled))
     return entries
 

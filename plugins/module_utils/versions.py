@@ -15,7 +15,9 @@ Schemes (``scheme=``):
   - one trailing letter per number: ``2.10 < 2.10a < 2.10b < 2.11``;
   - dates: ``2024.04.00.00`` (SPP style: a year, then a month); a date compares only with a date;
   - vendor forms: ``U30 v2.90 (07/20/2023)`` (ROM family, version, date): families must match,
-    and when both sides carry a date it must agree with the version order;
+    and when both sides carry a date it must agree with the version order; the SPP's own form
+    of a ROM version, ``2.90_07-20-2023`` (version, underscore, MM-DD-YYYY), is the same
+    version and date (so it equals ``U30 v2.90 (07/20/2023)``, never reads as 2.90.07.20.2023);
   - hexadecimal: ``0x2006e05`` (microcode), only against hexadecimal.
   Longer tags (``rc1``, ``beta``) are equal or incomparable, because projects disagree on
   whether they come before or after the plain number.
@@ -37,6 +39,7 @@ _SEGMENT_RE = re.compile(r"^(\d+)([A-Za-z][A-Za-z0-9]*)?$|^([A-Za-z][A-Za-z0-9]*
 _SPLIT_RE = re.compile(r"[._-]")
 _HEX_RE = re.compile(r"^0[xX]([0-9A-Fa-f]+)$")
 _TRAILING_DATE_RE = re.compile(r"^(.*?)\s*\(([^()]*)\)$")
+_SPP_ROM_RE = re.compile(r"^(\d+(?:\.\d+)*)_(\d{1,2})-(\d{1,2})-(\d{4})$")
 _DATE_FORMS = (
     (re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})$"), (3, 1, 2)),  # 07/20/2023 (month first, as HPE writes it)
     (re.compile(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})$"), (1, 2, 3)),  # 2023-07-20
@@ -107,8 +110,11 @@ def _parse_auto(text):
     # type: (str) -> Version
     rest, date = text, None
     match = _TRAILING_DATE_RE.match(text)
+    rom = _SPP_ROM_RE.match(text.strip())
     if match:
         rest, date = match.group(1), _parse_date(match.group(2))
+    elif rom:
+        rest, date = rom.group(1), _parse_date("%s/%s/%s" % (rom.group(2), rom.group(3), rom.group(4)))
     if not rest.strip():
         raise UnknownVersion("%r holds a date but no version" % text)
     hex_match = _HEX_RE.match(rest.strip())

@@ -19,6 +19,17 @@ $spec = @{
         only = @{ type = "str"; choices = "all", "firmware", "software"; default = "all" }
         components = @{ type = "list"; elements = "str"; default = @() }
         timeout = @{ type = "float"; default = 30.0 }
+        # Accepted like inventory.py's, unused here: redfish detection is not supported on Windows
+        # nodes yet (FleetInventory.psm1 reports it as an error, never as absent).
+        redfish_address = @{ type = "str" }
+        redfish_username = @{ type = "str" }
+        redfish_password = @{ type = "str"; no_log = $true }
+        redfish_validate_certs = @{ type = "bool"; default = $true }
+        redfish_ca_path = @{ type = "path" }
+        redfish_timeout = @{ type = "float"; default = 30.0 }
+        redfish_from = @{ type = "str"; choices = "node", "controller"; default = "node" }
+        redfish_inventory = @{ type = "list"; elements = "dict" }
+        redfish_inventory_error = @{ type = "str" }
     }
     supports_check_mode = $true
 }

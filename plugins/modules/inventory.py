@@ -14,8 +14,18 @@ description:
     compares that version with the component's version and decides an action under the policy.
     The action is V(install) (nothing installed), V(upgrade), V(downgrade), V(rewrite) or V(skip),
     always with a reason.
-  - Side-effect free. It only reads files, package databases, DMI values, fwupd and the registry,
-    and runs the C(detect) commands of the manifest. It never changes the node, also outside check mode.
+  - Side-effect free. It only reads files, package databases, DMI values, fwupd, the registry and
+    the BMC's Redfish firmware inventory, and runs the C(detect) commands of the manifest. It never
+    changes the node, also outside check mode.
+  - Detection without hand-written rules, as an imported SPP baseline has it. The system ROM is
+    read from DMI, packaged drivers and software from the package manager, and device firmware from
+    the BMC's Redfish firmware inventory, matched by the component's target identifiers.
+    Where nothing can tell, the Smart Component decides for itself (C(detect.method=component)); the
+    plan then says V(install) with the reason C(the component decides (its "not needed" return code)).
+  - The BMC (an iLO) is asked once per node and run, from the node by default, at the address of its
+    host interface (O(redfish_address)), because the controller often cannot reach the management
+    network. With O(redfish_from=controller) the controller asks the BMC and hands the inventory to
+    the node; the credentials then never leave the controller.
   - The deploy action and the node agent use the same detection and comparison code, so the
     inventory, the check mode of a deployment and the check after a reboot always agree.
   - Versions are compared as dotted numbers, with one trailing letter (V(2.10a)), as dates
@@ -59,6 +69,56 @@ options:
     description: Seconds each detection (a command, C(dpkg-query), C(fwupdmgr)) may take.
     type: float
     default: 30
+  redfish_address:
+    description:
+      - The BMC's address for C(redfish) detection, as the node (or, with O(redfish_from=controller),
+        the controller) reaches it. On an iLO asked from the node this is the host interface's address.
+      - A host name, an IPv4 or IPv6 literal (with a port as V(host:port) or V([fd00::5]:8443)), or a
+        URL V(https://host:port). V(http://) is accepted for labs only (the credentials then travel in clear).
+      - Without it, every component with C(redfish) detection gets C(detection.state=error) and
+        action V(skip) (never "not installed").
+    type: str
+  redfish_username:
+    description: The BMC account (HTTP Basic authentication, sent to O(redfish_address) only, never after a redirect).
+    type: str
+  redfish_password:
+    description: The BMC account's password. It is never part of a result, a log or a command line.
+    type: str
+  redfish_validate_certs:
+    description: Check the BMC's TLS certificate (against O(redfish_ca_path), else the system's CA bundle).
+    type: bool
+    default: true
+  redfish_ca_path:
+    description:
+      - A PEM file with the CA that signed the BMC's certificate. With O(redfish_from=node) it is a
+        path on the node, with O(redfish_from=controller) a path on the controller.
+    type: path
+  redfish_timeout:
+    description: Seconds each request to the BMC may take.
+    type: float
+    default: 30
+  redfish_from:
+    description:
+      - Who asks the BMC. V(node) (the default) asks from the node, through its host interface.
+      - V(controller) asks from the controller and passes the inventory to the node with
+        O(redfish_inventory); the node then never sees the credentials. The action does that
+        on POSIX and Windows hosts alike.
+    type: str
+    choices: [node, controller]
+    default: node
+  redfish_inventory:
+    description:
+      - The BMC's firmware inventory items (the C(Members) of
+        C(/redfish/v1/UpdateService/FirmwareInventory?$expand=.)), used instead of asking the BMC.
+      - Set by the action for O(redfish_from=controller); it may also be given by hand (an inventory
+        fetched some other way).
+    type: list
+    elements: dict
+  redfish_inventory_error:
+    description:
+      - Why the controller could not read the BMC's inventory (set by the action for O(redfish_from=controller)).
+        Every component with C(redfish) detection then gets C(detection.state=error) with this reason.
+    type: str
 attributes:
   check_mode:
     support: full
@@ -69,12 +129,18 @@ attributes:
   platform:
     support: full
     platforms: [posix, windows]
-    description: Python on Linux nodes, the PowerShell twin C(inventory.ps1) on Windows nodes (C(registry), C(file), C(command), C(dmi) detection).
+    description:
+      - Python on Linux nodes, the PowerShell twin C(inventory.ps1) on Windows nodes (C(registry), C(file), C(command), C(dmi)
+        and C(component) detection; C(redfish) detection is not supported on Windows nodes yet and gives C(error)).
 notes:
   - C(applies_to) compares DMI values (C(/sys/class/dmi/id) on Linux). A field that cannot be
     read does not match, so the component is skipped with the reason.
   - Windows itself cannot run in the collection's test lab. The PowerShell twin is checked by
     parsing and unit tests of its logic only.
+  - C(redfish) matching rule. An inventory item matches when one of its target identifiers
+    (C(Oem.Hpe.Targets), case ignored) is one of the component's C(detect.targets), and its
+    C(Name) matches C(detect.name) when that is given. Several matching items (a power supply in
+    two bays) give the lowest of their versions. Items whose versions cannot be ordered give C(error).
 seealso:
   - module: fleet.firmware.repository
 """
@@ -97,6 +163,22 @@ EXAMPLES = r"""
   ansible.builtin.debug:
     msg: "{{ plan.inventory | rejectattr('action', 'eq', 'skip') | map(attribute='name') | list }}"
 
+- name: Device firmware from the iLO, asked from each node through its host interface
+  fleet.firmware.inventory:
+    baseline: "{{ repo.components }}"
+    redfish_address: 16.1.15.1
+    redfish_username: "{{ ilo_user }}"
+    redfish_password: "{{ ilo_password }}"
+    redfish_ca_path: /etc/pki/ilo-ca.pem
+
+- name: The same, asked from the controller (the management network is reachable from there)
+  fleet.firmware.inventory:
+    baseline: "{{ repo.components }}"
+    redfish_from: controller
+    redfish_address: "{{ ilo_address }}"
+    redfish_username: "{{ ilo_user }}"
+    redfish_password: "{{ ilo_password }}"
+
 - name: Only firmware, allowing downgrades
   fleet.firmware.inventory:
     baseline: "{{ repo.components }}"
@@ -112,9 +194,13 @@ inventory:
       the component's version, and C(action) one of V(install), V(upgrade), V(downgrade), V(rewrite), V(skip).
     - C(reason) explains the action. C(comparison) is V(older), V(same), V(newer) or V(unknown) (the
       installed version against the available one; null when nothing was compared).
-    - C(detection) holds C(state) (V(present), V(absent), V(error)), C(version), C(scheme), C(method)
-      and C(reason); it is null when the component was skipped before detection (other OS, not selected,
-      does not apply).
+    - C(detection) holds C(state) (V(present), V(absent), V(error), V(deferred) for C(component)),
+      C(version), C(scheme), C(method), C(reason) and C(source); C(redfish) adds C(devices), the
+      matching inventory items (C(id), C(name), C(context), C(version)). It is null when the component
+      was skipped before detection (other OS, not selected, does not apply).
+    - C(source) says where the installed version came from (for example V(SMBIOS (DMI\) of the node),
+      V(the rpm database), V(the BMC's Redfish firmware inventory of https://16.1.15.1 (asked from the node\)),
+      V(the Smart Component itself)); null when nothing was detected.
   returned: always
   type: list
   elements: dict
@@ -128,7 +214,8 @@ inventory:
       reason: installed U30 v2.90 (07/20/2023) is older than U30 v2.92 (11/03/2023)
       comparison: older
       requires: []
-      detection: {state: present, version: U30 v2.90 (07/20/2023), scheme: auto, method: dmi, reason: ""}
+      source: SMBIOS (DMI) of the node
+      detection: {state: present, version: U30 v2.90 (07/20/2023), scheme: auto, method: dmi, reason: "", source: SMBIOS (DMI) of the node}
 summary:
   description: How many components get each action.
   returned: always
@@ -143,7 +230,21 @@ update_needed:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.fleet.firmware.plugins.module_utils import detect as detect_mod
 from ansible_collections.fleet.firmware.plugins.module_utils import plan as plan_mod
+
+
+def redfish_settings(params):
+    # type: (dict) -> dict
+    """The BMC settings for the plan (empty without an address: redfish detection then says so)."""
+    if not params.get("redfish_address"):
+        return {}
+    if params.get("redfish_inventory") is not None or params.get("redfish_inventory_error"):
+        # Asked by the controller: the address only names the source.
+        return {"address": params["redfish_address"], "origin": "controller"}
+    return {"address": params["redfish_address"], "username": params.get("redfish_username"), "password": params.get("redfish_password"),
+            "validate_certs": params["redfish_validate_certs"], "ca_path": params.get("redfish_ca_path"),
+            "timeout": params["redfish_timeout"], "origin": "node"}
 
 
 def run_module(module):
@@ -153,8 +254,14 @@ def run_module(module):
         missing = [key for key in ("name", "version", "os", "detect") if not component.get(key)]
         if missing:
             module.fail_json(msg="baseline entry %d (%s): missing %s" % (index + 1, component.get("name", "no name"), ", ".join(missing)))
+    settings = redfish_settings(params)
+    problems = detect_mod.redfish_settings_problems(settings) if settings.get("origin") == "node" else []
+    if problems:
+        module.fail_json(msg="redfish: %s" % detect_mod.mask("; ".join(problems), settings))
     policy = {key: params[key] for key in ("allow_downgrade", "rewrite", "force", "only", "components")}
-    entries = plan_mod.plan(params["baseline"], policy, os_name="linux", timeout=params["timeout"])
+    entries = plan_mod.plan(params["baseline"], policy, os_name="linux", timeout=params["timeout"],
+                            redfish=settings, redfish_inventory=params["redfish_inventory"],
+                            redfish_error=params["redfish_inventory_error"])
     counts, needed = plan_mod.summary(entries)
     module.exit_json(changed=False, inventory=entries, summary=counts, update_needed=needed)
 
@@ -170,6 +277,15 @@ def main():
             only=dict(type="str", choices=list(plan_mod.ONLY), default="all"),
             components=dict(type="list", elements="str", default=[]),
             timeout=dict(type="float", default=30.0),
+            redfish_address=dict(type="str"),
+            redfish_username=dict(type="str"),
+            redfish_password=dict(type="str", no_log=True),
+            redfish_validate_certs=dict(type="bool", default=True),
+            redfish_ca_path=dict(type="path"),
+            redfish_timeout=dict(type="float", default=30.0),
+            redfish_from=dict(type="str", choices=["node", "controller"], default="node"),
+            redfish_inventory=dict(type="list", elements="dict"),
+            redfish_inventory_error=dict(type="str"),
         ),
         supports_check_mode=True,
     )

@@ -12,7 +12,12 @@ controller's (the host's) namespace and carries the controller's lab addresses. 
   tmpfs, and /proc/sys/kernel/random/boot_id is the node's own (so a simulated reboot can
   change it);
 * its own sshd (key auth with the lab key), bound to the node's lab addresses only;
-* for Windows-like nodes, smbd with an ``ADMIN$`` share and nmbd for NetBIOS.
+* for Windows-like nodes, smbd with an ``ADMIN$`` share and nmbd for NetBIOS;
+* its own SMBIOS values: ``/sys/class/dmi/id`` inside the node is a per-node folder (the
+  node's hardware profile, ``--hardware NODE=PROFILE``, see ``labhardware.py``);
+* its own BMC: a real Redfish server (sushy-tools' ``sushy-static``) on the node's
+  host-interface address (``BMC_NET``, on the node's loopback, reachable from that node only)
+  over HTTPS with a lab CA, serving the node's firmware inventory.
 
 Every process of a node is started with ``nsenter`` into the holder's namespaces. The
 node's iptables, ip6tables and nftables rulesets are those of its network namespace.
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import ipaddress
 import json
 import os
@@ -39,7 +45,9 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
+
+import labhardware
 
 
 def _lab_id() -> int:
@@ -61,6 +69,12 @@ IPV4_NET = ipaddress.IPv4Network(f"198.18.{LAB_ID}.0/24")
 IPV6_NET = ipaddress.IPv6Network(f"fd00:f1ee:7ab:{LAB_ID:x}::/64")
 CONTROLLER_IPV4 = IPV4_NET.network_address + 1
 CONTROLLER_IPV6 = IPV6_NET.network_address + 1
+# The BMC's host-interface addresses (iLO's "Virtual NIC" role): one per node, on the node's
+# loopback, so only that node reaches its BMC. sushy-static serves IPv4 only (http.server's
+# AF_INET), so this is IPv4 also on IPv6-only nodes, as a real iLO host interface is.
+BMC_NET = ipaddress.IPv4Network(f"198.19.{LAB_ID}.0/24")
+BMC_PORT = 443
+BMC_USER = "fleetbmc"
 FIRST_HOST = 10
 MAX_NODES = 200
 SMB_USER = "Administrator"
@@ -77,8 +91,11 @@ ACCOUNT_FILES = ("passwd", "group", "shadow")
 KINDS = ("linux", "windows")
 FAMILIES = ("dual", "ipv4", "ipv6")
 NAME_RE = re.compile(r"^[a-z][a-z0-9]{1,9}$")
-REQUIRED_TOOLS = ("ip", "nsenter", "unshare", "sshd", "ssh-keygen", "iptables", "ip6tables", "nft", "openssl", "sudo")
+REQUIRED_TOOLS = ("ip", "nsenter", "unshare", "sshd", "ssh-keygen", "iptables", "ip6tables", "nft", "openssl", "sudo", "mount")
 WINDOWS_TOOLS = ("smbd", "nmbd", "smbpasswd")
+# The lab's generated secrets (lab.json, 0600): SMB Administrator, the operator's sudo password,
+# root's su password, the BMC account's password.
+SECRETS = ("smb_password", "become_password", "root_password", "bmc_password")
 
 
 class LabError(Exception):
@@ -96,6 +113,7 @@ class Node:
     index: int
     kind: str  # linux | windows
     family: str  # dual | ipv4 | ipv6
+    hardware: str = labhardware.DEFAULT_HARDWARE  # labhardware.PROFILES: DMI values and BMC inventory
 
     @property
     def netns(self) -> str:
@@ -124,6 +142,14 @@ class Node:
         return f"02:f1:ee:{LAB_ID:02x}:{self.index >> 8:02x}:{self.index & 0xFF:02x}"
 
     @property
+    def bmc_address(self) -> str:
+        return str(BMC_NET.network_address + FIRST_HOST + self.index)
+
+    @property
+    def bmc_url(self) -> str:
+        return f"https://{self.bmc_address}"
+
+    @property
     def addresses(self) -> list[str]:
         return [a for a in (self.ipv4, self.ipv6) if a]
 
@@ -136,8 +162,11 @@ class Node:
         return dataclasses.asdict(self)
 
 
-def plan_nodes(linux: int = 2, ipv6_only: int = 1, ipv4_only: int = 0, windows: int = 1) -> list[Node]:
-    """Return the nodes of a lab, in a stable order (so addresses are stable across `up`s)."""
+def plan_nodes(linux: int = 2, ipv6_only: int = 1, ipv4_only: int = 0, windows: int = 1,
+               hardware: Mapping[str, str] | None = None) -> list[Node]:
+    """Return the nodes of a lab, in a stable order (so addresses are stable across `up`s).
+
+    ``hardware`` gives nodes (by name) another hardware profile than the default."""
     counts = {"linux": linux, "ipv6_only": ipv6_only, "ipv4_only": ipv4_only, "windows": windows}
     for what, count in counts.items():
         if not isinstance(count, int) or isinstance(count, bool) or count < 0:
@@ -156,8 +185,33 @@ def plan_nodes(linux: int = 2, ipv6_only: int = 1, ipv4_only: int = 0, windows: 
     nodes: list[Node] = []
     for stem, kind, family, count in groups:
         for number in range(1, count + 1):
-            nodes.append(Node(name=f"{stem}{number:02d}", index=len(nodes) + 1, kind=kind, family=family))
+            name = f"{stem}{number:02d}"
+            nodes.append(Node(name=name, index=len(nodes) + 1, kind=kind, family=family,
+                              hardware=(hardware or {}).get(name, labhardware.DEFAULT_HARDWARE)))
+    _check_hardware(nodes, hardware or {})
     return nodes
+
+
+def _check_hardware(nodes: Sequence[Node], hardware: Mapping[str, str]) -> None:
+    unknown_nodes = sorted(set(hardware) - {n.name for n in nodes})
+    if unknown_nodes:
+        raise LabError(f"--hardware names no node of this lab: {', '.join(unknown_nodes)} (nodes: {', '.join(n.name for n in nodes)})")
+    for node in nodes:
+        try:
+            labhardware.profile(node.hardware)
+        except labhardware.HardwareError as exc:
+            raise LabError(f"--hardware {node.name}={node.hardware}: {exc}") from exc
+
+
+def parse_hardware(pairs: Sequence[str]) -> dict[str, str]:
+    """``["lin02=dl360-gen10", ...]`` -> ``{"lin02": "dl360-gen10"}``."""
+    chosen: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, profile = pair.partition("=")
+        if not sep or not name or not profile:
+            raise LabError(f"--hardware takes NODE=PROFILE, got {pair!r}")
+        chosen[name] = profile
+    return chosen
 
 
 def inventory_data(nodes: Sequence[Node], home: Path, passwords: dict[str, str]) -> dict:
@@ -170,6 +224,10 @@ def inventory_data(nodes: Sequence[Node], home: Path, passwords: dict[str, str])
             "fleet_lab_ipv4": node.ipv4,
             "fleet_lab_ipv6": node.ipv6,
             "fleet_path": node.kind,
+            # The node's hardware and its BMC (Redfish over the host interface, lab CA).
+            "fleet_lab_hardware": node.hardware,
+            "fleet_lab_rom_family": labhardware.profile(node.hardware)["family"],
+            "fleet_lab_bmc_address": node.bmc_url,
         }
         if node.kind == "windows":
             host.update({"fleet_smb_user": SMB_USER, "fleet_smb_password": passwords["smb_password"]})
@@ -192,6 +250,9 @@ def inventory_data(nodes: Sequence[Node], home: Path, passwords: dict[str, str])
                 "fleet_lab_become_user": OPERATOR,
                 "fleet_lab_become_password": passwords["become_password"],
                 "fleet_lab_root_password": passwords["root_password"],
+                "fleet_lab_bmc_ca": str(home / "bmc" / "ca.pem"),
+                "fleet_lab_bmc_user": BMC_USER,
+                "fleet_lab_bmc_password": passwords.get("bmc_password", ""),
             },
             "children": {name: {"hosts": hosts} for name, hosts in groups.items()},
         }
@@ -384,9 +445,9 @@ class Lab:
 
     @property
     def passwords(self) -> dict[str, str]:
-        """The lab's generated secrets: SMB Administrator, the operator's sudo password, root's su password."""
+        """The lab's generated secrets (SECRETS)."""
         state = self.load_state()
-        return {key: state.get(key, "") for key in ("smb_password", "become_password", "root_password")}
+        return {key: state.get(key, "") for key in SECRETS}
 
     @property
     def smb_password(self) -> str:
@@ -408,7 +469,7 @@ class Lab:
         require_root()
         require_tools(REQUIRED_TOOLS + (WINDOWS_TOOLS if any(n.kind == "windows" for n in nodes) else ()))
         state = self.load_state()
-        for key in ("smb_password", "become_password", "root_password"):
+        for key in SECRETS:
             state.setdefault(key, secrets.token_urlsafe(18))
         wanted = {n.name: n for n in nodes}
         recorded = {n["name"]: Node(**n) for n in state.get("nodes", [])}
@@ -475,6 +536,8 @@ class Lab:
         ns = ["ip", "-n", node.netns]
         run(ns + ["link", "set", "eth0", "address", node.mac])
         run(ns + ["link", "set", "lo", "up"])
+        # The BMC's host-interface address: on the node's loopback, so only this node reaches it.
+        run(ns + ["addr", "add", f"{node.bmc_address}/32", "dev", "lo"])
         run(["ip", "netns", "exec", node.netns, "sysctl", "-q", "-w", "net.ipv6.conf.eth0.accept_dad=0", "net.ipv6.conf.eth0.accept_ra=0"])
         if node.ipv4:
             run(ns + ["addr", "add", f"{node.ipv4}/{IPV4_NET.prefixlen}", "dev", "eth0"])
@@ -493,6 +556,7 @@ class Lab:
         boot_id = node_dir / "boot_id"
         boot_id.write_text(str(uuid.uuid4()) + "\n")
         etc = self._write_accounts(node)
+        dmi = self._write_dmi(node)
         mounts = " && ".join(
             [f"mount -t tmpfs -o mode={private_mode(d)} fleetlab {d}" for d in PRIVATE_DIRS]
             + [f"mount --bind {etc / name} /etc/{name}" for name in ACCOUNT_FILES + ("sudoers.d",)]
@@ -501,6 +565,7 @@ class Lab:
                 f"mount --bind {boot_id} /proc/sys/kernel/random/boot_id",
                 f"hostname {node.name}",
             ]
+            + dmi_mounts(node_dir, dmi)
         )
         script = f"{mounts} && echo $$ > {node_dir}/holder.pid && exec sleep infinity"
         # One pid all the way: ip netns exec -> unshare -> sh -> sleep each exec the next.
@@ -534,6 +599,39 @@ class Lab:
         write_file(etc / "sudoers.d" / "fleet-lab", f"{OPERATOR} ALL=(ALL:ALL) ALL\n", 0o440)
         return etc
 
+    def _write_dmi(self, node: Node, values: Mapping[str, str] | None = None) -> Path:
+        """The node's /sys/class/dmi/id: its hardware profile's values (or ``values``), written in
+        place (the node's bind mount of the folder sees a change at once)."""
+        folder = self.home / "nodes" / node.name / "dmi"
+        folder.mkdir(mode=0o755, parents=True, exist_ok=True)
+        wanted = dict(values) if values is not None else labhardware.dmi_values(node.hardware, node.name, node.index)
+        for field, value in wanted.items():
+            if not re.match(r"^[a-z0-9_]+$", field):
+                raise LabError(f"{field!r} is not a DMI field name (lower-case letters, digits, _)")
+            # As in sysfs: serial numbers and the UUID are root's only.
+            write_file(folder / field, f"{value}\n", 0o400 if field.endswith(("_serial", "_uuid")) else 0o444)
+        return folder
+
+    def set_dmi(self, node: Node, **values: str) -> dict[str, str]:
+        """Change DMI values of a running node (e.g. a flashed ROM); returns all of them."""
+        self._write_dmi(node, values)
+        return self.dmi(node)
+
+    def dmi(self, node: Node) -> dict[str, str]:
+        folder = self.home / "nodes" / node.name / "dmi"
+        return {path.name: path.read_text().strip() for path in sorted(folder.iterdir())}
+
+    def set_firmware(self, node: Node, firmware: Mapping[str, str] | None = None, expand: bool = True) -> list[dict]:
+        """(Re)write the node's BMC firmware inventory: the profile's versions, ``firmware`` (item
+        id -> version) overriding them; ``expand=False`` makes a BMC that does not expand
+        collections. The running server serves the new files at its next request."""
+        try:
+            items = labhardware.firmware_items(node.hardware, self.dmi(node), dict(firmware or {}))
+        except labhardware.HardwareError as exc:
+            raise LabError(f"node {node.name}: {exc}") from exc
+        labhardware.write_mockup(self.home / "nodes" / node.name / "redfish", labhardware.mockup_files(items, expand))
+        return items
+
     def node_exec_argv(self, node: Node, argv: Sequence[str]) -> list[str]:
         """argv that runs ``argv`` inside the node (its network, mount and UTS namespaces)."""
         pid = self.holder_pid(node)
@@ -558,8 +656,73 @@ class Lab:
         self.node_run(node, ["/usr/sbin/sshd", "-f", str(node_dir / "sshd_config"), "-E", str(node_dir / "sshd.log")])
         if node.kind == "windows":
             self._start_samba(node)
+        self._start_bmc(node)
         self._wait_for_port(node, 22)
         self._wait_for_services(node)
+
+    def _start_bmc(self, node: Node) -> None:
+        """The node's BMC: sushy-static (a real Redfish mockup server) inside the node's
+        namespaces, HTTPS with a lab-CA certificate, on the host-interface address only."""
+        node_dir = self.home / "nodes" / node.name
+        if not (node_dir / "redfish").exists():
+            self.set_firmware(node)
+        cert, key = self._bmc_certificate(node)
+        argv = ["env", f"PYTHONPATH={self._sushy_path()}", NODE_PYTHON, "-m", "sushy_tools.static.main", "-i", node.bmc_address, "-p", str(BMC_PORT), "-m", str(node_dir / "redfish"), "-c", str(cert), "-k", str(key)]
+        # sushy-static prints every request's headers (an Authorization header too) to stdout:
+        # stdout goes nowhere, stderr (request lines, errors) to the log.
+        with open(node_dir / "bmc.log", "a", encoding="utf-8") as log:
+            proc = subprocess.Popen(  # pylint: disable=consider-using-with  # a service of the node
+                self.node_exec_argv(node, argv), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
+                start_new_session=True, close_fds=True,
+            )
+        (node_dir / "bmc.pid").write_text(f"{proc.pid}\n")
+        probe = ("import socket, sys, time\n"
+                 "deadline = time.monotonic() + 15\n"
+                 "while True:\n"
+                 "    try:\n"
+                 f"        socket.create_connection(({node.bmc_address!r}, {BMC_PORT}), 1).close()\n"
+                 "        break\n"
+                 "    except OSError:\n"
+                 "        if time.monotonic() > deadline:\n"
+                 "            sys.exit(1)\n"
+                 "        time.sleep(0.05)\n")
+        if self.node_run(node, [NODE_PYTHON, "-c", probe], check=False).returncode != 0:
+            raise LabError(f"node {node.name}: the BMC (sushy-static) does not answer on {node.bmc_address}:{BMC_PORT}: "
+                           + (node_dir / "bmc.log").read_text(errors="replace")[-500:])
+
+    def _sushy_path(self) -> Path:
+        """A folder holding a copy of sushy-tools' static server, for the node's Python: the venv
+        the tests run in may live under /root, which is private inside the node, and the rest of
+        its site-packages has no business in the BMC's interpreter."""
+        lib = self.home / "bmc" / "lib"
+        if not (lib / "sushy_tools" / "static" / "main.py").exists():
+            source = sushy_tools_package()
+            (lib / "sushy_tools" / "static").mkdir(parents=True, exist_ok=True)
+            for relative in ("__init__.py", "static/__init__.py", "static/main.py"):
+                shutil.copyfile(source / relative, lib / "sushy_tools" / relative)
+        return lib
+
+    def _bmc_certificate(self, node: Node) -> tuple[Path, Path]:
+        """A lab CA (once per lab) and a server certificate for the node's BMC address."""
+        bmc = self.home / "bmc"
+        bmc.mkdir(mode=0o755, exist_ok=True)
+        ca, ca_key = bmc / "ca.pem", bmc / "ca.key"
+        if not ca.exists():
+            run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "30",
+                 "-subj", "/CN=fleet.firmware lab BMC CA", "-keyout", str(ca_key), "-out", str(ca),
+                 "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"])
+            ca.chmod(0o644)
+        node_dir = self.home / "nodes" / node.name
+        cert, key, csr, ext = node_dir / "bmc.pem", node_dir / "bmc.key", node_dir / "bmc.csr", node_dir / "bmc.ext"
+        if not cert.exists():
+            run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                 "-subj", f"/CN={node.bmc_address}", "-keyout", str(key), "-out", str(csr)])
+            ext.write_text(f"subjectAltName=IP:{node.bmc_address}\nbasicConstraints=critical,CA:FALSE\n"
+                           "keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n"
+                           "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n")
+            run(["openssl", "x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial",
+                 "-days", "30", "-extfile", str(ext), "-out", str(cert)])
+        return cert, key
 
     def _wait_for_services(self, node: Node, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout
@@ -629,7 +792,7 @@ class Lab:
     # ---- health and status -------------------------------------------------------------------
 
     def service_pids(self, node: Node) -> dict[str, int | None]:
-        names = ["sshd"] + (["smbd", "nmbd"] if node.kind == "windows" else [])
+        names = ["sshd"] + (["smbd", "nmbd"] if node.kind == "windows" else []) + ["bmc"]
         found: dict[str, int | None] = {}
         for name in names:
             try:
@@ -659,6 +822,8 @@ class Lab:
                     "name": n.name,
                     "kind": n.kind,
                     "family": n.family,
+                    "hardware": n.hardware,
+                    "bmc": n.bmc_url,
                     "addresses": n.addresses,
                     "netns": n.netns,
                     "up": self.node_healthy(n),
@@ -720,6 +885,34 @@ class Lab:
             shutil.rmtree(self.home)
             removed.append(str(self.home))
         return removed
+
+
+def dmi_mounts(node_dir: Path, dmi: Path) -> list[str]:
+    """Shell commands (run in the node's new mount namespace) that put ``dmi`` at /sys/class/dmi/id.
+
+    sysfs cannot get a folder it lacks (a VM without SMBIOS has no /sys/class/dmi), so
+    /sys/class becomes an overlay (the node's sysfs below, a tmpfs above) in which the folder can
+    be made; the bind mount then shows the node's own values. The tmpfs lives in the node's mount
+    namespace only: it goes with the holder, nothing to unmount on `down`.
+    """
+    layer = node_dir / "sysclass"
+    return [
+        f"mkdir -p {layer}",
+        f"mount -t tmpfs -o mode=0700 fleetlab {layer}",
+        f"mkdir {layer}/upper {layer}/work",
+        f"mount -t overlay fleetlab -o lowerdir=/sys/class,upperdir={layer}/upper,workdir={layer}/work /sys/class",
+        "mkdir -p /sys/class/dmi/id",
+        f"mount --bind {dmi} /sys/class/dmi/id",
+    ]
+
+
+def sushy_tools_package() -> Path:
+    """sushy-tools' package folder (requirements-dev.txt); its static server uses only the
+    standard library, so the node's own Python runs it."""
+    spec = importlib.util.find_spec("sushy_tools")
+    if spec is None or not spec.submodule_search_locations:
+        raise LabError("sushy-tools (the lab's Redfish server, sushy-static) is missing: pip install -r requirements-dev.txt")
+    return Path(list(spec.submodule_search_locations)[0])
 
 
 def private_mode(folder: str) -> str:
@@ -805,6 +998,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     up.add_argument("--ipv4-only", type=int, default=0, help="IPv4-only Linux nodes (default 0)")
     up.add_argument("--windows", type=int, default=1, help="Windows-like nodes with Samba ADMIN$ (default 1)")
     up.add_argument("--inventory", type=Path, help="also write the inventory to this file")
+    up.add_argument("--hardware", action="append", default=[], metavar="NODE=PROFILE",
+                    help=f"a node's hardware (DMI values, BMC inventory): one of {', '.join(sorted(labhardware.PROFILES))}; "
+                         f"default {labhardware.DEFAULT_HARDWARE} (repeatable)")
     sub.add_parser("down", help="remove everything the lab made, also after a crash")
     sub.add_parser("status", help="say what is up (JSON)")
     inv = sub.add_parser("inventory", help="write the Ansible YAML inventory")
@@ -829,7 +1025,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         lab = Lab(args.home)
         if args.command == "up":
-            nodes = lab.up(plan_nodes(args.linux, args.ipv6_only, args.ipv4_only, args.windows))
+            nodes = lab.up(plan_nodes(args.linux, args.ipv6_only, args.ipv4_only, args.windows, parse_hardware(args.hardware)))
             if args.inventory:
                 lab.write_inventory(args.inventory)
             print(f"lab up: {len(nodes)} nodes ({', '.join(n.name for n in nodes)}); inventory {args.inventory or lab.home / 'inventory.yml'}")

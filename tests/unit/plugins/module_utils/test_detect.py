@@ -6,6 +6,7 @@ fwupd, a stand-in fwupdmgr on PATH printing the JSON shape fwupd prints."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -25,7 +26,7 @@ def script(folder: Path, name: str, body: str) -> Path:
 def test_command_with_regex(tmp_path):
     tool = script(tmp_path, "tool", "echo 'Tool Firmware Version: 2.10a (build 7)'\n")
     result = detect.detect({"method": "command", "command": [str(tool), "--version"], "regex": r"Version: (\S+)"})
-    assert result == {"state": "present", "version": "2.10a", "scheme": "auto", "method": "command", "reason": ""}
+    assert result == {"state": "present", "version": "2.10a", "scheme": "auto", "method": "command", "reason": "", "source": "the output of a command"}
 
 
 def test_command_named_group_and_no_regex(tmp_path):
@@ -78,7 +79,7 @@ def test_file(tmp_path):
 def test_package_dpkg_against_the_real_database():
     expected = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", "dpkg"], capture_output=True, text=True, check=True).stdout
     result = detect.detect({"method": "package", "name": "dpkg"})
-    assert result == {"state": "present", "version": expected, "scheme": "dpkg", "method": "package", "reason": ""}
+    assert result == {"state": "present", "version": expected, "scheme": "dpkg", "method": "package", "reason": "", "source": "the dpkg database"}
     result = detect.detect({"method": "package", "name": "fleet-firmware-no-such-package", "manager": "dpkg"})
     assert result["state"] == "absent"
 
@@ -159,3 +160,32 @@ def test_good_specs_have_no_problems():
                  {"method": "package", "name": "x", "manager": "rpm"}, {"method": "dmi", "format": "{bios_version}"},
                  {"method": "fwupd", "device": "x"}, {"method": "registry", "display_name": "^Fleet"}):
         assert detect.spec_problems(spec) == []
+
+
+@pytest.mark.skipif(not (shutil.which("rpm") and shutil.which("rpmbuild")), reason="needs rpm and rpmbuild (bindep.txt)")
+def test_package_rpm_driver_against_a_real_rpm_database(tmp_path, monkeypatch):
+    """A real RPM (built with rpmbuild, installed into a private database that ~/.rpmmacros names),
+    as an SPP driver RPM is detected: present with version-release, absent when not installed."""
+    top, db = tmp_path / "rpmbuild", tmp_path / "rpmdb"
+    (top / "SPECS").mkdir(parents=True)
+    (top / "SPECS" / "drv.spec").write_text(
+        "Name: kmod-fleet-test-nic\nVersion: 1.2.3\nRelease: 4\nSummary: test driver\nLicense: GPL\nBuildArch: noarch\n"
+        "%description\ntest\n%files\n")
+    subprocess.run(["rpmbuild", "-bb", "--define", "_topdir %s" % top, str(top / "SPECS" / "drv.spec")], check=True, capture_output=True)
+    built = next((top / "RPMS").rglob("*.rpm"))
+    subprocess.run(["rpm", "--dbpath", str(db), "--initdb"], check=True, capture_output=True)
+    subprocess.run(["rpm", "--dbpath", str(db), "-i", "--justdb", "--nodeps", "--nosignature", str(built)], check=True, capture_output=True)
+    (tmp_path / ".rpmmacros").write_text("%%_dbpath %s\n" % db)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    found = detect.detect({"method": "package", "name": "kmod-fleet-test-nic", "manager": "rpm"})
+    assert found == {"state": "present", "version": "1.2.3-4", "scheme": "rpm", "method": "package", "reason": "",
+                     "source": "the rpm database"}
+    missing = detect.detect({"method": "package", "name": "kmod-fleet-other", "manager": "rpm"})
+    assert missing["state"] == "absent" and missing["reason"] == "package kmod-fleet-other is not installed (rpm)"
+
+
+def test_package_rpm_that_cannot_read_its_database_is_an_error_not_absent(tmp_path, monkeypatch):
+    rpm = script(tmp_path, "rpm", "echo 'error: cannot open Packages database in /var/lib/rpm' >&2; exit 1\n")
+    monkeypatch.setenv("PATH", "%s:%s" % (rpm.parent, os.environ["PATH"]))
+    result = detect.detect({"method": "package", "name": "x", "manager": "rpm"})
+    assert result["state"] == "error" and "cannot open Packages database" in result["reason"]
