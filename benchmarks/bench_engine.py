@@ -183,7 +183,16 @@ class EngineServer(Server):
 
     def stop(self) -> None:
         if self.handle is not None:
-            self.handle.stop()
+            pid = self.handle.pid
+            # The daemon is this process's child: once it exits it is a zombie until reaped, which keeps
+            # its start time, so the handle's own wait (up to 10 s) would take it for alive. Ask, then reap.
+            self.handle.stop(timeout=0)
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:  # not our child (attached to): its parent reaps it
+                deadline = time.monotonic() + 10
+                while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+                    time.sleep(0.05)
             self.handle = None
 
     def url(self, key: str, address: str) -> str:
@@ -309,6 +318,17 @@ class Clients:
         nodes = {n.name: n for n in lab.nodes()}
         # lin01 and win01 over IPv4, lin02 (dual-stack) and v6n01 (IPv6-only) over IPv6.
         self.slots = [(nodes["lin01"], V4), (nodes["lin02"], V6), (nodes["v6n01"], V6), (nodes["win01"], V4)]
+
+    def reach(self, server: Server, timeout: float = 30.0) -> None:
+        """Until every client slot gets an answer from ``server`` (a lab just up may still be settling its
+        IPv6 addresses): no measurement starts with a client that cannot connect yet."""
+        for node, address in self.slots:
+            argv = self.lab.node_exec_argv(node, ["curl", "-sS", "-g", "-o", "/dev/null", "--max-time", "2",
+                                                  "--retry", str(int(timeout / 2)), "--retry-all-errors", "--retry-delay", "1"]
+                                           + server.curl_args() + [server.url("small", address)])
+            proc = subprocess.run(argv, input=server.curl_stdin(), capture_output=True, text=True, check=False)
+            if proc.returncode != 0:
+                raise RuntimeError(f"{node.name} cannot reach {server.label} at {address}: {proc.stderr.strip()[-300:]}")
 
     def run(self, count: int, argv_for: t.Callable[[str], list], stdin: str = "") -> list:
         """Start ``count`` clients at once, each given ``stdin``; return every transfer's write-out fields."""
@@ -445,9 +465,9 @@ def run_throughput(clients: Clients, servers: list, counts: list, duration: floa
     return results
 
 
-def run_memory(clients: Clients, workdir: Path, paths: dict, shared: Path) -> list:
+def run_memory(clients: Clients, workdir: Path, paths: dict, shared: Path, keys: tuple = ("big", "huge")) -> list:
     rows = []
-    for key in ("big", "huge"):
+    for key in keys:
         for use_tls in (False, True):
             server = EngineServer(workdir, {key: paths[key]}, use_tls, f"mem-{key}-{'tls' if use_tls else 'plain'}", shared).start()
             try:
@@ -456,7 +476,7 @@ def run_memory(clients: Clients, workdir: Path, paths: dict, shared: Path) -> li
                 after = proc_memory(server.pid)
             finally:
                 server.stop()
-            rows.append({"file_gib": FILES[key] / GIB, "tls": use_tls, "rss_before_mib": before["VmRSS"],
+            rows.append({"file_gib": FILES[key] / GIB, "file": size_label(FILES[key]), "tls": use_tls, "rss_before_mib": before["VmRSS"],
                          "peak_rss_mib": after["VmHWM"]})
             print(f"  engine {'TLS ' if use_tls else 'HTTP'} {size_label(FILES[key])}: peak RSS {after['VmHWM']:.1f} MiB "
                   f"(after registration {before['VmRSS']:.1f} MiB)", flush=True)
@@ -513,6 +533,7 @@ def benchmark(args: argparse.Namespace) -> dict:
         for server in servers:
             server.start()
         clients = Clients(lab)
+        clients.reach(servers[2])
         print(f"throughput, one {size_label(FILES['big'])} component, {args.duration} s per measurement, {args.rounds} round(s):", flush=True)
         results = {"environment": environment(), "settings": vars(args)}
         results["throughput"] = run_throughput(clients, servers, args.clients, args.duration, args.rounds)
@@ -521,7 +542,7 @@ def benchmark(args: argparse.Namespace) -> dict:
         for server in servers:
             server.stop()
         print("peak RSS of the engine serving a whole file as 16 concurrent ranges:", flush=True)
-        results["memory"] = run_memory(clients, workdir, paths, shared)
+        results["memory"] = run_memory(clients, workdir, paths, shared, ("big",) if args.quick else ("big", "huge"))
         # The machine is shared: the load says how quiet it was while measuring.
         results["environment"]["load_after"] = os.getloadavg()[0]
         return results
@@ -628,7 +649,7 @@ def measurements(results: dict) -> dict:
     for label, row in results["ttfb"].items():
         found[f"ttfb median {label} ms"] = row["ttfb_median_ms"]
     for row in results["memory"]:
-        found[f"peak RSS engine {'TLS' if row['tls'] else 'HTTP'} {row['file_gib']:g} GiB MiB"] = row["peak_rss_mib"]
+        found[f"peak RSS engine {'TLS' if row['tls'] else 'HTTP'} {row['file']} MiB"] = row["peak_rss_mib"]
     return found
 
 
@@ -638,7 +659,8 @@ def print_summary(results: dict) -> None:
               f"engine/nginx TLS {row['ratio_tls']:.2f} (target >= {TARGETS['tls']}), "
               f"engine/http.server {row['ratio_http_server']:.2f}")
     for row in results["memory"]:
-        print(f"engine {'TLS' if row['tls'] else 'HTTP'} serving {row['file_gib']:.0f} GiB: peak RSS {row['peak_rss_mib']:.1f} MiB (target < 80)")
+        size = row.get("file") or f"{row['file_gib']:.0f} GiB"
+        print(f"engine {'TLS' if row['tls'] else 'HTTP'} serving {size}: peak RSS {row['peak_rss_mib']:.1f} MiB (target < 80)")
 
 
 def parse_args(argv: t.Optional[list] = None) -> argparse.Namespace:
