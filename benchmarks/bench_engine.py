@@ -500,7 +500,18 @@ def environment() -> dict:
     return {"cpus": os.cpu_count(), "kernel": platform.release(), "python": platform.python_version(),
             "openssl": __import__("ssl").OPENSSL_VERSION, "nginx": first_line(["nginx", "-v"]),
             "curl": first_line(["curl", "--version"]).split(" (")[0], "lab_id": fleetlab.LAB_ID,
-            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load_before": os.getloadavg()[0]}
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load_before": os.getloadavg()[0],
+            "loadavg_before": list(os.getloadavg()), **checkout()}
+
+
+def checkout() -> dict:
+    """Which checkout measured: its commit, whether it had local changes, and where it lives."""
+    def git(*argv: str) -> str:
+        proc = subprocess.run(["git", "-C", str(REPO), *argv], capture_output=True, text=True, check=False)
+        return proc.stdout.strip() if proc.returncode == 0 else ""
+
+    return {"commit": git("rev-parse", "--short", "HEAD") or "?", "clean": git("status", "--porcelain", "--untracked-files=no") == "",
+            "checkout": str(REPO)}
 
 
 def world_traversable(folder: Path) -> bool:
@@ -545,6 +556,7 @@ def benchmark(args: argparse.Namespace) -> dict:
         results["memory"] = run_memory(clients, workdir, paths, shared, ("big",) if args.quick else ("big", "huge"))
         # The machine is shared: the load says how quiet it was while measuring.
         results["environment"]["load_after"] = os.getloadavg()[0]
+        results["environment"]["loadavg_after"] = list(os.getloadavg())
         return results
     finally:
         for server in servers:
@@ -579,6 +591,11 @@ def summarize(results: dict) -> dict:
     return summary
 
 
+def loadavg(env: dict, when: str) -> str:
+    values = env.get(f"loadavg_{when}") or [env.get(f"load_{when}", 0.0)]
+    return ", ".join(f"{value:.2f}" for value in values)
+
+
 def markdown(results: dict) -> str:
     env, summary = results["environment"], summarize(results)
     settings = results["settings"]
@@ -590,9 +607,14 @@ def markdown(results: dict) -> str:
              "as in the lab they do; the numbers are for this machine and for comparing, not absolute.", "",
              f"Machine: {env['cpus']} CPUs, Linux {env['kernel']}, Python {env['python']}, {env['openssl']}, "
              f"{env['nginx'].replace('nginx version: ', '')}, {env['curl']}; measured {env['date']} "
-             f"(1-minute load average {env['load_before']:.1f} before, {env['load_after']:.1f} after: the machine is shared).", "",
-             "Reproduce (root; takes the lab up and down if it was not up; about 4 minutes with `--rounds 1`, 6.5 with `--rounds 3`):", "",
+             f"by a checkout of commit {env.get('commit', '?')}{'' if env.get('clean', True) else ' with local changes'} in "
+             f"`{env.get('checkout', '?')}`, in {results.get('elapsed_s', 0) / 60:.0f} min; load average (1, 5, 15 min, as `uptime` shows it) "
+             f"{loadavg(env, 'before')} before and {loadavg(env, 'after')} after: the machine is shared with other engineers' "
+             "test runs, so absolute figures move; engine and nginx are measured back to back.", "",
+             "Reproduce on a fresh clone, anywhere (root; nginx comes from `make bench-deps`; takes the lab up and down if it "
+             "was not up; about 4 minutes with `--rounds 1`, 6.5 with `--rounds 3` on a quiet machine):", "",
              "```",
+             "make collection bench-deps",
              f"FLEET_LAB_ID=<id> build/venv/bin/python benchmarks/bench_engine.py --duration {settings['duration']:g} "
              f"--rounds {settings['rounds']} --write-doc docs/performance.md",
              "```", "",
