@@ -74,6 +74,8 @@ def test_benchmark_quick_mode_measures(private_clone, name, tmp_path):
     elapsed = time.monotonic() - started
     print(f"{name}: quick mode took {elapsed:.0f} s (FLEET_LAB_ID={lab_id}, from {private_clone})")
     tail = (proc.stdout[-3000:] + "\n--- stderr ---\n" + proc.stderr[-3000:])
+    assert "unrecognized arguments" not in proc.stderr, (
+        f"{name} does not take --quick and --json, which every benchmark must (benchmarks/README.md):\n{tail}")
     assert proc.returncode == 0, f"{name} --quick failed (rc={proc.returncode}):\n{tail}"
     assert out.exists(), f"{name} --quick wrote no --json file:\n{tail}"
     measurements = json.loads(out.read_text()).get("measurements")
