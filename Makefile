@@ -32,7 +32,7 @@ export ANSIBLE_NOCOLOR := 1
 export ANSIBLE_DEPRECATION_WARNINGS := 0
 export PATH := $(BIN):$(PATH):/usr/sbin:/sbin
 
-.PHONY: help deps apt venv collection sanity units integration test test-faults demo bench lab-up lab-down lab-status clean
+.PHONY: help deps apt venv collection sanity units integration test test-faults demo bench bench-deps lab-up lab-down lab-status clean
 
 help:
 	@echo "make test         sanity, unit and integration tests (installs what is missing; needs root for the lab)"
@@ -41,7 +41,8 @@ help:
 	@echo "make units        unit tests only"
 	@echo "make integration  lab integration tests only"
 	@echo "make test-faults  every fault-injection scenario (tests/faults), the slow half and the soak included"
-	@echo "make bench        benchmarks (benchmarks/bench_*.py and benchmarks/fleet.py), ratios against the alternative; not part of make test"
+	@echo "make bench        benchmarks (benchmarks/bench_*.py and benchmarks/fleet.py), ratios against the alternative (make test runs only their --quick smoke)"
+	@echo "make bench-deps   the benchmarks' Debian packages (nginx, iperf3; bindep.txt profile bench), no service started"
 	@echo "make lab-up | lab-status | lab-down   drive the test lab by hand"
 	@echo "make deps         install Debian packages (bindep.txt) and the venv (requirements*.txt)"
 	@echo "make clean        remove build/ (takes the lab down first)"
@@ -79,14 +80,39 @@ sanity: collection
 units: collection
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
+# The benchmarks' Debian packages (bindep.txt profile "bench": nginx, iperf3), which make test needs for
+# the benchmarks' smoke (tests/integration/test_bench_smoke.py). No service may start: the benchmarks run
+# their own instances. Debian's nginx starts its service from its postinst through invoke-rc.d or
+# deb-systemd-invoke, which both obey policy-rc.d; exit 101 there denies it. Where the host has no
+# policy-rc.d (a container usually has one), one is placed for the install only and removed after it;
+# under systemd the services installed here are also disabled, so that no boot starts them either.
+BENCH_SERVICES := nginx iperf3
+POLICY_RC := /usr/sbin/policy-rc.d
+bench-deps: venv
+	@missing="$$($(BIN)/bindep -b bench 2>/dev/null | tr '\n' ' ')"; \
+	if [ -n "$${missing// }" ]; then \
+		ours=""; \
+		if [ ! -e $(POLICY_RC) ]; then \
+			printf '#!/bin/sh\n# make bench-deps (fleet.firmware), for the install only: start no service\nexit 101\n' >$(POLICY_RC) && \
+			chmod 0755 $(POLICY_RC) && ours=1; \
+		fi; \
+		echo "apt-get install (no service started): $$missing"; \
+		rc=0; { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; } || rc=$$?; \
+		[ -z "$$ours" ] || rm -f $(POLICY_RC); \
+		if [ $$rc -eq 0 ] && [ -d /run/systemd/system ]; then \
+			for pkg in $$missing; do case " $(BENCH_SERVICES) " in *" $$pkg "*) systemctl disable --quiet "$$pkg.service" || true;; esac; done; \
+		fi; \
+		exit $$rc; \
+	fi
+
 # The lab comes down even when a test fails (the pytest session does it, and so does this).
-integration: collection
+integration: collection bench-deps
 	@rc=0; $(BIN)/pytest tests/integration $(PYTEST_ARGS) || rc=$$?; \
 	$(LAB) down >$(BUILD)/lab-down.log 2>&1 || true; exit $$rc
 
 # Sanity first; unit and integration tests run in one pytest session so that its summary line
 # is the last line printed. Any failure makes the target fail.
-test: collection
+test: collection bench-deps
 	@rc=0; \
 	$(MAKE) --no-print-directory sanity || { rc=1; echo "*** ansible-test sanity FAILED (see above)"; }; \
 	$(BIN)/pytest tests/unit tests/integration tests/faults -m "not faults_slow" $(PYTEST_ARGS) || rc=1; \
@@ -121,10 +147,7 @@ demo: collection
 # benchmarks/fleet.py (update_fleet against a naive playbook on 10, 25 and 50 nodes) runs last; BENCH_FLEET_ARGS
 # passes options to it (e.g. BENCH_FLEET_ARGS="--write-doc docs/performance.md --plot docs/images/fleet-scaling.png").
 BENCH_FLEET_ARGS ?=
-bench: collection
-	@# The bench profile of bindep.txt (nginx for the engine comparison, iperf3 for the fleet floor) only for benchmarks.
-	@missing="$$($(BIN)/bindep -b bench 2>/dev/null | tr '\n' ' ')"; \
-	if [ -n "$${missing// }" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; fi
+bench: collection bench-deps
 	@# Python packages of the benchmarks only (matplotlib for the fleet plot), into the same venv.
 	@$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-bench.txt
 	@rc=0; for bench in benchmarks/bench_*.py benchmarks/fleet.py; do \

@@ -54,9 +54,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 # The collection as Ansible sees it (a link to this tree, made by `make collection`) and the lab.
-sys.path[:0] = [str(REPO / "build" / "collections"), str(REPO / "tests" / "lab")]
+sys.path[:0] = [str(REPO / "build" / "collections"), str(REPO / "tests" / "lab"), str(Path(__file__).resolve().parent)]
 
 import fleetlab  # noqa: E402  pylint: disable=wrong-import-position
+import benchlib  # noqa: E402  pylint: disable=wrong-import-position
 from ansible_collections.fleet.firmware.plugins.plugin_utils import engine, tls  # noqa: E402  pylint: disable=wrong-import-position
 
 MIB = 1024 * 1024
@@ -64,6 +65,9 @@ GIB = 1024 * MIB
 V4 = str(fleetlab.CONTROLLER_IPV4)
 V6 = str(fleetlab.CONTROLLER_IPV6)
 FILES = {"big": GIB, "huge": 4 * GIB, "small": 1024}
+# --quick (the smoke test of make test): the same measurements on tiny files, in well under a minute.
+QUICK_FILES = {"big": 16 * MIB, "huge": 64 * MIB, "small": 1024}
+TOOLS = ("nginx", "curl")
 WRITE_OUT = "%{http_code} %{size_download} %{time_total} %{time_starttransfer} %{time_pretransfer}\\n"
 TARGETS = {"plain": 0.9, "tls": 0.8}
 NODE_PYTHON = "/usr/bin/python3"
@@ -140,18 +144,25 @@ class Server:
     def curl_args(self) -> list:
         return []
 
+    def curl_stdin(self) -> str:
+        """What curl reads on its stdin (the engine's bearer token header); nothing for the others."""
+        return ""
+
 
 class EngineServer(Server):
     """The engine as the deploy action will run it: a daemon started by ``attach_or_start``."""
 
-    def __init__(self, workdir: Path, files: dict, use_tls: bool, name: str) -> None:
+    def __init__(self, workdir: Path, files: dict, use_tls: bool, name: str, shared: Path) -> None:
         self.tls = use_tls
         self.label = "engine TLS" if use_tls else "engine HTTP"
         self.run_dir = workdir / f"run-{name}"
         self.files = files
         self.handle: t.Optional[engine.EngineHandle] = None
         self.shas: dict = {}
-        self.header_file = workdir / f"auth-{name}.txt"
+        self.header = ""
+        # The clients run inside the nodes, which do not see the checkout when it lives under a folder
+        # they privatize (/tmp, /root, /home...): their CA goes into the lab's shared folder.
+        self.ca_copy = shared / f"engine-{name}-ca.pem"
 
     def start(self) -> "EngineServer":
         # Watch this process: if the benchmark dies, the engine stops by itself.
@@ -159,10 +170,10 @@ class EngineServer(Server):
         self.handle = engine.attach_or_start(str(self.run_dir), settings)
         self.shas = {key: self.handle.register_component(str(path)) for key, path in self.files.items()}
         token = self.handle.register_node("bench")
-        # The token goes to curl in a 0600 file (curl -H @file), never in argv.
-        fd = os.open(self.header_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(f"Authorization: Bearer {token}\n")
+        # The token goes to curl on its stdin (curl -H @-): never in argv, never in a file a node may not see.
+        self.header = f"Authorization: Bearer {token}\n"
+        if self.tls:
+            shutil.copyfile(self.handle.ca_path, self.ca_copy)
         return self
 
     @property
@@ -172,7 +183,16 @@ class EngineServer(Server):
 
     def stop(self) -> None:
         if self.handle is not None:
-            self.handle.stop()
+            pid = self.handle.pid
+            # The daemon is this process's child: once it exits it is a zombie until reaped, which keeps
+            # its start time, so the handle's own wait (up to 10 s) would take it for alive. Ask, then reap.
+            self.handle.stop(timeout=0)
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:  # not our child (attached to): its parent reaps it
+                deadline = time.monotonic() + 10
+                while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+                    time.sleep(0.05)
             self.handle = None
 
     def url(self, key: str, address: str) -> str:
@@ -182,8 +202,10 @@ class EngineServer(Server):
 
     def curl_args(self) -> list:
         assert self.handle is not None
-        args = ["-H", f"@{self.header_file}"]
-        return args + (["--cacert", str(self.handle.ca_path)] if self.tls else [])
+        return ["-H", "@-"] + (["--cacert", str(self.ca_copy)] if self.tls else [])
+
+    def curl_stdin(self) -> str:
+        return self.header
 
 
 NGINX_CONF = """worker_processes auto;
@@ -249,7 +271,7 @@ class NginxServer(Server):
         return f"{'https' if self.tls else 'http'}://{host(address)}:{self.port}/{key}.bin"
 
     def curl_args(self) -> list:
-        return ["--cacert", str(self.cert[0])] if self.cert else []
+        return ["--cacert", self.cert[2]] if self.cert else []
 
 
 class PythonHTTPServer(Server):
@@ -297,14 +319,30 @@ class Clients:
         # lin01 and win01 over IPv4, lin02 (dual-stack) and v6n01 (IPv6-only) over IPv6.
         self.slots = [(nodes["lin01"], V4), (nodes["lin02"], V6), (nodes["v6n01"], V6), (nodes["win01"], V4)]
 
-    def run(self, count: int, argv_for: t.Callable[[str], list]) -> list:
-        """Start ``count`` clients at once; return every transfer's write-out fields."""
+    def reach(self, server: Server, timeout: float = 30.0) -> None:
+        """Until every client slot gets an answer from ``server`` (a lab just up may still be settling its
+        IPv6 addresses): no measurement starts with a client that cannot connect yet."""
+        for node, address in self.slots:
+            argv = self.lab.node_exec_argv(node, ["curl", "-sS", "-g", "-o", "/dev/null", "--max-time", "2",
+                                                  "--retry", str(int(timeout / 2)), "--retry-all-errors", "--retry-delay", "1"]
+                                           + server.curl_args() + [server.url("small", address)])
+            proc = subprocess.run(argv, input=server.curl_stdin(), capture_output=True, text=True, check=False)
+            if proc.returncode != 0:
+                raise RuntimeError(f"{node.name} cannot reach {server.label} at {address}: {proc.stderr.strip()[-300:]}")
+
+    def run(self, count: int, argv_for: t.Callable[[str], list], stdin: str = "") -> list:
+        """Start ``count`` clients at once, each given ``stdin``; return every transfer's write-out fields."""
         procs = []
         for index in range(count):
             node, address = self.slots[index % len(self.slots)]
             argv = self.lab.node_exec_argv(node, ["curl", "-sS", "-g", "-w", WRITE_OUT] + argv_for(address))
-            procs.append(subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,  # pylint: disable=consider-using-with
-                                          stderr=subprocess.PIPE, text=True, preexec_fn=_die_with_parent))
+            proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,  # pylint: disable=consider-using-with
+                                    stderr=subprocess.PIPE, text=True, preexec_fn=_die_with_parent)
+            # Written before the next client starts (a line, far below a pipe's buffer): no client waits for another.
+            proc.stdin.write(stdin)
+            proc.stdin.close()
+            proc.stdin = None
+            procs.append(proc)
         transfers = []
         for proc in procs:
             out, err = proc.communicate(timeout=900)
@@ -323,7 +361,7 @@ def throughput(clients: Clients, server: Server, count: int, duration: float) ->
     def argv_for(address: str) -> list:
         return ["-o", "/dev/null", "--max-time", str(duration)] + server.curl_args() + [server.url("big", address)]
 
-    transfers = clients.run(count, argv_for)
+    transfers = clients.run(count, argv_for, server.curl_stdin())
     # A client whose --max-time ran out before the response began (under load, a TLS handshake
     # can wait that long) got nothing from the server: it counts, with 0 bytes.
     stalled = [x for x in transfers if x["code"] == "000" and x["rc"] == 28]
@@ -345,7 +383,7 @@ def ranged_download(clients: Clients, server: Server, key: str, parts: int = 16)
         first, last = next(pending)
         return ["-o", "/dev/null", "--max-time", "600", "-r", f"{first}-{last}"] + server.curl_args() + [server.url(key, address)]
 
-    transfers = clients.run(parts, argv_for)
+    transfers = clients.run(parts, argv_for, server.curl_stdin())
     if any(x["code"] != "206" for x in transfers) or sum(x["bytes"] for x in transfers) != size:
         raise RuntimeError(f"{server.label}: the ranged download of the {key} component is incomplete: {transfers[:2]}")
 
@@ -358,7 +396,7 @@ def first_bytes(clients: Clients, server: Server, count: int, requests: int) -> 
             urls += ["-o", "/dev/null", server.url("small", address)]
         return ["-H", "Connection: close", "--max-time", "60"] + server.curl_args() + urls
 
-    transfers = clients.run(count, argv_for)
+    transfers = clients.run(count, argv_for, server.curl_stdin())
     if any(x["code"] != "200" or x["bytes"] != FILES["small"] for x in transfers):
         raise RuntimeError(f"{server.label}: a 1 KiB request failed")
     ttfb = sorted(x["ttfb"] * 1000 for x in transfers)
@@ -383,10 +421,10 @@ def make_files(workdir: Path) -> tuple:
     www.mkdir(mode=0o755)
     paths = {key: www / f"{key}.bin" for key in FILES}
     with open(paths["big"], "wb") as handle:
-        for _chunk in range(FILES["big"] // (64 * MIB)):
-            handle.write(os.urandom(64 * MIB))
+        for _chunk in range(max(1, FILES["big"] // (64 * MIB))):
+            handle.write(os.urandom(min(64 * MIB, FILES["big"])))
     with open(paths["huge"], "wb") as handle:
-        handle.write(os.urandom(MIB))
+        handle.write(os.urandom(min(MIB, FILES["huge"])))
         handle.truncate(FILES["huge"])
     paths["small"].write_bytes(os.urandom(FILES["small"]))
     for path in paths.values():
@@ -394,11 +432,15 @@ def make_files(workdir: Path) -> tuple:
     return www, paths
 
 
-def nginx_certificate(workdir: Path) -> tuple:
-    """A server certificate for nginx from a CA of its own, of the same kind as the engine's."""
+def nginx_certificate(workdir: Path, shared: Path) -> tuple:
+    """A server certificate for nginx from a CA of its own, of the same kind as the engine's; the
+    certificate the clients check it with is copied into the lab's shared folder (the nodes see it)."""
     pki = workdir / "nginx-pki"
     tls.create_ca(str(pki), "bench-nginx")
-    return tls.issue(str(pki), "nginx", "server", [V4, V6])
+    cert, key = tls.issue(str(pki), "nginx", "server", [V4, V6])
+    client_copy = shared / "nginx-cert.pem"
+    shutil.copyfile(cert, client_copy)
+    return cert, key, str(client_copy)
 
 
 def round_order(servers: list, round_no: int) -> list:
@@ -423,20 +465,20 @@ def run_throughput(clients: Clients, servers: list, counts: list, duration: floa
     return results
 
 
-def run_memory(clients: Clients, workdir: Path, paths: dict) -> list:
+def run_memory(clients: Clients, workdir: Path, paths: dict, shared: Path, keys: tuple = ("big", "huge")) -> list:
     rows = []
-    for key in ("big", "huge"):
+    for key in keys:
         for use_tls in (False, True):
-            server = EngineServer(workdir, {key: paths[key]}, use_tls, f"mem-{key}-{'tls' if use_tls else 'plain'}").start()
+            server = EngineServer(workdir, {key: paths[key]}, use_tls, f"mem-{key}-{'tls' if use_tls else 'plain'}", shared).start()
             try:
                 before = proc_memory(server.pid)
                 ranged_download(clients, server, key)
                 after = proc_memory(server.pid)
             finally:
                 server.stop()
-            rows.append({"file_gib": FILES[key] / GIB, "tls": use_tls, "rss_before_mib": before["VmRSS"],
+            rows.append({"file_gib": FILES[key] / GIB, "file": size_label(FILES[key]), "tls": use_tls, "rss_before_mib": before["VmRSS"],
                          "peak_rss_mib": after["VmHWM"]})
-            print(f"  engine {'TLS ' if use_tls else 'HTTP'} {FILES[key] // GIB} GiB: peak RSS {after['VmHWM']:.1f} MiB "
+            print(f"  engine {'TLS ' if use_tls else 'HTTP'} {size_label(FILES[key])}: peak RSS {after['VmHWM']:.1f} MiB "
                   f"(after registration {before['VmRSS']:.1f} MiB)", flush=True)
     return rows
 
@@ -458,24 +500,52 @@ def environment() -> dict:
     return {"cpus": os.cpu_count(), "kernel": platform.release(), "python": platform.python_version(),
             "openssl": __import__("ssl").OPENSSL_VERSION, "nginx": first_line(["nginx", "-v"]),
             "curl": first_line(["curl", "--version"]).split(" (")[0], "lab_id": fleetlab.LAB_ID,
-            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load_before": os.getloadavg()[0]}
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load_before": os.getloadavg()[0],
+            "loadavg_before": list(os.getloadavg()), **checkout()}
+
+
+def checkout() -> dict:
+    """Which checkout measured: its commit, whether it had local changes, and where it lives."""
+    def git(*argv: str) -> str:
+        proc = subprocess.run(["git", "-C", str(REPO), *argv], capture_output=True, text=True, check=False)
+        return proc.stdout.strip() if proc.returncode == 0 else ""
+
+    return {"commit": git("rev-parse", "--short", "HEAD") or "?", "clean": git("status", "--porcelain", "--untracked-files=no") == "",
+            "checkout": str(REPO)}
+
+
+def world_traversable(folder: Path) -> bool:
+    """Whether anyone (nginx's workers run as nobody) may pass through every folder above ``folder``."""
+    return all(os.stat(parent).st_mode & 0o001 for parent in folder.resolve().parents)
+
+
+def size_label(size: int) -> str:
+    return f"{size // GIB} GiB" if size >= GIB else f"{size // MIB} MiB"
 
 
 def benchmark(args: argparse.Namespace) -> dict:
     lab, was_up = fleetlab.up_standard()
+    (REPO / "build").mkdir(exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix=f"ffl{fleetlab.LAB_ID}-bench-engine-", dir=REPO / "build"))
-    workdir.chmod(0o755)  # nginx's workers (nobody) read www/ below it
+    # nginx's workers (nobody) read www/ below it: every folder above must let them through. A checkout
+    # under /root (0700) does not, so the files then live in /var/tmp instead (the servers run on the host).
+    if not world_traversable(workdir):
+        shutil.rmtree(workdir)
+        workdir = Path(tempfile.mkdtemp(prefix=f"ffl{fleetlab.LAB_ID}-bench-engine-", dir="/var/tmp"))
+    workdir.chmod(0o755)
+    shared = Path(tempfile.mkdtemp(prefix="bench-engine-", dir=lab.shared_dir()))
     servers: list = []
     try:
         www, paths = make_files(workdir)
-        cert = nginx_certificate(workdir)
+        cert = nginx_certificate(workdir, shared)
         served = {"big": paths["big"], "small": paths["small"]}
-        servers = [EngineServer(workdir, served, False, "plain"), NginxServer(workdir, www, None), PythonHTTPServer(www),
-                   EngineServer(workdir, served, True, "tls"), NginxServer(workdir, www, cert)]
+        servers = [EngineServer(workdir, served, False, "plain", shared), NginxServer(workdir, www, None), PythonHTTPServer(www),
+                   EngineServer(workdir, served, True, "tls", shared), NginxServer(workdir, www, cert)]
         for server in servers:
             server.start()
         clients = Clients(lab)
-        print(f"throughput, one 1 GiB component, {args.duration} s per measurement, {args.rounds} round(s):", flush=True)
+        clients.reach(servers[2])
+        print(f"throughput, one {size_label(FILES['big'])} component, {args.duration} s per measurement, {args.rounds} round(s):", flush=True)
         results = {"environment": environment(), "settings": vars(args)}
         results["throughput"] = run_throughput(clients, servers, args.clients, args.duration, args.rounds)
         print(f"time to first byte, 1 KiB component, {args.ttfb_clients} clients x {args.ttfb_requests} requests:", flush=True)
@@ -483,14 +553,16 @@ def benchmark(args: argparse.Namespace) -> dict:
         for server in servers:
             server.stop()
         print("peak RSS of the engine serving a whole file as 16 concurrent ranges:", flush=True)
-        results["memory"] = run_memory(clients, workdir, paths)
+        results["memory"] = run_memory(clients, workdir, paths, shared, ("big",) if args.quick else ("big", "huge"))
         # The machine is shared: the load says how quiet it was while measuring.
         results["environment"]["load_after"] = os.getloadavg()[0]
+        results["environment"]["loadavg_after"] = list(os.getloadavg())
         return results
     finally:
         for server in servers:
             server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+        shutil.rmtree(shared, ignore_errors=True)
         if not was_up and not args.keep_lab:
             lab.down()
 
@@ -519,6 +591,11 @@ def summarize(results: dict) -> dict:
     return summary
 
 
+def loadavg(env: dict, when: str) -> str:
+    values = env.get(f"loadavg_{when}") or [env.get(f"load_{when}", 0.0)]
+    return ", ".join(f"{value:.2f}" for value in values)
+
+
 def markdown(results: dict) -> str:
     env, summary = results["environment"], summarize(results)
     settings = results["settings"]
@@ -530,9 +607,14 @@ def markdown(results: dict) -> str:
              "as in the lab they do; the numbers are for this machine and for comparing, not absolute.", "",
              f"Machine: {env['cpus']} CPUs, Linux {env['kernel']}, Python {env['python']}, {env['openssl']}, "
              f"{env['nginx'].replace('nginx version: ', '')}, {env['curl']}; measured {env['date']} "
-             f"(1-minute load average {env['load_before']:.1f} before, {env['load_after']:.1f} after: the machine is shared).", "",
-             "Reproduce (root; takes the lab up and down if it was not up; about 4 minutes with `--rounds 1`, 6.5 with `--rounds 3`):", "",
+             f"by a checkout of commit {env.get('commit', '?')}{'' if env.get('clean', True) else ' with local changes'} in "
+             f"`{env.get('checkout', '?')}`, in {results.get('elapsed_s', 0) / 60:.0f} min; load average (1, 5, 15 min, as `uptime` shows it) "
+             f"{loadavg(env, 'before')} before and {loadavg(env, 'after')} after: the machine is shared with other engineers' "
+             "test runs, so absolute figures move; engine and nginx are measured back to back.", "",
+             "Reproduce on a fresh clone, anywhere (root; nginx comes from `make bench-deps`; takes the lab up and down if it "
+             "was not up; about 4 minutes with `--rounds 1`, 6.5 with `--rounds 3` on a quiet machine):", "",
              "```",
+             "make collection bench-deps",
              f"FLEET_LAB_ID=<id> build/venv/bin/python benchmarks/bench_engine.py --duration {settings['duration']:g} "
              f"--rounds {settings['rounds']} --write-doc docs/performance.md",
              "```", "",
@@ -580,13 +662,27 @@ def write_doc(path: Path, section: str) -> None:
     path.write_text(text.rstrip("\n") + "\n")
 
 
+def measurements(results: dict) -> dict:
+    """Every figure measured, by name (benchmarks/README.md: what the smoke test checks)."""
+    found = {}
+    for count, per_server in results["throughput"].items():
+        for label, runs in per_server.items():
+            found[f"throughput {count} clients {label} MiB/s"] = statistics.median(r["mib_s"] for r in runs)
+    for label, row in results["ttfb"].items():
+        found[f"ttfb median {label} ms"] = row["ttfb_median_ms"]
+    for row in results["memory"]:
+        found[f"peak RSS engine {'TLS' if row['tls'] else 'HTTP'} {row['file']} MiB"] = row["peak_rss_mib"]
+    return found
+
+
 def print_summary(results: dict) -> None:
     for count, row in summarize(results).items():
         print(f"{count} clients: engine/nginx HTTP {row['ratio_plain']:.2f} (target >= {TARGETS['plain']}), "
               f"engine/nginx TLS {row['ratio_tls']:.2f} (target >= {TARGETS['tls']}), "
               f"engine/http.server {row['ratio_http_server']:.2f}")
     for row in results["memory"]:
-        print(f"engine {'TLS' if row['tls'] else 'HTTP'} serving {row['file_gib']:.0f} GiB: peak RSS {row['peak_rss_mib']:.1f} MiB (target < 80)")
+        size = row.get("file") or f"{row['file_gib']:.0f} GiB"
+        print(f"engine {'TLS' if row['tls'] else 'HTTP'} serving {size}: peak RSS {row['peak_rss_mib']:.1f} MiB (target < 80)")
 
 
 def parse_args(argv: t.Optional[list] = None) -> argparse.Namespace:
@@ -600,7 +696,11 @@ def parse_args(argv: t.Optional[list] = None) -> argparse.Namespace:
     parser.add_argument("--write-doc", type=Path, help="replace the '## Engine' section of this Markdown file with the results")
     parser.add_argument("--keep-lab", action="store_true", help="leave the lab up even if this run brought it up")
     parser.add_argument("--from-json", type=Path, help="measure nothing: report the results saved by an earlier --json")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke test (make test): 16 and 64 MiB files, 4 clients for 1 s, one round, 4 x 2 first-byte requests")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.duration, args.rounds, args.clients, args.ttfb_clients, args.ttfb_requests = 1.0, 1, [4], 4, 2
     for name in ("duration", "rounds", "ttfb_clients", "ttfb_requests"):
         if getattr(args, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} must be > 0, got {getattr(args, name)}")
@@ -617,12 +717,16 @@ def main(argv: t.Optional[list] = None) -> int:
         print("bench_engine: the lab needs root", file=sys.stderr)
         return 2
     else:
+        benchlib.require_tools("bench_engine", TOOLS)
+        if args.quick:
+            FILES.update(QUICK_FILES)
         started = time.monotonic()
         results = benchmark(args)
         results["elapsed_s"] = time.monotonic() - started
     print_summary(results)
     print(f"benchmark took {results['elapsed_s']:.0f} s")
     if args.json:
+        results["measurements"] = measurements(results)
         args.json.write_text(json.dumps(results, indent=2, default=str))
     if args.write_doc:
         write_doc(args.write_doc, markdown(results))

@@ -14,9 +14,10 @@ Case: open N ports (tcp) for 2 sources (one IPv4, one IPv6) and close them again
 has its reply rule, so N ports are 4N rules. Printed: median milliseconds of open+close over
 ``--rounds`` rounds, and the ratio rule-by-rule / batch. Nothing is asserted.
 
-    FLEET_LAB_ID=5 build/venv/bin/python benchmarks/bench_firewall.py [--rounds 5] [--ports 4 16 64]
+    FLEET_LAB_ID=5 build/venv/bin/python benchmarks/bench_firewall.py [--rounds 5] [--ports 4 16 64] [--quick] [--json out.json]
 """
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -26,12 +27,14 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "build" / "collections"), str(REPO / "tests" / "lab")]
+sys.path[:0] = [str(REPO / "build" / "collections"), str(REPO / "tests" / "lab"), str(Path(__file__).resolve().parent)]
 
 import fleetlab  # noqa: E402  (the lab's naming: this benchmark's namespace carries the lab prefix)
+import benchlib  # noqa: E402
 
 NAMESPACE = fleetlab.PREFIX + "fwbench"
 SOURCES = ("198.18.250.1", "fd00:f1ee:7ab:fa::1")
+TOOLS = ("ip", "iptables-legacy", "ip6tables-legacy", "nft")
 
 
 def user_ruleset(family: int) -> str:
@@ -60,11 +63,13 @@ def timed(func) -> float:
     return (time.perf_counter() - start) * 1000.0
 
 
-def inner(rounds: int, counts) -> None:
+def inner(rounds: int, counts) -> list:
+    """Every case, printed; returns the rows (backend, ports, batch ms, per-rule ms)."""
     from ansible_collections.fleet.firmware.plugins.module_utils.firewall import api
 
     subprocess.run(["iptables-legacy-restore"], input=user_ruleset(4), text=True, check=True)
     subprocess.run(["ip6tables-legacy-restore"], input=user_ruleset(6), text=True, check=True)
+    rows = []
     print("%-28s %6s %12s %12s %8s" % ("backend", "ports", "batch ms", "per-rule ms", "ratio"))
     for count in counts:
         ports = list(range(40000, 40000 + count))
@@ -76,6 +81,7 @@ def inner(rounds: int, counts) -> None:
             theirs.append(timed(lambda: [subprocess.run(argv, check=True) for pair in (0, 1) for argv in [n[pair] for n in naive]]))
         batch, single = statistics.median(ours), statistics.median(theirs)
         print("%-28s %6d %12.1f %12.1f %7.1fx" % ("iptables-legacy (both fam.)", count, batch, single, single / batch))
+        rows.append({"backend": "iptables-legacy", "ports": count, "batch_ms": batch, "per_rule_ms": single})
     subprocess.run(["iptables-legacy", "-F"], check=True)
     subprocess.run(["ip6tables-legacy", "-F"], check=True)
     rules = "".join("        tcp dport %d accept\n" % (20000 + i) for i in range(200))
@@ -91,6 +97,17 @@ def inner(rounds: int, counts) -> None:
             theirs.append(timed(lambda: naive_nft(ports)))
         batch, single = statistics.median(ours), statistics.median(theirs)
         print("%-28s %6d %12.1f %12.1f %7.1fx" % ("nftables", count, batch, single, single / batch))
+        rows.append({"backend": "nftables", "ports": count, "batch_ms": batch, "per_rule_ms": single})
+    return rows
+
+
+def measurements(rows: list) -> dict:
+    """Every figure measured, by name (benchmarks/README.md: what the smoke test checks)."""
+    found = {}
+    for row in rows:
+        found["%s %d ports batch ms" % (row["backend"], row["ports"])] = row["batch_ms"]
+        found["%s %d ports per-rule ms" % (row["backend"], row["ports"])] = row["per_rule_ms"]
+    return found
 
 
 def naive_nft(ports) -> None:
@@ -108,21 +125,29 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--ports", type=int, nargs="+", default=[4, 16, 64])
+    parser.add_argument("--quick", action="store_true", help="smoke test (make test): 4 ports, one round")
+    parser.add_argument("--json", help="also write the results here")
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.quick:
+        args.rounds, args.ports = 1, [4]
     if args.inner:
-        inner(args.rounds, args.ports)
+        rows = inner(args.rounds, args.ports)
+        if args.json:
+            Path(args.json).write_text(json.dumps({"rows": rows, "measurements": measurements(rows)}, indent=2))
         return 0
     if os.geteuid() != 0:
         print("bench_firewall: needs root (it makes a network namespace)")
         return 1
+    benchlib.require_tools("bench_firewall", TOOLS)
     subprocess.run(["ip", "netns", "del", NAMESPACE], capture_output=True, check=False)
     subprocess.run(["ip", "netns", "add", NAMESPACE], check=True)
     try:
         with tempfile.TemporaryDirectory(prefix="fleet-fwbench-") as state:
             env = dict(os.environ, FLEET_FIREWALL_STATE_DIR=state)
-            argv = ["ip", "netns", "exec", NAMESPACE, sys.executable, __file__, "--inner", "--rounds", str(args.rounds), "--ports"]
-            return subprocess.run(argv + [str(p) for p in args.ports], env=env, check=False).returncode
+            argv = ["ip", "netns", "exec", NAMESPACE, sys.executable, __file__, "--inner", "--rounds", str(args.rounds)]
+            argv += ["--json", str(Path(args.json).resolve())] if args.json else []
+            return subprocess.run(argv + ["--ports"] + [str(p) for p in args.ports], env=env, check=False).returncode
     finally:
         subprocess.run(["ip", "netns", "del", NAMESPACE], check=True)
 

@@ -2,31 +2,35 @@
 # Copyright (c) 2026, fleet.firmware developers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Fleet benchmark (issue 9): fleet.firmware.update_fleet against the naive playbook, on 10, 25 and 50 lab nodes.
+"""Fleet benchmark (issues 9 and 15): fleet.firmware.update_fleet against the playbooks users write, on 10, 25 and 50 lab nodes.
 
 Measured side by side in one run, on the same nodes with the same forks (= nodes):
 
-* ``fleet.firmware.update_fleet`` (``-e fleet_waves=["100%"]``) against the playbook users write
-  today: ``ansible.builtin.copy`` each component, ``ansible.builtin.command`` its installer,
-  ``ansible.builtin.file state=absent``. Wall time, controller CPU seconds and controller peak
-  memory; every node's versions are removed before each run and checked after it.
-* the no-op run (every node current) and, at the largest size, update_fleet's default waves.
+* ``fleet.firmware.update_fleet`` (``-e fleet_waves=["100%"]``) against the two playbooks users
+  write today: *naive*, ``ansible.builtin.copy`` each component, ``ansible.builtin.command`` its
+  installer, ``ansible.builtin.file state=absent``; and *get_url*, ``ansible.builtin.get_url`` each
+  component (with its sha256) from nginx on the controller's lab addresses, then the same command
+  and removal. Wall time, controller CPU seconds and controller peak memory (nginx's included for
+  get_url); every node's versions are removed before each run and checked after it.
+* the no-op run (every node current) against ``ansible -m raw -a true`` over the same nodes and
+  forks (the cost of reaching every node once), and, at the largest size, update_fleet's default waves.
 * the floor: the bytes to move through the lab's measured veth throughput (iperf3 between the
   controller and a node) plus one SSH handshake per node.
 * the lab itself: how long 50 nodes take to come up on this machine.
 
 The repository has three fake components (64, 16 and 1 MiB): shell installers that write a version
-file in the node's private state folder, padded after ``exit`` to their size.
+file in the node's private state folder, followed after ``exit`` by random bytes up to their size
+(incompressible: ssh -C must not make a copy look cheaper than it is).
 
 Controller CPU and memory are those of a cgroup this benchmark makes for each run (removed after
 it), holding ``ansible-playbook`` and everything it starts: its forks, the ssh clients and the
 detached run engine, but not the nodes' sshd or agents. Nothing is asserted; the ratios are printed.
 
     FLEET_LAB_ID=21 build/venv/bin/python benchmarks/fleet.py [--sizes 10 25 50] [--rounds 1] [--forks N]
-        [--skip-naive] [--no-default-waves] [--quick] [--json out.json] [--write-doc docs/performance.md]
+        [--skip-naive] [--skip-get-url] [--no-default-waves] [--quick] [--json out.json] [--write-doc docs/performance.md]
         [--plot docs/images/fleet-scaling.png]
 
-Needs root (the lab). Takes its lab up and down (also on failure or Ctrl-C).
+Needs root (the lab), nginx and iperf3 (``make bench-deps``). Takes its lab up and down (also on failure or Ctrl-C).
 """
 from __future__ import annotations
 
@@ -54,6 +58,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "tests" / "lab"), str(Path(__file__).resolve().parent)]
 
 import fleetlab  # noqa: E402  pylint: disable=wrong-import-position
+import benchlib  # noqa: E402  pylint: disable=wrong-import-position
 import fleet_report as report  # noqa: E402  pylint: disable=wrong-import-position
 
 MIB = report.MIB
@@ -61,8 +66,10 @@ VERSION = "2.0"
 # name, size in bytes: what the issue asks for (a system ROM, a NIC firmware, a driver).
 COMPONENTS = (("system-rom", 64 * MIB), ("nic-firmware", 16 * MIB), ("raid-driver", 1 * MIB))
 NAIVE_STAGING = "/var/tmp/naive-firmware"
+TOOLS = ("iperf3", "nginx")
 COLLECTIONS = REPO / "build" / "collections"
 ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
+ANSIBLE = str(Path(sys.executable).parent / "ansible")
 CGROUP_PREFIX = f"fleet-bench-{os.getpid()}"
 
 
@@ -81,27 +88,105 @@ def _die_with_parent() -> None:
 
 
 def installer(name: str, state_dir: str, size: int) -> bytes:
-    """A fake installer of exactly ``size`` bytes: writes its version, then padding sh never reads."""
+    """A fake installer of exactly ``size`` bytes: writes its version, then random bytes sh never reads
+    (it stops at ``exit``); random, so that no transport's compression shrinks them."""
     body = f"#!/bin/sh\necho {VERSION} > {state_dir}/{name}.version\necho {name} {VERSION} installed\nexit 0\n".encode()
-    return body + b"#" * (size - len(body))
+    return body + os.urandom(max(0, size - len(body)))
 
 
-def make_repository(folder: Path, state_dir: str, scale: int = 1) -> int:
-    """The three components and manifest.yml (docs/repository.md); returns the bytes per node."""
+def make_repository(folder: Path, state_dir: str, scale: int = 1) -> list[int]:
+    """The three components and manifest.yml (docs/repository.md); returns each component's bytes."""
     folder.mkdir(parents=True, exist_ok=True)
-    entries, total = [], 0
+    entries, sizes = [], []
     for name, size in COMPONENTS:
         path = folder / f"{name}-{VERSION}.sh"
         data = installer(name, state_dir, size // scale)
         path.write_bytes(data)
         path.chmod(0o755)
-        total += len(data)
+        sizes.append(len(data))
         entries.append({"name": name, "version": VERSION, "kind": "firmware", "os": "linux", "file": path.name,
                         "sha256": hashlib.sha256(data).hexdigest(), "size": len(data),
                         "detect": {"method": "file", "path": f"{state_dir}/{name}.version"},
                         "install": "script", "reboot": "none", "requires": []})
     (folder / "manifest.yml").write_text(yaml.safe_dump({"format": 1, "components": entries}, sort_keys=False))
-    return total
+    return sizes
+
+
+def get_url_playbook(path: Path, repository: Path, port: int) -> Path:
+    """The second way users pick: get_url each file from a plain HTTP server on the controller (with its
+    sha256, as a careful user does), run each installer, remove the files (with become, as update_fleet)."""
+    manifest = yaml.safe_load((repository / "manifest.yml").read_text())
+    files = [{"file": c["file"], "sha256": c["sha256"]} for c in manifest["components"]]
+    # An IPv6-only node reaches the controller over IPv6, the others over IPv4 (as they are reached).
+    base = (f"{{{{ 'http://[{fleetlab.CONTROLLER_IPV6}]:{port}' if ':' in ansible_host "
+            f"else 'http://{fleetlab.CONTROLLER_IPV4}:{port}' }}}}")
+    play = {"name": "get_url firmware update", "hosts": "all", "gather_facts": False, "become": True, "tasks": [
+        {"name": "Staging folder", "ansible.builtin.file": {"path": NAIVE_STAGING, "state": "directory", "mode": "0700"}},
+        {"name": "Download each component", "ansible.builtin.get_url": {
+            "url": base + "/{{ item.file }}", "dest": f"{NAIVE_STAGING}/{{{{ item.file }}}}", "mode": "0700",
+            "checksum": "sha256:{{ item.sha256 }}"}, "loop": files},
+        {"name": "Run each installer", "ansible.builtin.command": f"{NAIVE_STAGING}/{{{{ item.file }}}}", "loop": files},
+        {"name": "Remove the files", "ansible.builtin.file": {"path": NAIVE_STAGING, "state": "absent"}},
+    ]}
+    path.write_text(yaml.safe_dump([play], sort_keys=False))
+    return path
+
+
+NGINX_CONF = """# fleet.py's own nginx (never the service): the get_url alternative's plain HTTP server.
+# Workers as root: the repository may live in a checkout under /root, which nobody cannot enter.
+user root;
+worker_processes auto;
+daemon off;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    default_type application/octet-stream;
+    client_body_temp_path {prefix}/body;
+    proxy_temp_path {prefix}/proxy;
+    fastcgi_temp_path {prefix}/fastcgi;
+    uwsgi_temp_path {prefix}/uwsgi;
+    scgi_temp_path {prefix}/scgi;
+    server {{
+        listen {v4}:{port};
+        listen [{v6}]:{port};
+        root {www};
+    }}
+}}
+"""
+
+
+class StaticServer:
+    """nginx serving the repository on the controller's lab addresses, started inside a run's cgroup
+    (its CPU and memory are the controller's cost of the get_url way) and stopped when the run ends."""
+
+    def __init__(self, prefix: Path, www: Path, port: int) -> None:
+        self.prefix, self.www, self.port = prefix, www, port
+        self.proc: t.Optional[subprocess.Popen] = None
+
+    def start(self, enter: t.Callable[[], None]) -> None:
+        self.prefix.mkdir(mode=0o700, parents=True, exist_ok=True)
+        conf = NGINX_CONF.format(prefix=self.prefix, v4=fleetlab.CONTROLLER_IPV4, v6=fleetlab.CONTROLLER_IPV6, port=self.port, www=self.www)
+        (self.prefix / "nginx.conf").write_text(conf)
+        argv = [shutil.which("nginx", path="/usr/sbin:/usr/bin:/sbin") or "nginx", "-p", str(self.prefix), "-c",
+                str(self.prefix / "nginx.conf"), "-e", str(self.prefix / "error.log")]
+
+        def child() -> None:
+            enter()
+            _die_with_parent()
+
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,  # pylint: disable=consider-using-with
+                                     stderr=subprocess.DEVNULL, preexec_fn=child)
+        wait_for_port(str(fleetlab.CONTROLLER_IPV4), self.port, what="nginx", proc=self.proc)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()  # the master takes its workers down
+            self.proc.wait(15)
+        self.proc = None
 
 
 def naive_playbook(path: Path, repository: Path) -> Path:
@@ -216,6 +301,11 @@ class Accounting:
                 log(f"WARNING: could not remove cgroup {path}")
 
     @property
+    def measurable(self) -> list[str]:
+        """The figures this host lets us measure (a missing one is then a failure, not a dash)."""
+        return ["wall_s"] + (["cpu_s"] if self.cpu_file else []) + (["peak_mib"] if self.peak_file else [])
+
+    @property
     def description(self) -> str:
         if not self.dirs:
             return "no cgroup available: figures missing"
@@ -256,14 +346,18 @@ def ansible_env(control_dir: Path, times: Path) -> dict[str, str]:
     return env
 
 
-def run_playbook(argv: list[str], label: str, logs: Path, hosts: list[str]) -> dict:
-    """Run ``argv`` in a cgroup of its own; wall seconds, CPU seconds, peak MiB, ok/problem."""
+def run_playbook(argv: list[str], label: str, logs: Path, hosts: list[str], server: t.Optional[StaticServer] = None,
+                 adhoc: bool = False) -> dict:
+    """Run ``argv`` in a cgroup of its own (with ``server``, started in it first); wall seconds, CPU seconds,
+    peak MiB, ok/problem. ``adhoc``: an ``ansible -o`` command, whose per-host lines say how each host did."""
     accounting = Accounting(label)
     control_dir = logs / f"cp-{label}"
     control_dir.mkdir(parents=True, exist_ok=True)
     log_path = logs / f"{label}.log"
     times = logs / f"{label}.times.json"
     try:
+        if server is not None:
+            server.start(accounting.enter)
         with open(log_path, "w", encoding="utf-8") as out:
             started = time.monotonic()
             proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=ansible_env(control_dir, times),  # pylint: disable=consider-using-with
@@ -279,14 +373,19 @@ def run_playbook(argv: list[str], label: str, logs: Path, hosts: list[str]) -> d
                     pass
                 raise
             wall = time.monotonic() - started
+        if server is not None:
+            server.stop()
         # The engine stops once the play ends; its last CPU seconds count too.
         accounting.wait_idle(20)
         result = {"wall_s": wall, "cpu_s": accounting.cpu_seconds(), "peak_mib": accounting.peak_mib(), "rc": proc.returncode,
-                  "log": str(log_path)}
+                  "log": str(log_path), "measurable": accounting.measurable}
     finally:
+        if server is not None:
+            server.stop()
         accounting.close()
         shutil.rmtree(control_dir, ignore_errors=True)
-    problems = report.recap_problems(report.parse_recap(log_path.read_text()), hosts)
+    output = log_path.read_text()
+    problems = report.adhoc_problems(output, hosts) if adhoc else report.recap_problems(report.parse_recap(output), hosts)
     if proc.returncode != 0 and not problems:
         problems.append(f"rc={proc.returncode}")
     result.update(ok=not problems, problem="; ".join(problems[:3]), accounting=accounting.description,
@@ -348,6 +447,20 @@ def free_port(address: str) -> int:
         return sock.getsockname()[1]
 
 
+def free_dual_port() -> int:
+    """A TCP port free on both controller lab addresses (briefly bound, then released)."""
+    for _attempt in range(50):
+        with socket.socket(socket.AF_INET6) as six, socket.socket(socket.AF_INET) as four:
+            six.bind((str(fleetlab.CONTROLLER_IPV6), 0))
+            port = six.getsockname()[1]
+            try:
+                four.bind((str(fleetlab.CONTROLLER_IPV4), port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no TCP port is free on both controller lab addresses")
+
+
 def measure_floor(lab: fleetlab.Lab, node: fleetlab.Node, seconds: int) -> dict:
     """iperf3 between the controller and ``node`` (both directions, one stream), and ``ssh node true``."""
     address = str(fleetlab.CONTROLLER_IPV4)
@@ -380,14 +493,17 @@ def merge_floors(first: dict, second: dict) -> dict:
     return merged
 
 
-def wait_for_port(address: str, port: int, timeout: float = 10.0) -> None:
+def wait_for_port(address: str, port: int, timeout: float = 10.0, what: str = "iperf3",
+                  proc: t.Optional[subprocess.Popen] = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with rc={proc.returncode} before listening on {address}:{port}")
         with socket.socket(socket.AF_INET) as sock:
             if sock.connect_ex((address, port)) == 0:
                 return
         time.sleep(0.05)
-    raise RuntimeError(f"iperf3 did not listen on {address}:{port}")
+    raise RuntimeError(f"{what} did not listen on {address}:{port}")
 
 
 def ssh_true(lab: fleetlab.Lab, node: fleetlab.Node) -> float:
@@ -424,6 +540,8 @@ class Bench:
         self.nodes: list[fleetlab.Node] = []
         self.repository = workdir / "repository"
         self.naive = workdir / "naive.yml"
+        self.get_url = workdir / "get_url.yml"
+        self.http_port = 0
 
     def lab_up(self) -> dict:
         biggest = max(self.args.sizes)
@@ -443,8 +561,14 @@ class Bench:
         if reset:
             reset_nodes(self.lab, nodes)
         tag = f"bench-{size}-{round_no}-{WAY_SLUG[way]}"
+        server = None
         if way == report.NAIVE:
             argv = [ANSIBLE_PLAYBOOK, "-i", str(inventory), "-f", str(forks), str(self.naive)]
+        elif way == report.GET_URL:
+            argv = [ANSIBLE_PLAYBOOK, "-i", str(inventory), "-f", str(forks), str(self.get_url)]
+            server = StaticServer(self.workdir / f"nginx-{tag}", self.repository, self.http_port)
+        elif way == report.RAW:
+            argv = [ANSIBLE, "all", "-i", str(inventory), "-f", str(forks), "-o", "-m", "ansible.builtin.raw", "-a", "true"]
         else:
             waves = '["100%"]' if way != report.WAVES else '[1, "10%", "100%"]'
             named = ["-e", "fleet_firewall_backend=iptables"] if way == report.NOOP_NAMED else []
@@ -452,8 +576,8 @@ class Bench:
                     "-e", f"fleet_repository={self.repository}", "-e", f"fleet_run_tag={tag}",
                     "-e", f"fleet_run_dir={self.workdir / 'runs' / tag}", "-e", f'{{"fleet_waves": {waves}}}'] + named
         log(f"N={size} round {round_no}: {way} (forks {forks}) ...")
-        result = run_playbook(argv, tag, self.logs, [n.name for n in nodes])
-        if result["ok"]:
+        result = run_playbook(argv, tag, self.logs, [n.name for n in nodes], server=server, adhoc=way == report.RAW)
+        if result["ok"] and way in MOVES_COMPONENTS:
             stale = not_updated(self.lab, nodes)
             if stale:
                 result.update(ok=False, problem=f"not updated afterwards: {', '.join(stale[:5])}")
@@ -471,13 +595,14 @@ class Bench:
     def measure_size(self, size: int) -> None:
         nodes = pick(self.nodes, size)
         inventory = write_inventory(self.lab, nodes, self.workdir / f"inventory-{size}.yml")
+        skipped = {report.NAIVE: self.args.skip_naive, report.GET_URL: self.args.skip_get_url}
         for round_no in range(1, self.args.rounds + 1):
-            # Who goes first alternates: neither always meets the warmer (or busier) machine.
-            order = [report.NAIVE, report.FLEET] if round_no % 2 else [report.FLEET, report.NAIVE]
-            for way in order:
-                if way == report.NAIVE and self.args.skip_naive:
+            # The order reverses every other round: no way always meets the warmer (or busier) machine.
+            order = [report.NAIVE, report.GET_URL, report.FLEET, report.RAW]
+            for way in (order if round_no % 2 else order[::-1]):
+                if skipped.get(way):
                     continue
-                result = self.measure(size, round_no, way, nodes, inventory)
+                result = self.measure(size, round_no, way, nodes, inventory, reset=way != report.RAW)
                 if way == report.FLEET and result["ok"]:
                     # Everything is current now: the same run again has nothing to do.
                     self.measure(size, round_no, report.NOOP, nodes, inventory, reset=False)
@@ -498,19 +623,23 @@ class Bench:
         try:
             results["lab"] = self.lab_up()
             state_dir = str(self.lab.home / "node")
-            results["settings"]["repository_bytes"] = make_repository(self.repository, state_dir, 16 if self.args.quick else 1)
+            sizes = make_repository(self.repository, state_dir, 16 if self.args.quick else 1)
+            results["settings"].update(repository_bytes=sum(sizes), component_bytes=sizes)
             naive_playbook(self.naive, self.repository)
+            self.http_port = free_dual_port()
+            get_url_playbook(self.get_url, self.repository, self.http_port)
             log("the floor: iperf3 and ssh handshakes ...")
-            results["floor"] = measure_floor(self.lab, self.nodes[0], 2 if self.args.quick else 5)
+            results["floor"] = measure_floor(self.lab, self.nodes[0], 1 if self.args.quick else 5)
             results["floor"]["repository_mib"] = results["settings"]["repository_bytes"] / MIB
             log(f"  {results['floor']['bytes_per_s'] / MIB:.0f} MiB/s to the node, {results['floor']['reverse_bytes_per_s'] / MIB:.0f} "
                 f"MiB/s back, ssh handshake {results['floor']['handshake_s'] * 1000:.0f} ms")
             for size in sorted(self.args.sizes):
                 self.measure_size(size)
             reset_nodes(self.lab, self.nodes)
-            # Once more at the end: neighbours' load moves the link's throughput; the floor takes the better figure.
-            again = measure_floor(self.lab, self.nodes[0], 2 if self.args.quick else 5)
-            results["floor"] = merge_floors(results["floor"], again)
+            if not self.args.quick:
+                # Once more at the end: neighbours' load moves the link's throughput; the floor takes the better figure.
+                again = measure_floor(self.lab, self.nodes[0], 5)
+                results["floor"] = merge_floors(results["floor"], again)
         finally:
             results["environment"]["load_after"] = os.getloadavg()[0]
             results["environment"]["elapsed_s"] = time.monotonic() - started
@@ -524,7 +653,24 @@ class Bench:
         return results
 
 
-WAY_SLUG = {report.NAIVE: "naive", report.FLEET: "fleet", report.NOOP: "noop", report.WAVES: "waves", report.NOOP_NAMED: "noop-ipt"}
+WAY_SLUG = {report.NAIVE: "naive", report.GET_URL: "get-url", report.FLEET: "fleet", report.NOOP: "noop", report.RAW: "raw",
+            report.WAVES: "waves", report.NOOP_NAMED: "noop-ipt"}
+# The ways after which every node must carry the new versions.
+MOVES_COMPONENTS = (report.NAIVE, report.GET_URL, report.FLEET, report.NOOP, report.WAVES, report.NOOP_NAMED)
+
+
+def measurements(results: dict) -> dict:
+    """Every figure measured, by name (benchmarks/README.md: what the smoke test checks): each run's wall
+    time and, where this host can measure them, its controller CPU and peak memory; the floor's parts."""
+    found: dict = {}
+    for run in results["runs"]:
+        for key in run.get("measurable", ["wall_s"]):
+            found[f"N={run['size']} round {run['round']} {run['way']} {key}"] = run.get(key)
+    floor = results.get("floor", {})
+    for key in ("bytes_per_s", "reverse_bytes_per_s", "handshake_s"):
+        if key in floor:
+            found[f"floor {key}"] = floor[key]
+    return found
 
 
 def command_line() -> str:
@@ -536,12 +682,14 @@ def parse_args(argv: t.Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 25, 50], help="numbers of nodes (default 10 25 50; at most 200)")
     parser.add_argument("--forks", type=int, default=0, help="Ansible forks for both playbooks (default: the number of nodes)")
     parser.add_argument("--rounds", type=int, default=1, help="rounds per size; figures are medians, ratios medians of per-round ratios")
-    parser.add_argument("--skip-naive", action="store_true", help="measure update_fleet only")
+    parser.add_argument("--skip-naive", action="store_true", help="do not measure the naive playbook")
+    parser.add_argument("--skip-get-url", action="store_true", help="do not measure the get_url playbook")
     parser.add_argument("--no-default-waves", dest="default_waves", action="store_false",
                         help="do not also measure update_fleet's default waves at the largest size")
     parser.add_argument("--no-diagnose", dest="diagnose", action="store_false",
                         help="do not also measure, at the largest size, the no-op with fleet_firewall_backend=iptables (no detection)")
-    parser.add_argument("--quick", action="store_true", help="smoke test: 3 nodes, components 1/16 of their size, 1 round")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke test (make test): 2 nodes (one IPv6-only), components 1/16 of their size, 1 round, the floor once")
     parser.add_argument("--keep-lab", action="store_true", help="leave the lab up at the end")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     parser.add_argument("--from-json", type=Path, help="measure nothing: report the results of an earlier --json")
@@ -549,7 +697,7 @@ def parse_args(argv: t.Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument("--plot", type=Path, help="draw the scaling plot (PNG) here")
     args = parser.parse_args(argv)
     if args.quick:
-        args.sizes, args.rounds, args.default_waves, args.diagnose = [3], 1, False, False
+        args.sizes, args.rounds, args.default_waves, args.diagnose = [2], 1, False, False
     if any(size < 1 or size > fleetlab.MAX_NODES for size in args.sizes):
         parser.error(f"--sizes must be 1 to {fleetlab.MAX_NODES}, got {args.sizes}")
     if args.rounds < 1 or args.forks < 0:
@@ -572,6 +720,7 @@ def main(argv: t.Optional[list[str]] = None) -> int:
         print("fleet benchmark: the lab needs root", file=sys.stderr)
         return 2
     else:
+        benchlib.require_tools("fleet benchmark", TOOLS)
         workdir = REPO / "build" / f"bench-fleet{fleetlab.LAB_ID}"
         shutil.rmtree(workdir, ignore_errors=True)
         (workdir / "logs").mkdir(parents=True)
@@ -584,6 +733,7 @@ def main(argv: t.Optional[list[str]] = None) -> int:
     print("\n".join(report.main_table(summary) + [""] + report.per_node_table(summary)))
     print(report.headline(summary))
     if args.json:
+        results["measurements"] = measurements(results)
         args.json.write_text(json.dumps(results, indent=2, default=str))
     plot_link = None
     if args.plot:

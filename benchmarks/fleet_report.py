@@ -23,11 +23,22 @@ MIB = 1024 * 1024
 BEGIN = "<!-- fleet-benchmark:begin (written by benchmarks/fleet.py --write-doc; edits here are replaced) -->"
 END = "<!-- fleet-benchmark:end -->"
 HEADING = "## Fleet update"
-# The ways measured, in the order of the table.
-NAIVE, FLEET, NOOP, WAVES = "naive", "update_fleet", "update_fleet no-op", "update_fleet default waves"
+# The ways measured, in the order of the table. naive: copy + command; get_url: the second way users pick,
+# get_url from a plain HTTP server on the controller + command; raw: `ansible -m raw -a true`, the cost of
+# reaching every node once, which a no-op update_fleet is measured against.
+NAIVE, GET_URL, FLEET, NOOP, RAW = "naive", "get_url", "update_fleet", "update_fleet no-op", "raw true"
+WAVES = "update_fleet default waves"
 # A diagnosis: the no-op again with the firewall backend named, so the nodes skip auto-detection.
 NOOP_NAMED = "update_fleet no-op, firewall_backend=iptables"
-WAYS = (NAIVE, FLEET, NOOP, WAVES, NOOP_NAMED)
+WAYS = (NAIVE, GET_URL, FLEET, NOOP, RAW, WAVES, NOOP_NAMED)
+# The alternatives that move the components, each measured against update_fleet.
+ALTERNATIVES = (NAIVE, GET_URL)
+# The goals of issue 15, at the largest size: naive/update_fleet >= 5, update_fleet/floor <= 1.5,
+# no-op/raw <= 2; controller CPU and peak memory per node below the naive playbook's; cost per node flat.
+GOAL_SPEED, GOAL_FLOOR, GOAL_NOOP = 5.0, 1.5, 2.0
+# "Flat": seconds per node at the largest size within this factor of those at the smallest.
+FLAT_WITHIN = 1.25
+ADHOC_LINE = re.compile(r"^(?P<host>\S+) \| (?P<status>[A-Z]+)", re.M)
 RECAP = re.compile(r"^(?P<host>\S+)\s*:\s*ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)\s+"
                    r"failed=(?P<failed>\d+)", re.M)
 
@@ -54,6 +65,18 @@ def recap_problems(recap: dict[str, dict[str, int]], hosts: Iterable[str]) -> li
             problems.append(f"{host}: not in the recap")
         elif row["failed"] or row["unreachable"]:
             problems.append(f"{host}: failed={row['failed']} unreachable={row['unreachable']}")
+    return problems
+
+
+def adhoc_problems(output: str, hosts: Iterable[str]) -> list[str]:
+    """Hosts of an ad-hoc ``ansible -o`` run that did not report CHANGED or SUCCESS (empty: every host ran)."""
+    status = {match["host"]: match["status"] for match in ADHOC_LINE.finditer(output)}
+    problems = []
+    for host in hosts:
+        if host not in status:
+            problems.append(f"{host}: no result")
+        elif status[host] not in ("CHANGED", "SUCCESS"):
+            problems.append(f"{host}: {status[host]}")
     return problems
 
 
@@ -144,10 +167,13 @@ def summarize(results: dict) -> dict[int, dict]:
         for way in WAYS:
             for key in ("wall_s", "cpu_s", "peak_mib"):
                 row[f"{way}:{key}"] = median_of(runs, size, way, key)
-            wall = row[f"{way}:wall_s"]
-            row[f"{way}:s_per_node"] = wall / size if wall is not None else None
+            for key, per in (("wall_s", "s_per_node"), ("cpu_s", "cpu_per_node"), ("peak_mib", "mib_per_node")):
+                value = row[f"{way}:{key}"]
+                row[f"{way}:{per}"] = value / size if value is not None else None
         row["speed_ratio"] = paired_ratio(runs, size, NAIVE, FLEET, "wall_s")
         row["cpu_ratio"] = paired_ratio(runs, size, NAIVE, FLEET, "cpu_s")
+        row["get_url_ratio"] = paired_ratio(runs, size, GET_URL, FLEET, "wall_s")
+        row["noop_raw_ratio"] = paired_ratio(runs, size, NOOP, RAW, "wall_s")
         if floor.get("bytes_per_s") and floor.get("handshake_s") is not None:
             row["floor_s"] = floor_seconds(results["settings"]["repository_bytes"] * size, floor["bytes_per_s"], size, floor["handshake_s"])
             row["floor_ratio"] = ratio(row[f"{FLEET}:wall_s"], row["floor_s"])
@@ -155,6 +181,38 @@ def summarize(results: dict) -> dict[int, dict]:
             row["floor_s"] = row["floor_ratio"] = None
         table[size] = row
     return table
+
+
+def flatness(summary: dict[int, dict], way: str) -> Optional[float]:
+    """Seconds per node at the largest size over those at the smallest (1.0: perfectly flat); None with one size."""
+    points = [(size, row[f"{way}:s_per_node"]) for size, row in sorted(summary.items()) if row[f"{way}:s_per_node"]]
+    if len(points) < 2:
+        return None
+    return points[-1][1] / points[0][1]
+
+
+def goals(summary: dict[int, dict]) -> list[tuple[str, str, Optional[bool]]]:
+    """Each goal of issue 15 at the largest size: (goal, measured, met); met is None when not measured."""
+    if not summary:
+        return []
+    size = max(summary)
+    row = summary[size]
+
+    def check(value: Optional[float], good: bool) -> Optional[bool]:
+        return None if value is None else good
+
+    speed, floor, noop = row["speed_ratio"], row["floor_ratio"], row["noop_raw_ratio"]
+    found = [(f"update_fleet >= {GOAL_SPEED:g}x faster than naive at {size} nodes", fmt(speed, "x", 2), check(speed, speed is not None and speed >= GOAL_SPEED)),
+             (f"update_fleet within {GOAL_FLOOR:g}x the floor", fmt(floor, "x", 2), check(floor, floor is not None and floor <= GOAL_FLOOR)),
+             (f"no-op at most {GOAL_NOOP:g}x `raw true`", fmt(noop, "x", 2), check(noop, noop is not None and noop <= GOAL_NOOP))]
+    for key, label, unit in (("cpu_per_node", "controller CPU per node", " s"), ("mib_per_node", "controller peak memory per node", " MiB")):
+        ours, naive = row[f"{FLEET}:{key}"], row[f"{NAIVE}:{key}"]
+        met = None if ours is None or naive is None else ours < naive
+        found.append((f"{label} below naive's", f"{fmt(ours, unit, 2)} vs {fmt(naive, unit, 2)}", met))
+    flat = flatness(summary, FLEET)
+    found.append((f"cost per node flat from {min(summary)} to {size} nodes (within {FLAT_WITHIN:g}x)", fmt(flat, "x", 2),
+                  None if flat is None else flat <= FLAT_WITHIN))
+    return found
 
 
 # --------------------------------------------------------------------------------------------
@@ -174,25 +232,46 @@ def fmt_ratio(value: Optional[float]) -> str:
 
 
 def main_table(summary: dict[int, dict]) -> list[str]:
-    lines = ["| nodes (forks) | naive wall | update_fleet wall | **speed ratio** | naive CPU | update_fleet CPU | CPU ratio "
-             "| naive peak mem | update_fleet peak mem | floor | update_fleet / floor |",
+    lines = ["| nodes (forks) | naive | get_url | update_fleet | update_fleet no-op | raw true | floor "
+             f"| **naive / update_fleet** (goal >= {GOAL_SPEED:g}x) | get_url / update_fleet | update_fleet / floor (goal <= {GOAL_FLOOR:g}x) "
+             f"| no-op / raw (goal <= {GOAL_NOOP:g}x) |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for size, row in summary.items():
-        lines.append(f"| {size} | {fmt(row[f'{NAIVE}:wall_s'], ' s')} | {fmt(row[f'{FLEET}:wall_s'], ' s')} | {fmt_ratio(row['speed_ratio'])} "
-                     f"| {fmt(row[f'{NAIVE}:cpu_s'], ' s')} | {fmt(row[f'{FLEET}:cpu_s'], ' s')} | {fmt_ratio(row['cpu_ratio'])} "
-                     f"| {fmt(row[f'{NAIVE}:peak_mib'], ' MiB', 0)} | {fmt(row[f'{FLEET}:peak_mib'], ' MiB', 0)} "
-                     f"| {fmt(row['floor_s'], ' s')} | {fmt(row['floor_ratio'], 'x')} |")
+        lines.append(f"| {size} | {fmt(row[f'{NAIVE}:wall_s'], ' s')} | {fmt(row[f'{GET_URL}:wall_s'], ' s')} | {fmt(row[f'{FLEET}:wall_s'], ' s')} "
+                     f"| {fmt(row[f'{NOOP}:wall_s'], ' s')} | {fmt(row[f'{RAW}:wall_s'], ' s')} | {fmt(row['floor_s'], ' s')} "
+                     f"| {fmt_ratio(row['speed_ratio'])} | {fmt(row['get_url_ratio'], 'x')} | {fmt(row['floor_ratio'], 'x')} "
+                     f"| {fmt(row['noop_raw_ratio'], 'x')} |")
     return lines
 
 
 def per_node_table(summary: dict[int, dict]) -> list[str]:
-    lines = ["| nodes (forks) | naive s/node | update_fleet s/node | update_fleet no-op s/node | no-op wall | no-op CPU "
-             "| default waves wall | default waves s/node | no-op, firewall_backend=iptables |", "|---|---|---|---|---|---|---|---|---|"]
+    ways = (NAIVE, GET_URL, FLEET, NOOP, RAW)
+    lines = ["| nodes (forks) | " + " | ".join(f"{way} s/node" for way in ways) + " | "
+             + " | ".join(f"{way} CPU/node" for way in ways[:4]) + " | " + " | ".join(f"{way} peak mem/node" for way in ways[:4]) + " |",
+             "|---" * (1 + len(ways) + 8) + "|"]
     for size, row in summary.items():
-        lines.append(f"| {size} | {fmt(row[f'{NAIVE}:s_per_node'], ' s', 2)} | {fmt(row[f'{FLEET}:s_per_node'], ' s', 2)} "
-                     f"| {fmt(row[f'{NOOP}:s_per_node'], ' s', 2)} | {fmt(row[f'{NOOP}:wall_s'], ' s')} | {fmt(row[f'{NOOP}:cpu_s'], ' s')} "
-                     f"| {fmt(row[f'{WAVES}:wall_s'], ' s')} | {fmt(row[f'{WAVES}:s_per_node'], ' s', 2)} "
-                     f"| {fmt(row[f'{NOOP_NAMED}:wall_s'], ' s')} |")
+        cells = [fmt(row[f"{way}:s_per_node"], " s", 2) for way in ways]
+        cells += [fmt(row[f"{way}:cpu_per_node"], " s", 2) for way in ways[:4]]
+        cells += [fmt(row[f"{way}:mib_per_node"], " MiB", 1) for way in ways[:4]]
+        lines.append(f"| {size} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def goals_table(summary: dict[int, dict]) -> list[str]:
+    lines = ["| goal (issue 15) | measured | met |", "|---|---|---|"]
+    for goal, measured_value, met in goals(summary):
+        lines.append(f"| {goal} | {measured_value} | {'-' if met is None else ('yes' if met else '**no**')} |")
+    return lines
+
+
+def extra_table(summary: dict[int, dict]) -> list[str]:
+    """The diagnoses, where measured: default waves and the no-op with the firewall backend named."""
+    rows = [(size, row) for size, row in summary.items() if row[f"{WAVES}:wall_s"] is not None or row[f"{NOOP_NAMED}:wall_s"] is not None]
+    if not rows:
+        return []
+    lines = ["| nodes (forks) | update_fleet default waves | default waves s/node | no-op, firewall_backend=iptables |", "|---|---|---|---|"]
+    for size, row in rows:
+        lines.append(f"| {size} | {fmt(row[f'{WAVES}:wall_s'], ' s')} | {fmt(row[f'{WAVES}:s_per_node'], ' s', 2)} | {fmt(row[f'{NOOP_NAMED}:wall_s'], ' s')} |")
     return lines
 
 
@@ -220,18 +299,21 @@ def reading(results: dict, summary: dict[int, dict]) -> list[str]:
     size = max(summary)
     row, env = summary[size], results["environment"]
     notes = []
-    full, noop, named = row[f"{FLEET}:wall_s"], row[f"{NOOP}:wall_s"], row[f"{NOOP_NAMED}:wall_s"]
+    full, noop, named, raw = row[f"{FLEET}:wall_s"], row[f"{NOOP}:wall_s"], row[f"{NOOP_NAMED}:wall_s"], row[f"{RAW}:wall_s"]
     if row["speed_ratio"] is not None:
-        verdict = "met" if row["speed_ratio"] >= 5 else "NOT met"
-        notes.append(f"The goal (update_fleet >= 5x faster than the naive playbook at 50 nodes) is {verdict} on this machine: "
+        verdict = "met" if row["speed_ratio"] >= GOAL_SPEED else f"NOT met (short by {GOAL_SPEED / row['speed_ratio']:.1f}x)"
+        notes.append(f"The goal (update_fleet >= {GOAL_SPEED:g}x faster than the naive playbook) is {verdict} on this machine: "
                      f"{row['speed_ratio']:.2f}x at {size} nodes.")
+    if row["get_url_ratio"] is not None:
+        notes.append(f"Against the second alternative (get_url from nginx on the controller, then command): "
+                     f"{row['get_url_ratio']:.2f}x at {size} nodes.")
     if full and noop:
         stages = next((r.get("stages") for r in results["runs"] if r["size"] == size and r["way"] == FLEET and r.get("stages")), {})
         download = stages.get("download and verify")
-        notes.append(f"The no-op run (nothing to download or install) takes {100 * noop / full:.0f} % of the full update at {size} nodes: "
-                     "update_fleet's time is its per-node fixed work (Ansible tasks, SSH round trips, the agent's start and "
-                     "cleanup), not the bytes"
-                     + (f" (download and verify of the 81 MiB: {download:.1f} s per node, median, all nodes at once)." if download else "."))
+        mib = results["settings"]["repository_bytes"] / MIB
+        notes.append(f"The no-op run (nothing to download or install) takes {100 * noop / full:.0f} % of the full update at {size} nodes"
+                     + (f" and {noop / raw:.1f}x an `ansible -m raw -a true` over the same nodes and forks ({raw:.1f} s)" if raw else "")
+                     + (f"; download and verify of the {mib:.0f} MiB: {download:.1f} s per node, median, all nodes at once." if download else "."))
     cpu = row[f"{FLEET}:cpu_s"]
     if full and cpu:
         notes.append(f"update_fleet's controller processes used {cpu:.0f} CPU-s in {full:.0f} s of wall time on {env['cpus']} CPUs "
@@ -239,21 +321,15 @@ def reading(results: dict, summary: dict[int, dict]) -> list[str]:
                      "the agents and their firewall commands) runs on the same CPUs, as do other developers' tests; on a real "
                      "fleet each node brings its own CPU, so the node-side part would overlap instead of queueing.")
     if noop and named:
-        notes.append(f"Diagnosis: the same no-op with `fleet_firewall_backend=iptables` (the nodes skip auto-detection, which runs "
-                     f"`firewall-cmd --state` and `ufw status`, two Python programs, on every open, lease renewal and close) took "
+        notes.append(f"Diagnosis: the same no-op with `fleet_firewall_backend=iptables` (the nodes skip firewall auto-detection) took "
                      f"{named:.0f} s instead of {noop:.0f} s.")
-    notes.append("Where update_fleet can gain (proposals, not done here): resolve the firewall backend once per run in the agent "
-                 "and skip `firewall-cmd` when the node has no D-Bus system bus; fold the role's small per-host tasks (argument-spec "
-                 "validations, `set_fact`, the `df` check, preflight's node-side probe) into the deploy action, since each "
-                 "task costs every host a worker fork and templating on the controller, and the `df` check an SSH round "
-                 "trip; stop the agent's servers at once rather than one after the other (0.5 s poll each).")
     return notes
 
 
 def where_time_goes(runs: list[dict], size: int) -> list[str]:
     """The biggest tasks of each way at ``size`` (first round), and update_fleet's phases per node."""
     lines = []
-    for way in (NAIVE, FLEET, NOOP, NOOP_NAMED):
+    for way in (NAIVE, GET_URL, FLEET, NOOP, NOOP_NAMED):
         run = next((r for r in runs if r["size"] == size and r["way"] == way and r.get("tasks")), None)
         if run is None:
             continue
@@ -274,13 +350,17 @@ def headline(summary: dict[int, dict]) -> str:
     row = summary[size]
     parts = [f"N={size}: update_fleet {fmt(row[f'{FLEET}:wall_s'], ' s')}"]
     if row["speed_ratio"] is not None:
-        parts.append(f"naive {fmt(row[f'{NAIVE}:wall_s'], ' s')}: speed ratio naive/update_fleet {row['speed_ratio']:.2f}x (goal >= 5x)")
+        parts.append(f"naive {fmt(row[f'{NAIVE}:wall_s'], ' s')}: speed ratio naive/update_fleet {row['speed_ratio']:.2f}x (goal >= {GOAL_SPEED:g}x)")
+    if row["get_url_ratio"] is not None:
+        parts.append(f"get_url {fmt(row[f'{GET_URL}:wall_s'], ' s')}: {row['get_url_ratio']:.2f}x")
     if row["cpu_ratio"] is not None:
         parts.append(f"controller CPU ratio {row['cpu_ratio']:.2f}x")
     if row["floor_ratio"] is not None:
-        parts.append(f"{row['floor_ratio']:.1f}x the floor ({fmt(row['floor_s'], ' s')})")
+        parts.append(f"{row['floor_ratio']:.1f}x the floor ({fmt(row['floor_s'], ' s')}; goal <= {GOAL_FLOOR:g}x)")
     if row[f"{NOOP}:s_per_node"] is not None:
         parts.append(f"no-op {row[f'{NOOP}:s_per_node']:.2f} s/node")
+    if row["noop_raw_ratio"] is not None:
+        parts.append(f"no-op {row['noop_raw_ratio']:.1f}x `raw true` (goal <= {GOAL_NOOP:g}x)")
     return ", ".join(parts)
 
 
@@ -288,30 +368,38 @@ def markdown(results: dict, plot: Optional[str] = None) -> str:
     """The "## Fleet update" section, between its markers."""
     env, settings, lab, floor = results["environment"], results["settings"], results.get("lab", {}), results.get("floor", {})
     summary = summarize(results)
+    sizes = " + ".join(f"{size // MIB} MiB" for size in settings.get("component_bytes", [])) or "three components"
     lines = [BEGIN, HEADING, "",
-             "`fleet.firmware.update_fleet` against the playbook users write today (`ansible.builtin.copy` each file,",
-             "`ansible.builtin.command` the installer, `ansible.builtin.file state=absent`), measured side by side in one run by",
+             "`fleet.firmware.update_fleet` against the two playbooks users write today, measured side by side in one run by",
              "`benchmarks/fleet.py` on the lab (Linux nodes in network namespaces: 4 dual-stack reached over IPv4 for every",
-             "IPv6-only one). Repository: three fake components of 64 MiB, 16 MiB and 1 MiB (shell installers writing a",
-             "version file on the node, padded after `exit`). Same nodes, same forks (= nodes), both with `become`,",
-             f"every node's versions removed before each run and checked after it; waves {settings['waves_label']} for the",
-             "main comparison. Each pair is measured back to back (who goes first alternates between rounds); ratios are",
+             "IPv6-only one):", "",
+             "- **naive**: `ansible.builtin.copy` each file, `ansible.builtin.command` the installer, `ansible.builtin.file state=absent`;",
+             "- **get_url**: `ansible.builtin.get_url` each file (with its sha256) from nginx on the controller's lab addresses,",
+             "  then `command` and `file state=absent` (nginx's CPU and memory count as the controller's);",
+             "- **raw true**: `ansible -m raw -a true`, the cost of reaching every node once, against which the no-op update_fleet",
+             "  (every node already current) is measured.", "",
+             f"Repository: three fake components ({sizes}; shell installers writing a version file on the node, then random",
+             "bytes after `exit`, so that ssh's compression cannot make a copy look cheaper than it is). Same nodes, same forks",
+             f"(= nodes), all with `become` except `raw`; every node's versions removed before each run and checked after it; waves {settings['waves_label']}",
+             "for update_fleet. Each round measures every way back to back (the order reverses between rounds); ratios are",
              "the median of the per-round ratios.", "",
              f"**Headline: {headline(summary)}.**", "",
              f"Machine: {env['cpus']} CPUs, Linux {env['kernel']}, Python {env['python']}, ansible-core {env['ansible_core']}; "
              f"measured {env['date']}, one run ({settings['rounds']} round(s)) taking {env.get('elapsed_s', 0) / 60:.0f} min; "
              f"1-minute load average {env['load_before']:.1f} before, {env['load_after']:.1f} after (the machine is shared "
              "with other developers' lab tests: absolute seconds move, the back-to-back ratios much less).", "",
-             "Reproduce (root; takes its own lab up and down):", "", "```", settings["command"], "```", "",
+             "Reproduce (root; takes its own lab up and down; needs nginx and iperf3: `make bench-deps`):", "", "```", settings["command"], "```", "",
              f"Controller CPU and peak memory: {env['accounting']}", ""]
     if plot:
         lines += [f"![wall time and seconds per node against the number of nodes]({plot})", ""]
-    lines += main_table(summary) + [""]
-    lines += ["Seconds per node (wall / nodes; forks = nodes), the no-op run (every node already current: update_fleet",
-              "plans, finds nothing to do and cleans up; the naive playbook has no no-op, it copies and installs",
-              "again, so its no-op costs its full run) and update_fleet with its default waves `[1, \"10%\", \"100%\"]`",
-              "(canary first):", ""]
+    lines += ["Wall time (median of the rounds) and the ratios:", ""] + main_table(summary) + [""]
+    lines += [f"The goals at {max(summary) if summary else '-'} nodes:", ""] + goals_table(summary) + [""]
+    lines += ["Per node (wall, controller CPU seconds and controller peak memory, each divided by the number of nodes; forks = nodes):", ""]
     lines += per_node_table(summary) + [""]
+    extra = extra_table(summary)
+    if extra:
+        lines += ["Diagnoses at the largest size (update_fleet's default waves `[1, \"10%\", \"100%\"]`, canary first; the no-op",
+                  "with the nodes told their firewall backend):", ""] + extra + [""]
     if floor:
         lines += [f"The floor: {floor['repository_mib']:.0f} MiB per node through the lab's measured veth throughput "
                   f"(iperf3, one TCP stream, {floor['node']}, controller to node {floor['bytes_per_s'] / MIB:.0f} MiB/s, node to "
@@ -364,7 +452,8 @@ def plot(results: dict, path: Path) -> Path:
     summary = summarize(results)
     sizes = list(summary)
     figure, axes = plt.subplots(1, 3, figsize=(13, 4))
-    styles = {NAIVE: ("tab:red", "o"), FLEET: ("tab:blue", "s"), NOOP: ("tab:green", "^")}
+    styles = {NAIVE: ("tab:red", "o"), GET_URL: ("tab:orange", "D"), FLEET: ("tab:blue", "s"), NOOP: ("tab:green", "^"),
+              RAW: ("tab:grey", "v")}
     panels = (("wall_s", "wall time (s)"), ("s_per_node", "seconds per node"), ("peak_mib", "controller peak memory (MiB)"))
     for axis, (key, title) in zip(axes, panels):
         for way, (colour, marker) in styles.items():
@@ -381,7 +470,8 @@ def plot(results: dict, path: Path) -> Path:
         axis.set_ylim(bottom=0)
         axis.grid(alpha=0.3)
     axes[0].legend()
-    figure.suptitle(f"fleet.firmware update_fleet vs naive copy+command playbook, 81 MiB per node ({results['environment']['date']})")
+    mib = results["settings"]["repository_bytes"] / MIB
+    figure.suptitle(f"fleet.firmware update_fleet vs the naive and get_url playbooks, {mib:.0f} MiB per node ({results['environment']['date']})")
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=100)

@@ -443,6 +443,15 @@ class Lab:
                 return node
         raise LabError(f"no lab node named {name!r}; nodes: {', '.join(n.name for n in self.nodes()) or 'none'}")
 
+    def shared_dir(self) -> Path:
+        """The one folder the lab shares with its nodes on purpose: a process inside a node reads it
+        at the same path as the controller (the lab home is never under PRIVATE_DIRS). For what a
+        client run inside a node must read (a benchmark's CA certificate): a checkout may live under
+        /root or /home, which the nodes do not see. Root only; removed by ``down`` with the home."""
+        path = self.home / "shared"
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return path
+
     @property
     def passwords(self) -> dict[str, str]:
         """The lab's generated secrets (SECRETS)."""

@@ -6,6 +6,7 @@ the doc section. The benchmark itself needs the lab and is never part of make te
 from __future__ import annotations
 
 import json
+import zlib
 import sys
 from pathlib import Path
 
@@ -86,10 +87,48 @@ def test_summary_per_node_and_floor_ratio():
 def test_tables_show_a_dash_for_what_was_not_measured():
     summary = report.summarize(results([run(10, 1, report.FLEET, 30, cpu=12.5, peak=300.4)]))
     line = report.main_table(summary)[2]
-    assert line.startswith("| 10 | - | 30.0 s | - | - | 12.5 s | - | - | 300 MiB |")
+    assert line.startswith("| 10 | - | - | 30.0 s | - | - | 2.0 s | - | - |")
+    per_node = report.per_node_table(summary)[2].split(" | ")
+    assert per_node[3] == "3.00 s" and "1.25 s" in per_node and "30.0 MiB" in per_node and per_node[1] == "-"
     assert report.fmt(None) == "-" and report.fmt(1.234, " s", 2) == "1.23 s" and report.fmt_ratio(5.04) == "**5.0x**"
     failed = report.runs_table([dict(run(10, 1, report.NAIVE, 5, ok=False), problem="lin01: failed=1 unreachable=0")])
     assert failed[2].endswith("| FAILED: lin01: failed=1 unreachable=0 |")
+
+
+def test_adhoc_lines_name_the_hosts_that_did_not_run():
+    output = ("lin01 | CHANGED | rc=0 | (stdout) \n"
+              "lin02 | FAILED | rc=1 | (stdout) \n"
+              "v6n01 | UNREACHABLE!: Failed to connect to the host via ssh\n")
+    assert report.adhoc_problems(output, ["lin01", "lin02", "v6n01", "v6n02"]) == [
+        "lin02: FAILED", "v6n01: UNREACHABLE", "v6n02: no result"]
+    assert not report.adhoc_problems("lin01 | SUCCESS => {}\n", ["lin01"])
+
+
+def test_goals_against_naive_the_floor_and_raw_and_cost_per_node():
+    runs = [run(10, 1, report.NAIVE, 100, cpu=50, peak=400), run(10, 1, report.GET_URL, 80), run(10, 1, report.FLEET, 20, cpu=10, peak=200),
+            run(10, 1, report.NOOP, 10), run(10, 1, report.RAW, 4),
+            run(50, 1, report.NAIVE, 500, cpu=250, peak=1000), run(50, 1, report.GET_URL, 400), run(50, 1, report.FLEET, 150, cpu=60, peak=1500),
+            run(50, 1, report.NOOP, 30), run(50, 1, report.RAW, 20)]
+    summary = report.summarize(results(runs))
+    row = summary[50]
+    assert row["speed_ratio"] == pytest.approx(500 / 150) and row["get_url_ratio"] == pytest.approx(400 / 150)
+    assert row["noop_raw_ratio"] == pytest.approx(1.5)
+    assert row[f"{report.FLEET}:cpu_per_node"] == pytest.approx(1.2) and row[f"{report.NAIVE}:mib_per_node"] == pytest.approx(20.0)
+    assert report.flatness(summary, report.FLEET) == pytest.approx(3.0 / 2.0)
+    met = {goal.split(" ")[0] + " " + goal.split(" ")[1]: ok for goal, _value, ok in report.goals(summary)}
+    verdicts = [ok for _goal, _value, ok in report.goals(summary)]
+    # 3.3x < 5x: not met; 150 s against a floor of 10 s: not met; no-op 1.5x raw: met; CPU 1.2 < 5 s/node: met;
+    # memory 30 > 20 MiB/node: not met; 2.0 -> 3.0 s/node from 10 to 50 nodes: not flat.
+    assert verdicts == [False, False, True, True, False, False], met
+    assert report.goals_table(summary)[2].endswith("| 3.33x | **no** |")
+    assert report.flatness(report.summarize(results(runs[:5])), report.FLEET) is None
+
+
+def test_goals_not_measured_are_neither_met_nor_missed():
+    summary = report.summarize(results([run(10, 1, report.FLEET, 20)]))
+    speed = report.goals(summary)[0]
+    assert speed[1] == "-" and speed[2] is None
+    assert report.goals_table(summary)[2].endswith("| - | - |")
 
 
 def test_doc_section_replaces_only_its_own_markers(tmp_path):
@@ -126,3 +165,27 @@ def test_task_names_are_shortened_for_the_doc():
     name = "fleet.firmware.linux_node : Deploy the baseline over SSH (stage, open, deliver, install, reboot, clean)"
     assert report.short_task(name) == "Deploy the baseline over SSH"
     assert report.short_task("Canary - every host of the first wave must have succeeded, else the run ends here") == "Canary"
+
+
+def test_installer_payload_is_random_after_exit_and_exactly_its_size():
+    import fleet  # pylint: disable=import-outside-toplevel  # the benchmark itself; importing it starts nothing
+
+    data = fleet.installer("system-rom", "/var/lib/state", 256 * 1024)
+    assert len(data) == 256 * 1024
+    script, _exit, padding = data.partition(b"exit 0\n")
+    assert script.startswith(b"#!/bin/sh\necho 2.0 > /var/lib/state/system-rom.version\n")
+    # Random: compression cannot shrink it (ssh -C would make a padded copy look cheap).
+    assert len(zlib.compress(padding, 9)) > 0.99 * len(padding)
+    assert fleet.installer("system-rom", "/s", 4096) != fleet.installer("system-rom", "/s", 4096)
+
+
+def test_measurements_name_every_run_and_keep_what_the_host_could_not_measure():
+    import fleet  # pylint: disable=import-outside-toplevel
+
+    data = results([dict(run(2, 1, report.NAIVE, 18.8, cpu=5.1, peak=142.0), measurable=["wall_s", "cpu_s", "peak_mib"]),
+                    dict(run(2, 1, report.RAW, 4.3, cpu=None, peak=70.0), measurable=["wall_s", "cpu_s"])])
+    found = fleet.measurements(data)
+    assert found["N=2 round 1 naive cpu_s"] == 5.1 and found["N=2 round 1 raw true wall_s"] == 4.3
+    # A figure this host can measure but that came back empty is kept (as None): the smoke test fails on it.
+    assert found["N=2 round 1 raw true cpu_s"] is None and "N=2 round 1 raw true peak_mib" not in found
+    assert found["floor handshake_s"] == 0.1
