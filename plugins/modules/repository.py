@@ -91,7 +91,7 @@ options:
         fields only a person can know (C(version), C(detect), often C(kind)) are left empty, and
         validation fails until they are filled in.
       - V(ignore) leaves them out.
-      - Hidden files, C(*.sig), C(*.asc), C(*.sha256), C(*.md), C(*.txt), C(README*) and the manifest itself are never components.
+      - Hidden files, C(*.sig), C(*.compsig), C(*.asc), C(*.sha256), C(*.md), C(*.txt), C(README*) and the manifest itself are never components.
       - A stub makes validation fail until a person fills it in, so nothing is written; copy
         RV(proposed) to the manifest and fill in the empty fields.
       - Not used with O(spp).
