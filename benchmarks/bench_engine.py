@@ -600,7 +600,7 @@ def markdown(results: dict) -> str:
     env, summary = results["environment"], summarize(results)
     settings = results["settings"]
     lines = ["## Engine", "",
-             "The run's engine (`plugins/plugin_utils/engine.py`, issue 5) against nginx and `python3 -m http.server`,",
+             "The run's engine (`plugins/plugin_utils/engine/`, issue 5) against nginx and `python3 -m http.server`,",
              "measured side by side in one run by `benchmarks/bench_engine.py`: the servers listen on the controller's lab",
              "addresses, the clients are `curl` processes in the lab nodes' network namespaces (half over IPv4, half over",
              "IPv6), same files and same clients for every server. The clients share the machine's CPUs with the servers,",

@@ -22,12 +22,12 @@ or relative to the repository folder), not to the repository folder: an SPP on a
 stays where it is, and the manifest lives elsewhere. The escape checks apply to that root.
 """
 import datetime
-import hashlib
 import os
 import re
 from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from ansible_collections.fleet.firmware.plugins.module_utils import detect as detect_mod
+from ansible_collections.fleet.firmware.plugins.module_utils import filehash
 from ansible_collections.fleet.firmware.plugins.module_utils import installers, returncodes, versions
 
 FORMAT = 2
@@ -65,7 +65,6 @@ BY_EXTENSION = (
     (".bat", ("script", "windows", None)),
     (".sh", ("script", "linux", None)),
 )
-_CHUNK = 1024 * 1024
 
 Problem = NamedTuple("Problem", [("component", str), ("field", str), ("message", str)])
 
@@ -93,11 +92,7 @@ def format_problem(problem):
 
 def sha256_of(path):
     # type: (str) -> str
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return filehash.sha256_of(path)  # one file-hashing function for manifest, agent and engine
 
 
 def resolve_file(root, relative):

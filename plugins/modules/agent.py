@@ -222,7 +222,9 @@ import sys
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.fleet.firmware.plugins.module_utils import agent as agent_utils
+from ansible_collections.fleet.firmware.plugins.module_utils.agent import config as agent_cfg
+from ansible_collections.fleet.firmware.plugins.module_utils.agent import control_socket, teardown
+from ansible_collections.fleet.firmware.plugins.module_utils.agent.lock import NodeLock
 from ansible_collections.fleet.firmware.plugins.module_utils.firewall import api as firewall_api
 
 SECRET_KEYS = ("token", "ca_cert", "ca_fingerprint", "server_cert", "server_key")
@@ -232,8 +234,8 @@ def argument_spec():
     return dict(
         state=dict(type="str", choices=["started", "absent"], default="started"),
         tag=dict(type="str", required=True),
-        agent_port=dict(type="int", default=agent_utils.DEFAULT_PORT),
-        lease=dict(type="int", default=agent_utils.DEFAULT_LEASE),
+        agent_port=dict(type="int", default=agent_cfg.DEFAULT_PORT),
+        lease=dict(type="int", default=agent_cfg.DEFAULT_LEASE),
         open_firewall=dict(type="bool", default=True),
         firewall_backend=dict(type="str", choices=["auto", "iptables", "nftables", "firewalld", "ufw", "windows"], default="auto"),
         controller=dict(type="list", elements="str"),
@@ -259,7 +261,7 @@ def staging_of(params):
 
 def holder():
     """The tag and pid of the agent holding this node, or None."""
-    lock = agent_utils.NodeLock()
+    lock = NodeLock()
     return (lock.holder() or {"tag": "?"}) if lock.held() else None
 
 
@@ -279,23 +281,23 @@ def copy_agent(source, staging):
         os.makedirs(staging, mode=0o700, exist_ok=True)
         info = os.lstat(staging)
         if not os.path.isdir(staging) or os.path.islink(staging) or info.st_uid != os.geteuid():
-            raise agent_utils.AgentError("staging folder %s exists and is not a folder owned by uid %d" % (staging, os.geteuid()))
+            raise agent_cfg.AgentError("staging folder %s exists and is not a folder owned by uid %d" % (staging, os.geteuid()))
         os.chmod(staging, 0o700)
         target = os.path.join(staging, "agent.pyz")
         shutil.copyfile(source, target)
         os.chmod(target, 0o600)
         return target
     except (IOError, OSError) as exc:
-        raise agent_utils.AgentError("cannot stage the agent in %s: %s" % (staging, exc.strerror or exc))
+        raise agent_cfg.AgentError("cannot stage the agent in %s: %s" % (staging, exc.strerror or exc))
 
 
 def agent_config(params, staging):
     secrets = params["secrets"] or {}
     missing = [key for key in SECRET_KEYS if not secrets.get(key)]
     if missing:
-        raise agent_utils.AgentError("secrets lacks %s (the fleet.firmware.agent action provides them)" % ", ".join(missing))
+        raise agent_cfg.AgentError("secrets lacks %s (the fleet.firmware.agent action provides them)" % ", ".join(missing))
     if not params["controller"]:
-        raise agent_utils.AgentError("controller is required: the addresses the agent accepts")
+        raise agent_cfg.AgentError("controller is required: the addresses the agent accepts")
     config = dict((key, secrets[key]) for key in SECRET_KEYS)
     config.update(tag=params["tag"], run_id=params["run_id"] or params["tag"], node_id=params["node_id"] or socket.gethostname(),
                   port=params["agent_port"], bind=params["bind"], controller=params["controller"], lease=params["lease"],
@@ -342,7 +344,7 @@ def spawn(params, staging, pyz):
     answer = read_ready(process, params["start_timeout"])
     process.stdout.close()
     if not answer.get("ready"):
-        agent_utils.stop_process(process.pid, 5)
+        control_socket.stop_process(process.pid, 5)
         process.wait()
     return answer
 
@@ -355,8 +357,8 @@ def start(module):
         module.fail_json(msg="node is held by run %r (agent pid %s since %s): stop that run first, or wait for its lease to run out"
                          % (other.get("tag"), other.get("pid"), other.get("since")))
     if other is not None:
-        renewed = {} if module.check_mode else agent_utils.control(params["tag"], {"op": "lease", "seconds": params["lease"]})
-        status = agent_utils.control(params["tag"], {"op": "status"})
+        renewed = {} if module.check_mode else control_socket.control(params["tag"], {"op": "lease", "seconds": params["lease"]})
+        status = control_socket.control(params["tag"], {"op": "status"})
         module.exit_json(changed=False, agent_port=status["port"], pid=status["pid"], address=status["addresses"],
                          staged_path=staging, lease_expires=renewed.get("lease_expires", status["lease_expires"]),
                          msg="the agent of run %s is already running; lease renewed" % params["tag"])
@@ -368,7 +370,7 @@ def start(module):
     try:
         pyz = copy_agent(params["agent_src"], staging)
         answer = spawn(params, staging, pyz)
-    except agent_utils.AgentError as exc:
+    except agent_cfg.AgentError as exc:
         answer = {"ready": False, "error": str(exc)}
     if not answer.get("ready"):
         tail = log_tail(staging)
@@ -396,49 +398,38 @@ def absent(module):
     removed.extend("firewall rule: %s" % rule for rule in rules)
     if staged:
         removed.append(staging)
-        if not module.check_mode:
-            shutil.rmtree(staging, ignore_errors=True)
-            if os.path.lexists(staging):
-                module.fail_json(msg="cannot remove the staging folder %s" % staging, removed=removed)
+        if not module.check_mode and not teardown.remove_staging(staging):
+            module.fail_json(msg="cannot remove the staging folder %s" % staging, removed=removed)
     module.exit_json(changed=bool(removed), removed=removed, staged_path=staging)
 
 
 def stop_agent(module, tag, info):
     """Ask the agent to stop (it finishes its component and cleans up); force it after stop_timeout."""
     pid = int(info.get("pid") or 0)
-    try:
-        agent_utils.control(tag, {"op": "shutdown"})
-        if agent_utils.wait_gone(pid, module.params["stop_timeout"]):
-            return
-    except (agent_utils.AgentError, OSError, ValueError):
-        pass
-    if pid and not agent_utils.stop_process(pid, 10):
+    outcome = teardown.stop_agent(tag, pid, module.params["stop_timeout"])
+    if outcome == teardown.STOPPED:
+        return
+    if outcome == teardown.ALIVE:
         module.fail_json(msg="the agent of run %s (pid %d) does not stop" % (tag, pid))
     module.warn("the agent of run %s did not stop within %d s and was killed; its leftovers were removed" % (tag, module.params["stop_timeout"]))
-    lock = agent_utils.NodeLock()
-    for path in (lock.holder_path, lock.lock_path, os.path.join(lock.folder, agent_utils.SOCKET_NAME % tag)):
-        try:
-            os.unlink(path)
-        except OSError:
-            pass
+    teardown.forget_killed_agent(tag)
 
 
 def close_rules(module, tag, check_mode):
     """Close (or list) the run's rules on the node: the agent's own, and any left by a killed agent."""
     try:
-        result = firewall_api.close_tag(tag, backend=module.params["firewall_backend"], check_mode=check_mode)
+        return teardown.close_rules(tag, backend=module.params["firewall_backend"], check_mode=check_mode)
     except firewall_api.FirewallError as exc:
         if not module.params["open_firewall"] or "no firewall tool found" in str(exc):
             return []
         module.fail_json(msg="cannot close the firewall rules of run %s: %s" % (tag, exc))
-    return result.get("rules") or []
 
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     try:
-        agent_utils.validate_tag(module.params["tag"])
-    except agent_utils.AgentError as exc:
+        agent_cfg.validate_tag(module.params["tag"])
+    except agent_cfg.AgentError as exc:
         module.fail_json(msg=str(exc))
     if module.params["state"] == "absent":
         absent(module)

@@ -125,14 +125,15 @@ warnings_list:
 import glob
 import os
 import re
-import shutil
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.fleet.firmware.plugins.module_utils import agent as agent_utils
+from ansible_collections.fleet.firmware.plugins.module_utils.agent import config as agent_config
+from ansible_collections.fleet.firmware.plugins.module_utils.agent import teardown
 from ansible_collections.fleet.firmware.plugins.module_utils.firewall import api as firewall_api
+from ansible_collections.fleet.firmware.plugins.module_utils.runtag import TAG_PATTERN, TAG_RE
 
 PREFIX = "fleet-firmware-"
-AGENT_RE = re.compile(r"/" + re.escape(PREFIX) + r"([a-z0-9-]{1,32})/agent\.pyz$")
+AGENT_RE = re.compile(r"/" + re.escape(PREFIX) + "(" + TAG_PATTERN + r")/agent\.pyz$")
 
 
 ARGUMENT_SPEC = dict(
@@ -174,25 +175,19 @@ def stop_agents(module, wanted, removed, warnings):
         removed.append("agent pid %d (%s)" % (pid, tag))
         if module.check_mode:
             continue
-        try:
-            agent_utils.control(tag, {"op": "shutdown"}, timeout=5.0)  # it finishes its component and cleans up
-            if agent_utils.wait_gone(pid, module.params["stop_timeout"]):
-                continue
-        except (agent_utils.AgentError, OSError, ValueError):
-            pass  # no socket (a killed agent's leftovers): signals instead
-        if not agent_utils.stop_process(pid, 10):
+        # It finishes its component and cleans up; a killed agent's leftovers go in remove_agent_state.
+        if teardown.stop_agent(tag, pid, module.params["stop_timeout"], ask_timeout=5.0) == teardown.ALIVE:
             warnings.append("agent pid %d (%s) does not stop" % (pid, tag))
 
 
 def close_rules(module, wanted, warnings, check_mode):
     """The tag's rules (and leases) on the node: listed with ``check_mode``, else closed."""
     try:
-        result = firewall_api.close_tag(wanted, backend=module.params["firewall_backend"], check_mode=check_mode)
+        return teardown.close_rules(wanted, backend=module.params["firewall_backend"], check_mode=check_mode)
     except firewall_api.FirewallError as exc:
         if "no firewall tool found" not in str(exc):
             warnings.append("firewall: %s" % exc)
         return []
-    return list(result.get("rules") or [])
 
 
 def staging_folders(wanted, staging_root):
@@ -201,7 +196,7 @@ def staging_folders(wanted, staging_root):
     for path in sorted(glob.glob(pattern)):
         tag = os.path.basename(path)[len(PREFIX):]
         # Only folders of ours: a real folder (no symlink) whose name is a valid tag.
-        if os.path.isdir(path) and not os.path.islink(path) and agent_utils.TAG_RE.match(tag):
+        if os.path.isdir(path) and not os.path.islink(path) and TAG_RE.match(tag):
             found.append(path)
     return found
 
@@ -209,33 +204,16 @@ def staging_folders(wanted, staging_root):
 def remove_folders(module, folders, removed, warnings):
     for path in folders:
         removed.append(path)
-        if not module.check_mode and os.path.lexists(path):
-            shutil.rmtree(path, ignore_errors=True)
-            if os.path.lexists(path):
-                warnings.append("cannot remove %s" % path)
+        if not module.check_mode and os.path.lexists(path) and not teardown.remove_staging(path):
+            warnings.append("cannot remove %s" % path)
 
 
 def remove_agent_state(module, wanted, removed):
     """The lock, holder and sockets an agent killed with SIGKILL left in /run/fleet-firmware."""
-    lock = agent_utils.NodeLock()
-    if lock.held():
-        return  # a live agent (of a run not swept) holds the node: its files are its own
-    holder = lock.holder() or {}
-    paths = glob.glob(os.path.join(lock.folder, agent_utils.SOCKET_NAME % ("*" if wanted == "*" else wanted)))
-    if holder.get("tag") is None or matches(wanted, holder.get("tag")):
-        paths += [p for p in (lock.holder_path, lock.lock_path) if os.path.lexists(p)]
-    for path in sorted(paths):
-        removed.append(path)
-        if not module.check_mode:
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
+    paths = teardown.agent_state_files(wanted)
+    removed.extend(paths)
     if not module.check_mode:
-        try:
-            os.rmdir(lock.folder)
-        except OSError:
-            pass
+        teardown.remove_agent_state(paths)
 
 
 def main():
@@ -243,8 +221,8 @@ def main():
     wanted = module.params["tag"]
     if wanted != "*":
         try:
-            agent_utils.validate_tag(wanted)
-        except agent_utils.AgentError as exc:
+            agent_config.validate_tag(wanted)
+        except agent_config.AgentError as exc:
             module.fail_json(msg="%s (or '*' for every run)" % exc)
     if module.params["controller"]:
         module.fail_json(msg="controller=true runs in the fleet.firmware.sweep action on the controller; call the module by its FQCN")

@@ -20,6 +20,7 @@ import typing as t
 
 from ansible_collections.fleet.firmware.plugins.module_utils import ports as fleet_ports
 from ansible_collections.fleet.firmware.plugins.module_utils import probe as fleet_probe
+from ansible_collections.fleet.firmware.plugins.module_utils import route as netroute
 
 # Connection plugins and the path and port they imply when the inventory says nothing.
 _WINDOWS_CONNECTIONS = ("winrm", "psrp", "ansible.builtin.winrm", "ansible.builtin.psrp", "ansible.windows.psrp")
@@ -118,22 +119,12 @@ def resolve_addresses(terms: t.Sequence[str]) -> list[tuple[str, str]]:
 
 
 def route_source(address: str) -> str | None:
-    """The controller's own address on the route to ``address`` (the kernel's choice of source).
-
-    A connected UDP socket sends nothing: connect() only picks the route and the source.
-    """
-    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    """The controller's own address on the route to ``address`` (the kernel's choice of source,
+    with a link-local source's interface); None when there is no route."""
     try:
-        infos = socket.getaddrinfo(address, 9, family, socket.SOCK_DGRAM, 0, socket.AI_NUMERICHOST)
-        with socket.socket(family, socket.SOCK_DGRAM) as sock:
-            sock.connect(infos[0][4])
-            source = sock.getsockname()
+        return netroute.route_source(address, with_scope=True)
     except OSError:
         return None
-    text = source[0]
-    if family == socket.AF_INET6 and len(source) > 3 and source[3] and "%" not in text:
-        text = f"{text}%{socket.if_indextoname(source[3])}"
-    return text
 
 
 def controller_addresses(node_addresses: list[tuple[str, str]], configured: t.Sequence[str]) -> dict[str, str | None]:

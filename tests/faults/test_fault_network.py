@@ -6,7 +6,7 @@ link taken down (``ip link set <veth> down``), random loss (an nftables bridge t
 this kernel has no netem), the engine's port refused (an nftables table of ours). Downloads
 are slowed with a tbf qdisc so that "mid-download" can be hit. Afterwards: nothing left.
 
-The agent's downloader gives a stalled connection 15 s (FETCH_TIMEOUT in module_utils/agent.py)
+The agent's downloader gives a stalled connection 15 s (FETCH_TIMEOUT in module_utils/agent/config.py)
 before it reconnects with ``Range``, and gives up after two reconnects that get nothing; a
 shorter outage is ridden out by TCP on the same connection. So a link down for 5 s completes on
 the same connection, 18 s resumes with ``Range`` (the engine's ``component_resumed`` ledger line

@@ -12,9 +12,10 @@ import re
 import subprocess
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
+from ansible_collections.fleet.firmware.plugins.module_utils.runtag import TAG_RE  # one pattern for every run tag
+
 # Every object the collection writes carries this marker; a sweep matches on it alone.
 MARKER = "fleet-firmware"
-TAG_RE = re.compile(r"^[a-z0-9-]{1,32}$")
 SWEEP = "*"
 PROTOCOLS = ("tcp", "udp")
 DIRECTIONS = ("in", "out")

@@ -41,7 +41,8 @@ from ansible_collections.fleet.firmware.plugins.plugin_utils import agent_window
 PSM1 = source.read("plugins/module_utils/FleetAgent.psm1")
 FIREWALL_PSM1 = source.read("plugins/module_utils/FleetFirewall.psm1")
 INVENTORY_PSM1 = source.read("plugins/module_utils/FleetInventory.psm1")
-PY_AGENT = source.read("plugins/module_utils/agent.py")
+# The Python agent is a package (one room per concern): its source is every module of it.
+PY_AGENT = "\n".join(source.read(str(path.relative_to(source.REPO))) for path in sorted((source.REPO / "plugins/module_utils/agent").glob("*.py")))
 SCRIPT = source.read("plugins/module_utils/fleet_agent.ps1")
 PS1 = source.read("plugins/modules/agent.ps1")
 DOCS = source.module_docs("agent")
