@@ -28,14 +28,15 @@ from ansible_collections.fleet.firmware.plugins.action.agent import (
 )
 from ansible_collections.fleet.firmware.plugins.module_utils import manifest as manifest_mod
 from ansible_collections.fleet.firmware.plugins.module_utils.agent import AgentError, validate_tag
-from ansible_collections.fleet.firmware.plugins.plugin_utils import agent_client, engine as engine_mod, ledger as ledger_mod, tls
+from ansible_collections.fleet.firmware.plugins.plugin_utils import agent_client, engine as engine_mod, ledger as ledger_mod, role_variables, run_cache, tls
 from ansible_collections.fleet.firmware.plugins.plugin_utils._twin_action import prefer_native_twin
 
 display = Display()
 
 POLICY_KEYS = ("allow_downgrade", "rewrite", "force", "only", "components")
 ARGUMENT_SPEC = dict(
-    repository=dict(type="path", required=True),
+    repository=dict(type="path"),
+    role=dict(type="str", choices=list(role_variables.ROLES)),
     tag=dict(type="str"),
     run_dir=dict(type="path"),
     delivery=dict(type="str", choices=["auto", "pull", "push", "url"], default="auto"),
@@ -178,11 +179,20 @@ class ActionModule(ActionBase):
         _validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
         args = dict(args)
         try:
+            update = None
+            if args["role"]:
+                update, args = self._from_role_variables(args, task_vars)
+            elif not args["repository"]:
+                raise DeployError("missing required arguments: repository")
             tag = validate_tag(args["tag"] or task_vars.get("fleet_run_tag") or default_tag())
-            components = self._components(args)
-        except (AgentError, manifest_mod.ManifestError, DeployError) as exc:
+            run_dir = args["run_dir"] or default_run_dir(tag)
+            # Check mode writes nothing, not even the run folder: it hashes the files itself.
+            components = self._components(args, None if self._task.check_mode else run_dir)
+            if update is not None:
+                result.update(self._node_checks(update, task_vars))
+        except (AgentError, manifest_mod.ManifestError, DeployError, run_cache.DigestMismatch,
+                role_variables.RoleVariablesError) as exc:
             return dict(result, failed=True, msg=str(exc))
-        run_dir = args["run_dir"] or default_run_dir(tag)
         node = node_id_of(to_text(task_vars.get("inventory_hostname", "node")))
         if self._task.check_mode:
             return dict(result, **self._check_mode(args, task_vars, components, tag))
@@ -211,6 +221,51 @@ class ActionModule(ActionBase):
             failed = [c["name"] for c in result["components"] if c["status"] == "failed"]
             result.update(failed=True, msg=f"component(s) failed on {node}: {', '.join(failed)}")
         return result
+
+    # -- one task per host: the roles' variables and per-host checks, here
+
+    def _from_role_variables(self, args: dict, task_vars: dict) -> tuple[role_variables.NodeUpdate, dict]:
+        """``role=...``: every option from the host's ``fleet_*`` variables (the roles' argument specs
+        and defaults), checked as the roles checked them; no other option may be given."""
+        given = sorted(k for k, v in self._task.args.items() if k != "role" and v is not None)
+        if given:
+            raise DeployError(f"role={args['role']} takes every option from the fleet_* variables: do not also give {', '.join(given)}")
+
+        def lookup(name: str):
+            if name not in task_vars:
+                raise KeyError(name)
+            return self._templar.template(task_vars[name])
+
+        host = to_text(task_vars.get("inventory_hostname", "node"))
+        update = role_variables.node_update(args["role"], host, self._connection.transport, lookup, os.path.expanduser("~"))
+        _validation, deploy_args = self._validate_deploy_args(update.deploy)
+        return update, dict(deploy_args, role=args["role"])
+
+    def _validate_deploy_args(self, values: dict):
+        from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+        validated = ArgumentSpecValidator(ARGUMENT_SPEC).validate({k: v for k, v in values.items() if v is not None})
+        if validated.error_messages:
+            raise DeployError("; ".join(validated.error_messages))
+        return validated, validated.validated_parameters
+
+    def _node_checks(self, update: role_variables.NodeUpdate, task_vars: dict) -> dict:
+        """The preflight (both directions, a blocking problem fails the node here) and the free
+        space of /var/tmp: what the fleet_update and linux_node roles ran as tasks of their own."""
+        extra: dict = {}
+        if update.preflight is not None:
+            answer = self._sub_action("fleet.firmware.preflight", {k: v for k, v in update.preflight.items() if v is not None}, task_vars)
+            extra["preflight"] = {k: answer.get(k) for k in ("path", "controller", "problems", "blocking") if k in answer}
+            if answer.get("failed"):
+                raise DeployError(answer.get("msg") or "the preflight failed")
+        if update.staging_min_free_mb > 0:
+            host = to_text(task_vars.get("inventory_hostname", "node"))
+            answer = self._low_level_execute_command("df -Pk /var/tmp", sudoable=True)
+            if answer.get("rc") != 0:
+                raise DeployError(f"df -Pk /var/tmp failed on {host}: {to_text(answer.get('stderr') or answer.get('stdout'))[:300]}")
+            problem = role_variables.free_space_problem(to_text(answer.get("stdout", "")), host, update.staging_min_free_mb)
+            if problem:
+                raise DeployError(problem)
+        return extra
 
     # -- signals
 
@@ -242,10 +297,19 @@ class ActionModule(ActionBase):
 
     # -- inputs
 
-    def _components(self, args: dict) -> list[dict]:
+    def _components(self, args: dict, run_dir: str | None = None) -> list[dict]:
+        """The manifest's components; each file's hash checked once per run (``run_cache``), not once per host."""
         if args["delivery"] == "url" and not args["repository_url"]:
             raise DeployError("delivery=url needs repository_url")
-        components = manifest_mod.load_components(args["repository"])
+        components = manifest_mod.load_components(args["repository"], verify=run_dir is None)
+        if run_dir is not None:
+            existed = os.path.isdir(run_dir)
+            try:
+                run_cache.verify_digests(run_dir, components)
+            except run_cache.DigestMismatch:
+                if not existed:
+                    shutil.rmtree(run_dir, ignore_errors=True)  # a failed validation leaves nothing behind
+                raise
         unknown = sorted(set(args["components"]) - {c["name"] for c in components})
         if unknown:
             raise DeployError(f"components {', '.join(unknown)} are not in the manifest of {args['repository']}")
@@ -282,14 +346,22 @@ class ActionModule(ActionBase):
 
     # -- the session
 
-    def _addresses(self, task_vars: dict) -> tuple[list[str], list[str], list[str]]:
+    def _addresses(self, task_vars: dict, run_dir: str) -> tuple[list[str], list[str], list[str]]:
         """(this node's addresses, every address of every host of the play, the controller's
-        addresses facing them). The engine listens on the last and opens its port for the second."""
+        addresses facing them). The engine listens on the last and opens its port for the second.
+        The play's part is the same for every host: computed once per run (``run_cache``)."""
         host = to_text(self._templar.template(task_vars.get("ansible_host") or task_vars.get("inventory_hostname")))
         node_addresses = resolve(host)
+        play_hosts = [to_text(name) for name in task_vars.get("ansible_play_hosts_all") or []]
+        play = run_cache.play_addresses(run_dir, play_hosts, lambda: self._play_addresses(task_vars, play_hosts))
+        addresses = sorted(set(play["addresses"]) | set(node_addresses))
+        controller = play["controller"] or [facing_address(a) for a in node_addresses]
+        return node_addresses, addresses, controller
+
+    def _play_addresses(self, task_vars: dict, play_hosts: list[str]) -> dict:
         hostvars = task_vars.get("hostvars", {})
-        play: set[str] = set(node_addresses)
-        for name in task_vars.get("ansible_play_hosts_all") or []:
+        play: set[str] = set()
+        for name in play_hosts:
             target = to_text(self._templar.template(hostvars.get(name, {}).get("ansible_host", name)))
             try:
                 play.update(resolve(target))
@@ -301,10 +373,10 @@ class ActionModule(ActionBase):
                 controller.add(facing_address(address))
             except AgentActionError:
                 continue
-        return node_addresses, sorted(play), sorted(controller) or [facing_address(a) for a in node_addresses]
+        return {"addresses": sorted(play), "controller": sorted(controller)}
 
     def _session(self, session: Session, args: dict, task_vars: dict, components: list[dict]) -> None:
-        node_addresses, play_addresses, controller = self._addresses(task_vars)
+        node_addresses, play_addresses, controller = self._addresses(task_vars, session.run_dir)
         engine_addresses = args["engine_address"] or controller
         open_controller = args["open_firewall"] if args["open_controller_firewall"] is None else args["open_controller_firewall"]
         session.stage("preflight")
