@@ -63,6 +63,7 @@ ARGUMENT_SPEC = dict(
     resume=dict(type="bool", default=False),
     timeout=dict(type="int", default=3600),
     progress_interval=dict(type="int", default=5),
+    agent_start=dict(type="str", choices=["auto", "stdin", "staged"], default="auto"),
 )
 # What the node needs of a manifest entry (not the controller path).
 NODE_KEYS = ("name", "version", "file", "sha256", "size", "kind", "os", "applies_to", "detect", "install", "args",
@@ -151,6 +152,8 @@ class Session:
         self.agent_started = False
         self.installed: list[dict] = []
         self.controller = ControllerWatch()
+        self.agent_start: str | None = None  # stdin or staged
+        self.engine_unreachable = False  # the launcher could not open the engine's port from the node
 
     def checkpoint(self, doing: str, in_flight: bool = False) -> None:
         """Raise ``ControllerGone`` if ``ansible-playbook`` is gone; called before each new step."""
@@ -301,7 +304,13 @@ class ActionModule(ActionBase):
         """The manifest's components; each file's hash checked once per run (``run_cache``), not once per host."""
         if args["delivery"] == "url" and not args["repository_url"]:
             raise DeployError("delivery=url needs repository_url")
-        components = manifest_mod.load_components(args["repository"], verify=run_dir is None)
+        try:
+            components = manifest_mod.load_components(args["repository"], verify=run_dir is None)
+        except manifest_mod.ManifestError:
+            if run_dir is None:
+                raise
+            # A bad manifest: every problem, the hashes too, as before (only this failing path hashes here).
+            components = manifest_mod.load_components(args["repository"], verify=True)
         if run_dir is not None:
             existed = os.path.isdir(run_dir)
             try:
@@ -388,11 +397,17 @@ class ActionModule(ActionBase):
         token = engine.register_node(session.node)
         # Behind NAT (an AWX pod) the nodes see the controller under another address than its own.
         facing = args["controller_address"] or [facing_address(a) for a in node_addresses]
-        self._start_agent(session, args, task_vars, facing)
+        node_components = [self._for_node(c) for c in components]
+        launch = {"start": args["agent_start"], "plan": {"components": node_components, "policy": self._policy(args)},
+                  "engine": [[address, args["engine_port"]] for address in facing] if args["delivery"] in ("auto", "pull") else None}
+        started = self._start_agent(session, args, task_vars, facing, launch)
         session.checkpoint("the agent started")
         session.stage("inventoried")
-        node_components = [self._for_node(c) for c in components]
-        entries = session.client.plan(node_components, self._policy(args))
+        # Started over stdin, the agent's launcher planned already (the same plan code): no round trip.
+        entries = started.get("plan") if isinstance(started.get("plan"), list) else session.client.plan(node_components, self._policy(args))
+        session.agent_start = started.get("agent_start")
+        if started.get("engine_reachable") is False and args["delivery"] == "auto":
+            session.engine_unreachable = True
         session.plan = {e["name"]: e for e in entries}
         session.components = components
         session.stage("planned")
@@ -414,14 +429,14 @@ class ActionModule(ActionBase):
             if ended and engine_mod.attach(run_dir) is None:
                 shutil.rmtree(folder)
 
-    def _start_agent(self, session: Session, args: dict, task_vars: dict, facing: list[str]) -> None:
+    def _start_agent(self, session: Session, args: dict, task_vars: dict, facing: list[str], launch: dict) -> dict:
         agent_args = {"tag": session.tag, "run_dir": session.run_dir, "agent_port": args["agent_port"], "lease": args["lease"],
                       "open_firewall": args["open_firewall"], "firewall_backend": args["firewall_backend"], "controller": facing,
                       "staging_dir": args["staging_dir"]}
         # Set first: a signal while the module runs may come after the agent started on the node,
         # and the cleanup (idempotent) must then stop it rather than write "cleaned" over it.
         session.agent_started = True
-        answer = self._sub_action("fleet.firmware.agent", agent_args, task_vars)
+        answer = self._sub_action("fleet.firmware.agent", agent_args, task_vars, launch_extras=launch)
         if answer.get("failed"):
             raise DeployError(f"the agent did not start: {answer.get('msg')}")
         session.transfer = answer.get("transfer")
@@ -434,13 +449,16 @@ class ActionModule(ActionBase):
         session.stage("staged")
         session.stage("started")
         session.stage("firewall_open")
+        return answer
 
-    def _sub_action(self, name: str, args: dict, task_vars: dict) -> dict:
+    def _sub_action(self, name: str, args: dict, task_vars: dict, launch_extras: dict | None = None) -> dict:
         task = self._task.copy()
         task.args = args
         action = self._shared_loader_obj.action_loader.get(
             name, task=task, connection=self._connection, play_context=self._play_context, loader=self._loader,
             templar=self._templar, shared_loader_obj=self._shared_loader_obj)
+        if launch_extras is not None:
+            action.launch_extras = launch_extras
         return action.run(task_vars=task_vars)
 
     def _todo(self, session: Session, args: dict, components: list[dict]) -> list[dict]:
@@ -473,6 +491,11 @@ class ActionModule(ActionBase):
             if mode == "url":
                 base = args["repository_url"].rstrip("/")
                 session.client.fetch(sha, [f"{base}/{component['file']}"], None, run_ca=False)
+            elif mode == "auto" and session.engine_unreachable:
+                # The agent's launcher found the engine's port closed from the node: push at once.
+                display.warning(f"{session.node}: the node cannot reach the engine (its launcher's connection to the engine port failed); "
+                                "pushing over the agent's port instead")
+                mode = "push"
             elif mode in ("pull", "auto"):
                 try:
                     session.client.fetch(sha, [f"{u}/v1/components/{sha}" for u in urls], token)
@@ -666,5 +689,5 @@ class ActionModule(ActionBase):
             components.append(row)
         return {"changed": any(c["status"] == "installed" for c in components) or session.rebooted, "run_tag": session.tag,
                 "ledger": ledger_mod.ledger_path(session.run_dir, session.node), "delivery": session.delivery,
-                "transfer": session.transfer, "reboot_required": session.reboot_required, "rebooted": session.rebooted,
+                "transfer": session.transfer, "agent_start": session.agent_start, "reboot_required": session.reboot_required, "rebooted": session.rebooted,
                 "components": components, "cleanup": session.cleanup}

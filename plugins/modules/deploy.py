@@ -164,6 +164,19 @@ options:
     description: At most one progress line per node every this many seconds (0 = none).
     type: int
     default: 5
+  agent_start:
+    description:
+      - "How the agent starts on a Linux node. V(stdin): one command through the connection and become (sudo), whose stdin carries
+        the agent's loader, its parameters and the zipapp (no temporary folder, no file transfer, no chmod, no rm); its answer
+        carries the node's plan, the staging folder's free space and whether the node reaches the engine's port (then V(auto)
+        delivery pushes at once instead of trying the pull first). V(staged): the path before 0.2: the zipapp copied into Ansible's
+        temporary folder, then the agent module. V(auto): V(stdin), except where a node needs the staged path: C(su) (it reads the
+        password from a terminal, and a terminal cannot carry binary stdin) and a C(sudo) with C(requiretty) (found out on the first
+        try)."
+      - Windows nodes ignore it (admin$ and WinRM).
+    type: str
+    choices: [auto, stdin, staged]
+    default: auto
 attributes:
   check_mode:
     support: full
@@ -228,6 +241,10 @@ delivery:
 transfer:
   description: How the agent reached the node (ssh, paramiko, smb, winrm).
   returned: when the agent was staged
+  type: str
+agent_start:
+  description: How the agent started on a Linux node (V(stdin) or V(staged), see O(agent_start)); null on Windows.
+  returned: when the agent was started
   type: str
 reboot_required:
   description: At least one installed component needs a reboot that did not happen.
