@@ -9,16 +9,12 @@ nothing behind; the remote temporary folder goes in a ``finally``.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import fcntl
 import json
 import os
 import re
 import secrets
 import shlex
-import socket
-import typing as t
 
 from ansible.errors import AnsibleError
 from ansible.module_utils.common.text.converters import to_text
@@ -31,6 +27,10 @@ from ansible_collections.fleet.firmware.plugins.modules.agent import argument_sp
 from ansible_collections.fleet.firmware.plugins.plugin_utils import agent_build, agent_client, agent_windows, smb_stage, tls
 from ansible_collections.fleet.firmware.plugins.plugin_utils.smb_stage import SmbStageError, SmbTarget
 from ansible_collections.fleet.firmware.plugins.plugin_utils._twin_action import prefer_native_twin
+# Moved to the deploy's rooms (issue 15); the old names stay importable from here.
+from ansible_collections.fleet.firmware.plugins.plugin_utils.deploy.addresses import (  # noqa: F401  pylint: disable=unused-import
+    AddressError, default_run_dir, facing_address, node_id_of, resolve, run_lock,
+)
 
 display = Display()
 MODULE = "fleet.firmware.agent"
@@ -53,54 +53,6 @@ class StdinUnusable(Exception):
     """The node cannot take the agent on stdin (sudo's requiretty, ...): stage it as a file instead."""
 
 
-def default_run_dir(tag: str) -> str:
-    return os.path.join(os.path.expanduser("~"), ".ansible", "fleet-firmware", "runs", tag)
-
-
-def node_id_of(hostname: str) -> str:
-    """A name usable in certificate file names (letters, digits, . _ : -)."""
-    cleaned = re.sub(r"[^A-Za-z0-9._:-]", "_", hostname).lstrip(".")
-    return cleaned[:128] or "node"
-
-
-def resolve(host: str) -> list[str]:
-    """Every address of ``host`` (A and AAAA), in resolver order, without duplicates."""
-    literal = host.strip("[]")
-    try:
-        infos = socket.getaddrinfo(literal, None, 0, socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise AgentActionError(f"cannot resolve the node's address {host!r}: {exc}") from None
-    found: list[str] = []
-    for info in infos:
-        address = info[4][0]
-        if address not in found:
-            found.append(address)
-    return found
-
-
-def facing_address(node_address: str) -> str:
-    """The controller's own address on the route to ``node_address`` (a UDP connect sends nothing)."""
-    family = socket.AF_INET6 if ":" in node_address else socket.AF_INET
-    with socket.socket(family, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.connect((node_address, 9))
-        except OSError as exc:
-            raise AgentActionError(f"no route from the controller to the node address {node_address}: {exc}") from None
-        return probe.getsockname()[0]
-
-
-@contextlib.contextmanager
-def run_lock(run_dir: str) -> t.Iterator[None]:
-    """One fork at a time creates the run's CA."""
-    os.makedirs(run_dir, mode=0o700, exist_ok=True)
-    fd = os.open(os.path.join(run_dir, "agent.lock"), os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
 class ActionModule(ActionBase):
     TRANSFERS_FILES = True
     _requires_connection = True
@@ -120,7 +72,7 @@ class ActionModule(ActionBase):
                 result.update(self._absent(args, task_vars))
             else:
                 result.update(self._started(args, task_vars))
-        except (AgentActionError, AgentError, agent_client.AgentClientError, tls.TLSError) as exc:
+        except (AgentActionError, AddressError, AgentError, agent_client.AgentClientError, tls.TLSError) as exc:
             result.update(failed=True, msg=str(exc))
         finally:
             self._remove_tmp_path(self._connection._shell.tmpdir)
