@@ -9,25 +9,28 @@ nothing behind; the remote temporary folder goes in a ``finally``.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import fcntl
+import json
 import os
 import re
 import secrets
-import socket
-import typing as t
+import shlex
 
 from ansible.errors import AnsibleError
 from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
+from ansible_collections.fleet.firmware.plugins.module_utils import agent_launch
 from ansible_collections.fleet.firmware.plugins.module_utils.agent import AgentError, validate_tag
 from ansible_collections.fleet.firmware.plugins.modules.agent import argument_spec
 from ansible_collections.fleet.firmware.plugins.plugin_utils import agent_build, agent_client, agent_windows, smb_stage, tls
 from ansible_collections.fleet.firmware.plugins.plugin_utils.smb_stage import SmbStageError, SmbTarget
 from ansible_collections.fleet.firmware.plugins.plugin_utils._twin_action import prefer_native_twin
+# Moved to the deploy's rooms (issue 15); the old names stay importable from here.
+from ansible_collections.fleet.firmware.plugins.plugin_utils.deploy.addresses import (  # noqa: F401  pylint: disable=unused-import
+    AddressError, default_run_dir, facing_address, node_id_of, resolve, run_lock,
+)
 
 display = Display()
 MODULE = "fleet.firmware.agent"
@@ -35,63 +38,27 @@ WINDOWS_CONNECTIONS = ("winrm", "psrp", "ansible.builtin.winrm", "ansible.builti
 # Arguments the module never needs (the action consumes them).
 ACTION_ONLY = ("run_dir", "verify", "transfer", "smb_user", "smb_password")
 TRANSFER_DETAILS = ("port", "share_path", "encrypted", "signed", "dialect", "fallback_reason")
+# The whole program of the one command (agent_launch.py says what follows it on stdin).
+LOADER = "import sys;b=sys.stdin.buffer;exec(b.read(int(b.readline())))"
+PYTHONS = ("python3", "/usr/bin/python3", "/usr/libexec/platform-python")
+STDIN_TRANSPORTS = ("ssh", "paramiko_ssh", "local")
+TTY_REFUSAL = re.compile(r"must have a tty|a terminal is required|no tty present|must be run from a terminal", re.IGNORECASE)
 
 
 class AgentActionError(Exception):
     """A failure with a message for the user (the task fails with it)."""
 
 
-def default_run_dir(tag: str) -> str:
-    return os.path.join(os.path.expanduser("~"), ".ansible", "fleet-firmware", "runs", tag)
-
-
-def node_id_of(hostname: str) -> str:
-    """A name usable in certificate file names (letters, digits, . _ : -)."""
-    cleaned = re.sub(r"[^A-Za-z0-9._:-]", "_", hostname).lstrip(".")
-    return cleaned[:128] or "node"
-
-
-def resolve(host: str) -> list[str]:
-    """Every address of ``host`` (A and AAAA), in resolver order, without duplicates."""
-    literal = host.strip("[]")
-    try:
-        infos = socket.getaddrinfo(literal, None, 0, socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise AgentActionError(f"cannot resolve the node's address {host!r}: {exc}") from None
-    found: list[str] = []
-    for info in infos:
-        address = info[4][0]
-        if address not in found:
-            found.append(address)
-    return found
-
-
-def facing_address(node_address: str) -> str:
-    """The controller's own address on the route to ``node_address`` (a UDP connect sends nothing)."""
-    family = socket.AF_INET6 if ":" in node_address else socket.AF_INET
-    with socket.socket(family, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.connect((node_address, 9))
-        except OSError as exc:
-            raise AgentActionError(f"no route from the controller to the node address {node_address}: {exc}") from None
-        return probe.getsockname()[0]
-
-
-@contextlib.contextmanager
-def run_lock(run_dir: str) -> t.Iterator[None]:
-    """One fork at a time creates the run's CA."""
-    os.makedirs(run_dir, mode=0o700, exist_ok=True)
-    fd = os.open(os.path.join(run_dir, "agent.lock"), os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
+class StdinUnusable(Exception):
+    """The node cannot take the agent on stdin (sudo's requiretty, ...): stage it as a file instead."""
 
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = True
     _requires_connection = True
+    # Set by the deploy action on its sub-action (not options of the agent module): how to start
+    # the agent (start: auto|stdin|staged) and what the launcher answers along (plan, engine).
+    launch_extras: dict = {}
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
@@ -105,7 +72,7 @@ class ActionModule(ActionBase):
                 result.update(self._absent(args, task_vars))
             else:
                 result.update(self._started(args, task_vars))
-        except (AgentActionError, AgentError, agent_client.AgentClientError, tls.TLSError) as exc:
+        except (AgentActionError, AddressError, AgentError, agent_client.AgentClientError, tls.TLSError) as exc:
             result.update(failed=True, msg=str(exc))
         finally:
             self._remove_tmp_path(self._connection._shell.tmpdir)
@@ -159,7 +126,6 @@ class ActionModule(ActionBase):
             module_args.update(secrets=agent_windows.windows_secrets(module_args["secrets"]), staging_dir=staged["staged_path"])
             transfer = {"transfer": staged["transfer"], "transfer_details": {k: staged.get(k) for k in TRANSFER_DETAILS}}
         else:
-            module_args["agent_src"] = self._transfer_agent(run_dir)
             transfer = {"transfer": self._connection.transport.rsplit(".", 1)[-1]}
         if windows and not self._powershell():
             # admin$ worked, but agent.ps1 needs a PowerShell connection (WinRM/PSRP) to run.
@@ -167,7 +133,20 @@ class ActionModule(ActionBase):
             raise AgentActionError(f"the agent was staged over admin$ ({transfer['transfer']}) but cannot start: this Windows host is "
                                    f"reached over {self._connection.transport!r}, and the Windows agent needs a WinRM or PSRP connection; "
                                    "the staged files were removed")
-        answer = self._module(module_args, task_vars)
+        answer = None
+        if not windows and self._start_mode() == "stdin":
+            try:
+                answer = self._launch_over_stdin(module_args, run_dir, task_vars)
+                transfer["agent_start"] = "stdin"
+            except StdinUnusable as exc:
+                if self.launch_extras.get("start") == "stdin":
+                    raise AgentActionError(f"agent_start=stdin cannot be used on this node: {exc}") from None
+                display.vvv(f"the agent cannot start over stdin here ({exc}); staging it as a file instead")
+        if answer is None:
+            if not windows:
+                module_args["agent_src"] = self._transfer_agent(run_dir)
+                transfer["agent_start"] = "staged"
+            answer = self._module(module_args, task_vars)
         if answer.get("failed") and windows:
             self._unstage_windows(args, task_vars)  # the module removed what it started; the files go here
         if answer.get("failed") or not answer.get("changed"):
@@ -240,6 +219,71 @@ class ActionModule(ActionBase):
             raise AgentActionError(f"cannot transfer the agent to the node: {exc}") from None
         self._fixup_perms2((tmpdir, remote))
         return remote
+
+    # -- one command, the loader and the zipapp on stdin (issue 15)
+
+    def _start_mode(self) -> str:
+        """``stdin`` (one command, no file transfer) or ``staged`` (today's path: the zipapp as a
+        file in Ansible's temporary folder, then the agent module). ``auto`` picks stdin unless the
+        connection or the become method cannot carry binary stdin: su reads its password from a
+        terminal (no terminal while stdin carries data); a node whose sudo has ``requiretty`` is
+        found out on the first try and staged instead."""
+        wanted = self.launch_extras.get("start", "staged")
+        if wanted == "staged":
+            return "staged"
+        transport = (self._connection.transport or "").rsplit(".", 1)[-1]
+        problem = None
+        if transport not in STDIN_TRANSPORTS:
+            problem = f"the {transport!r} connection is not one of {', '.join(STDIN_TRANSPORTS)}"
+        become = self._connection.become if self._play_context.become else None
+        if become is not None and (getattr(become, "require_tty", False) or not getattr(become, "pipelining", True)):
+            problem = f"become_method {become.name.rsplit('.', 1)[-1]!r} needs a terminal"
+        if problem and wanted == "stdin":
+            raise AgentActionError(f"agent_start=stdin cannot be used on this node: {problem}; use agent_start=auto or staged")
+        return "staged" if problem else "stdin"
+
+    def _python_command(self, task_vars: dict) -> str:
+        interpreter = task_vars.get("ansible_python_interpreter")
+        interpreter = to_text(self._templar.template(interpreter)) if interpreter else ""
+        if interpreter and not interpreter.startswith("auto"):
+            return f"{shlex.quote(interpreter)} -c {shlex.quote(LOADER)}"
+        candidates = " ".join(PYTHONS)
+        return (f"for p in {candidates}; do if command -v \"$p\" >/dev/null 2>&1; then exec \"$p\" -c {shlex.quote(LOADER)}; fi; done; "
+                "echo 'no python3 on the node' >&2; exit 127")
+
+    def _launch_over_stdin(self, module_args: dict, run_dir: str, task_vars: dict) -> dict:
+        """Start the agent with one command through become: loader, parameters (with the secrets)
+        and zipapp on its stdin; the answer (one line) is the module's, plus the plan, the free
+        space and whether the node reaches the engine."""
+        local, _digest = agent_build.build(os.path.join(run_dir, "build"))
+        with open(local, "rb") as handle:
+            data = handle.read()
+        with open(agent_launch.__file__, "rb") as handle:
+            loader = handle.read()
+        config = {"tag": module_args["tag"], "run_id": module_args["run_id"], "node_id": module_args["node_id"],
+                  "port": module_args["agent_port"], "bind": module_args.get("bind") or [], "controller": module_args["controller"],
+                  "lease": module_args["lease"], "firewall": {"open": module_args["open_firewall"], "backend": module_args["firewall_backend"]}}
+        staging = (module_args.get("staging_dir") or f"/var/tmp/fleet-firmware-{module_args['tag']}").rstrip("/")
+        params = {"tag": module_args["tag"], "staging": staging, "agent_size": len(data), "secrets": module_args["secrets"],
+                  "config": config, "start_timeout": module_args.get("start_timeout") or 30,
+                  "plan": self.launch_extras.get("plan"), "engine": self.launch_extras.get("engine")}
+        in_data = str(len(loader)).encode() + b"\n" + loader + json.dumps(params).encode("utf-8") + b"\n" + data
+        try:
+            out = self._low_level_execute_command(self._python_command(task_vars), sudoable=True, in_data=in_data)
+        except AnsibleError as exc:
+            if TTY_REFUSAL.search(str(exc)):
+                raise StdinUnusable(str(exc)) from None
+            raise AgentActionError(f"the agent's launcher could not run on the node: {exc}") from None
+        for line in to_text(out.get("stdout", "")).splitlines():
+            if line.startswith("FLEET-LAUNCH "):
+                return json.loads(line[len("FLEET-LAUNCH "):])
+        said = to_text(out.get("stderr") or out.get("stdout") or "").strip()[-500:]
+        if out.get("rc") == 127 and "python" in said:
+            raise AgentActionError("no usable Python on the node: the Linux agent needs Python 3.6 or later; "
+                                   "install python3 or set ansible_python_interpreter")
+        if TTY_REFUSAL.search(said):
+            raise StdinUnusable(said)
+        raise AgentActionError(f"the agent's launcher gave no answer (rc={out.get('rc')}): {said}")
 
     def _verify_or_roll_back(self, args: dict, task_vars: dict, session: dict) -> None:
         try:

@@ -10,165 +10,35 @@ reboot per policy -> re-inventory -> finally: agent absent (process, rules, file
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
-import signal
-import threading
 import time
-import typing as t
 
 from ansible.errors import AnsibleError
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
-from ansible_collections.fleet.firmware.plugins.action.agent import (
-    AgentActionError, default_run_dir, facing_address, node_id_of, resolve, run_lock,
-)
 from ansible_collections.fleet.firmware.plugins.module_utils import manifest as manifest_mod
 from ansible_collections.fleet.firmware.plugins.module_utils.agent import AgentError, validate_tag
 from ansible_collections.fleet.firmware.plugins.module_utils.baseline import trust as trust_mod
-from ansible_collections.fleet.firmware.plugins.plugin_utils import agent_client, engine as engine_mod, ledger as ledger_mod, tls
+from ansible_collections.fleet.firmware.plugins.plugin_utils import agent_client, engine as engine_mod, ledger as ledger_mod
+from ansible_collections.fleet.firmware.plugins.plugin_utils import role_variables, run_cache, tls
 from ansible_collections.fleet.firmware.plugins.plugin_utils._twin_action import prefer_native_twin
+from ansible_collections.fleet.firmware.plugins.plugin_utils.deploy import delivery, reboot, signals
+from ansible_collections.fleet.firmware.plugins.plugin_utils.deploy.addresses import (
+    AddressError, default_run_dir, facing_address, node_id_of, resolve, run_lock,
+)
+# The rooms' names stay importable from here (tests, callers of the old module).
+from ansible_collections.fleet.firmware.plugins.plugin_utils.deploy.controller import (  # noqa: F401  pylint: disable=unused-import
+    ControllerGone, ControllerWatch, DeployError, default_tag,
+)
+from ansible_collections.fleet.firmware.plugins.plugin_utils.deploy.lease import LeaseKeeper
+from ansible_collections.fleet.firmware.plugins.plugin_utils.deploy.session import Session
+from ansible_collections.fleet.firmware.plugins.plugin_utils.deploy.spec import ARGUMENT_SPEC, NODE_KEYS, POLICY_KEYS  # noqa: F401
 
 display = Display()
-
-POLICY_KEYS = ("allow_downgrade", "rewrite", "force", "only", "components")
-ARGUMENT_SPEC = dict(
-    repository=dict(type="path", required=True),
-    tag=dict(type="str"),
-    run_dir=dict(type="path"),
-    delivery=dict(type="str", choices=["auto", "pull", "push", "url"], default="auto"),
-    repository_url=dict(type="str"),
-    open_firewall=dict(type="bool", default=True),
-    open_controller_firewall=dict(type="bool"),
-    controller_address=dict(type="list", elements="str"),
-    engine_port=dict(type="int", default=engine_mod.DEFAULT_TLS_PORT),
-    engine_address=dict(type="list", elements="str"),
-    agent_port=dict(type="int", default=62286),
-    staging_dir=dict(type="path"),
-    lease=dict(type="int", default=120),
-    firewall_backend=dict(type="str", default="auto", choices=["auto", "iptables", "nftables", "firewalld", "ufw", "windows"]),
-    allow_downgrade=dict(type="bool", default=False),
-    rewrite=dict(type="bool", default=False),
-    force=dict(type="bool", default=False),
-    only=dict(type="str", choices=["all", "firmware", "software"], default="all"),
-    components=dict(type="list", elements="str", default=[]),
-    on_failed_dependency=dict(type="str", choices=["omit_component", "omit_host", "force"], default="omit_component"),
-    reboot=dict(type="str", choices=["never", "if_needed", "always"], default="never"),
-    reboot_command=dict(type="str", default="systemctl reboot"),
-    reboot_delay=dict(type="int", default=0),
-    reboot_timeout=dict(type="int", default=600),
-    resume=dict(type="bool", default=False),
-    timeout=dict(type="int", default=3600),
-    progress_interval=dict(type="int", default=5),
-    # Signatures (trust): every component is verified on the controller before anything reaches a node.
-    trust=dict(type="path"),
-    signatures=dict(type="str", choices=list(trust_mod.POLICIES), default="required"),
-)
-# What the node needs of a manifest entry (not the controller path).
-NODE_KEYS = ("name", "version", "file", "sha256", "size", "kind", "os", "applies_to", "detect", "install", "args",
-             "timeout", "reboot", "requires", "returncodes", "env", "action", "force")
-
-
-class DeployError(Exception):
-    """The session cannot go on; the message says why (the cleanup still runs)."""
-
-
-def default_tag() -> str:
-    """The same for every worker of one ansible-playbook run: its pid and start time."""
-    pid = engine_mod.find_playbook_pid()
-    seed = f"{pid}:{engine_mod.process_start_time(pid)}"
-    return "run-" + hashlib.sha256(seed.encode()).hexdigest()[:12]
-
-
-class ControllerWatch:
-    """The ``ansible-playbook`` process this worker serves.
-
-    Ansible's workers live in sessions of their own and outlive a ``kill -9`` of
-    ``ansible-playbook``. Such an orphaned worker must not go on as if nothing happened (fall
-    back to push once the engine is gone, start the next install): it starts nothing new, lets
-    the component in flight finish, cleans up and says so in the ledger.
-    """
-
-    def __init__(self) -> None:
-        self.pid = engine_mod.find_playbook_pid()
-        self.start = engine_mod.process_start_time(self.pid)
-
-    def alive(self) -> bool:
-        return engine_mod.process_start_time(self.pid) == self.start
-
-
-class ControllerGone(DeployError):
-    """``ansible-playbook`` is gone (killed): the orphaned worker stops the session."""
-
-
-class LeaseKeeper(threading.Thread):
-    """Renews the agent's lease every lease/3 until stopped (the deploy's heartbeat).
-
-    Once ``ansible-playbook`` is gone (see ``ControllerWatch``) the keeper stops renewing, so
-    the node's lease runs out as it should when the controller dies, even if this worker dies
-    too before it has cleaned up.
-    """
-
-    def __init__(self, client: agent_client.AgentClient, lease: int, controller: ControllerWatch) -> None:
-        super().__init__(name="fleet-lease", daemon=True)
-        self.client, self.lease, self.controller = client, lease, controller
-        self.halt = threading.Event()
-        self.failures = 0
-        self.renewed_at = time.time()  # the agent was just started with a full lease
-
-    def lease_ends(self) -> str:
-        """When the node's lease runs out if nobody renews it again (UTC, ISO 8601)."""
-        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.renewed_at + self.lease))
-
-    def run(self) -> None:
-        while not self.halt.wait(max(1.0, self.lease / 3)):
-            if not self.controller.alive():
-                return
-            try:
-                self.client.renew(self.lease)
-                self.renewed_at = time.time()
-                self.failures = 0
-            except agent_client.AgentClientError:
-                self.failures += 1  # the lease still has two thirds left; try again next beat
-
-
-class Session:
-    """What one node's deploy holds; ``result()`` turns it into the task result."""
-
-    def __init__(self, node: str, tag: str, run_dir: str) -> None:
-        self.node, self.tag, self.run_dir = node, tag, run_dir
-        self.ledger = ledger_mod.LedgerWriter(run_dir)
-        self.components: list[dict] = []
-        self.plan: dict[str, dict] = {}
-        self.delivery: str | None = None
-        self.transfer: str | None = None
-        self.cleanup: list[str] = []
-        self.cleanup_problems: list[str] = []
-        self.rebooted = False
-        self.reboot_required = False
-        self.client: agent_client.AgentClient | None = None
-        self.keeper: LeaseKeeper | None = None
-        self.agent_started = False
-        self.installed: list[dict] = []
-        self.controller = ControllerWatch()
-
-    def checkpoint(self, doing: str, in_flight: bool = False) -> None:
-        """Raise ``ControllerGone`` if ``ansible-playbook`` is gone; called before each new step."""
-        if self.controller.alive():
-            return
-        finished = "; the component in flight, if any, finished" if in_flight else ""
-        lease = f" by {self.keeper.lease_ends()}" if self.keeper is not None else ""
-        raise ControllerGone(
-            f"ansible-playbook (pid {self.controller.pid}) is gone (killed?) while {doing}: nothing new was started{finished}; "
-            f"its orphaned worker cleans the node up now (had the worker died too, the node's lease would have done it{lease})")
-
-    def stage(self, stage: str, **fields: t.Any) -> None:
-        event = {"stage": stage}
-        event.update({k: v for k, v in fields.items() if k in ("component", "progress", "rc", "message") and v is not None})
-        self.ledger.append(self.node, event, source="deploy")
 
 
 class ActionModule(ActionBase):
@@ -182,23 +52,32 @@ class ActionModule(ActionBase):
         _validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
         args = dict(args)
         try:
+            update = None
+            if args["role"]:
+                update, args = self._from_role_variables(args, task_vars)
+            elif not args["repository"]:
+                raise DeployError("missing required arguments: repository")
             tag = validate_tag(args["tag"] or task_vars.get("fleet_run_tag") or default_tag())
-            components = self._components(args)
-        except (AgentError, manifest_mod.ManifestError, DeployError, trust_mod.TrustError) as exc:
+            run_dir = args["run_dir"] or default_run_dir(tag)
+            # Check mode writes nothing, not even the run folder: it hashes the files itself.
+            components = self._components(args, None if self._task.check_mode else run_dir)
+            if update is not None:
+                result.update(self._node_checks(update, task_vars))
+        except (AgentError, manifest_mod.ManifestError, DeployError, run_cache.DigestMismatch,
+                role_variables.RoleVariablesError, trust_mod.TrustError) as exc:
             return dict(result, failed=True, msg=str(exc))
         self._warn_signatures(result)
-        run_dir = args["run_dir"] or default_run_dir(tag)
         node = node_id_of(to_text(task_vars.get("inventory_hostname", "node")))
         if self._task.check_mode:
             return dict(result, **self._check_mode(args, task_vars, components, tag))
         session = Session(node, tag, run_dir)
-        previous = self._trap_signals()
+        previous = signals.trap()
         try:
             self._session(session, args, task_vars, components)
         except ControllerGone as exc:
             result.update(failed=True, msg=str(exc))
             session.stage("cancelled", message=str(exc)[:4000])
-        except (DeployError, AgentActionError, agent_client.AgentClientError, engine_mod.EngineError, AnsibleError) as exc:
+        except (DeployError, AddressError, agent_client.AgentClientError, engine_mod.EngineError, AnsibleError) as exc:
             result.update(failed=True, msg=str(exc))
             session.stage("failed", message=str(exc)[:4000])
         except KeyboardInterrupt:
@@ -206,7 +85,7 @@ class ActionModule(ActionBase):
             session.stage("cancelled")
         finally:
             self._clean(session, args, task_vars)
-            self._restore_signals(previous)
+            signals.restore(previous)
         result.update(self._result(session))
         if session.cleanup_problems:
             # The update may have succeeded; the node still holds pieces of the run until its
@@ -217,41 +96,75 @@ class ActionModule(ActionBase):
             result.update(failed=True, msg=f"component(s) failed on {node}: {', '.join(failed)}")
         return result
 
-    # -- signals
+    # -- one task per host: the roles' variables and per-host checks, here
+
+    def _from_role_variables(self, args: dict, task_vars: dict) -> tuple[role_variables.NodeUpdate, dict]:
+        """``role=...``: every option from the host's ``fleet_*`` variables (the roles' argument specs
+        and defaults), checked as the roles checked them; no other option may be given."""
+        given = sorted(k for k, v in self._task.args.items() if k != "role" and v is not None)
+        if given:
+            raise DeployError(f"role={args['role']} takes every option from the fleet_* variables: do not also give {', '.join(given)}")
+
+        def lookup(name: str):
+            if name not in task_vars:
+                raise KeyError(name)
+            return self._templar.template(task_vars[name])
+
+        host = to_text(task_vars.get("inventory_hostname", "node"))
+        update = role_variables.node_update(args["role"], host, self._connection.transport, lookup, os.path.expanduser("~"))
+        _validation, deploy_args = self._validate_deploy_args(update.deploy)
+        return update, dict(deploy_args, role=args["role"])
 
     @staticmethod
-    def _trap_signals() -> dict:
-        """On Ctrl-C Ansible sends SIGTERM to its workers, whose own handler exits at once, and
-        multiprocessing's exit handler sends another while it waits for them. While a node
-        session runs, the first SIGINT/SIGTERM becomes a KeyboardInterrupt instead (the component
-        in flight finishes, the rest is cancelled, the ``finally`` cleans up) and later ones are
-        ignored until the cleanup is done. SIGKILL still stops everything: the lease cleans up."""
-        previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    def _validate_deploy_args(values: dict):
+        validated = ArgumentSpecValidator(ARGUMENT_SPEC).validate({k: v for k, v in values.items() if v is not None})
+        if validated.error_messages:
+            raise DeployError("; ".join(validated.error_messages))
+        return validated, validated.validated_parameters
 
-        def cleaning_up(signum, frame):
-            pass  # the cleanup is under way; it ends the session
-
-        def interrupted(signum, frame):
-            for trapped in previous:
-                signal.signal(trapped, cleaning_up)
-            raise KeyboardInterrupt(f"signal {signum}")
-
-        for signum in previous:
-            signal.signal(signum, interrupted)
-        return previous
-
-    @staticmethod
-    def _restore_signals(previous: dict) -> None:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+    def _node_checks(self, update: role_variables.NodeUpdate, task_vars: dict) -> dict:
+        """The preflight (both directions, a blocking problem fails the node here) and the free
+        space of /var/tmp: what the fleet_update and linux_node roles ran as tasks of their own."""
+        extra: dict = {}
+        if update.preflight is not None:
+            answer = self._sub_action("fleet.firmware.preflight", {k: v for k, v in update.preflight.items() if v is not None}, task_vars)
+            extra["preflight"] = {k: answer.get(k) for k in ("path", "controller", "problems", "blocking") if k in answer}
+            if answer.get("failed"):
+                raise DeployError(answer.get("msg") or "the preflight failed")
+        if update.staging_min_free_mb > 0:
+            host = to_text(task_vars.get("inventory_hostname", "node"))
+            answer = self._low_level_execute_command("df -Pk /var/tmp", sudoable=True)
+            if answer.get("rc") != 0:
+                raise DeployError(f"df -Pk /var/tmp failed on {host}: {to_text(answer.get('stderr') or answer.get('stdout'))[:300]}")
+            problem = role_variables.free_space_problem(to_text(answer.get("stdout", "")), host, update.staging_min_free_mb)
+            if problem:
+                raise DeployError(problem)
+        return extra
 
     # -- inputs
 
-    def _components(self, args: dict) -> list[dict]:
+    def _components(self, args: dict, run_dir: str | None = None) -> list[dict]:
+        """The manifest's components; each file's hash checked once per run (``run_cache``), not once per host."""
         if args["delivery"] == "url" and not args["repository_url"]:
             raise DeployError("delivery=url needs repository_url")
-        components, self._signature_warnings = trust_mod.load_trusted_components(
-            args["repository"], trust=args["trust"], policy=args["signatures"], only=args["components"])
+        existed = run_dir is not None and os.path.isdir(run_dir)
+        try:
+            # Signatures first (fail closed, before anything reaches a node); the verdicts once per run.
+            components, self._signature_warnings = run_cache.trusted_components(
+                run_dir, args, lambda verify: trust_mod.load_trusted_components(
+                    args["repository"], trust=args["trust"], policy=args["signatures"], verify=verify, only=args["components"]))
+            if run_dir is not None:
+                run_cache.verify_digests(run_dir, components)
+        except manifest_mod.ManifestError:
+            if run_dir is not None and not existed:
+                shutil.rmtree(run_dir, ignore_errors=True)
+            # A bad manifest: every problem, the hashes too (only this failing path hashes here).
+            manifest_mod.load_components(args["repository"], verify=True)
+            raise
+        except Exception:
+            if run_dir is not None and not existed:
+                shutil.rmtree(run_dir, ignore_errors=True)  # a failed validation leaves nothing behind
+            raise
         unknown = sorted(set(args["components"]) - {c["name"] for c in components})
         if unknown:
             raise DeployError(f"components {', '.join(unknown)} are not in the manifest of {args['repository']}")
@@ -295,29 +208,37 @@ class ActionModule(ActionBase):
 
     # -- the session
 
-    def _addresses(self, task_vars: dict) -> tuple[list[str], list[str], list[str]]:
+    def _addresses(self, task_vars: dict, run_dir: str) -> tuple[list[str], list[str], list[str]]:
         """(this node's addresses, every address of every host of the play, the controller's
-        addresses facing them). The engine listens on the last and opens its port for the second."""
+        addresses facing them). The engine listens on the last and opens its port for the second.
+        The play's part is the same for every host: computed once per run (``run_cache``)."""
         host = to_text(self._templar.template(task_vars.get("ansible_host") or task_vars.get("inventory_hostname")))
         node_addresses = resolve(host)
+        play_hosts = [to_text(name) for name in task_vars.get("ansible_play_hosts_all") or []]
+        play = run_cache.play_addresses(run_dir, play_hosts, lambda: self._play_addresses(task_vars, play_hosts))
+        addresses = sorted(set(play["addresses"]) | set(node_addresses))
+        controller = play["controller"] or [facing_address(a) for a in node_addresses]
+        return node_addresses, addresses, controller
+
+    def _play_addresses(self, task_vars: dict, play_hosts: list[str]) -> dict:
         hostvars = task_vars.get("hostvars", {})
-        play: set[str] = set(node_addresses)
-        for name in task_vars.get("ansible_play_hosts_all") or []:
+        play: set[str] = set()
+        for name in play_hosts:
             target = to_text(self._templar.template(hostvars.get(name, {}).get("ansible_host", name)))
             try:
                 play.update(resolve(target))
-            except AgentActionError:
+            except AddressError:
                 continue  # another host's trouble is its own task's failure
         controller: set[str] = set()
         for address in play:
             try:
                 controller.add(facing_address(address))
-            except AgentActionError:
+            except AddressError:
                 continue
-        return node_addresses, sorted(play), sorted(controller) or [facing_address(a) for a in node_addresses]
+        return {"addresses": sorted(play), "controller": sorted(controller)}
 
     def _session(self, session: Session, args: dict, task_vars: dict, components: list[dict]) -> None:
-        node_addresses, play_addresses, controller = self._addresses(task_vars)
+        node_addresses, play_addresses, controller = self._addresses(task_vars, session.run_dir)
         engine_addresses = args["engine_address"] or controller
         open_controller = args["open_firewall"] if args["open_controller_firewall"] is None else args["open_controller_firewall"]
         session.stage("preflight")
@@ -329,11 +250,17 @@ class ActionModule(ActionBase):
         token = engine.register_node(session.node)
         # Behind NAT (an AWX pod) the nodes see the controller under another address than its own.
         facing = args["controller_address"] or [facing_address(a) for a in node_addresses]
-        self._start_agent(session, args, task_vars, facing)
+        node_components = [self._for_node(c) for c in components]
+        launch = {"start": args["agent_start"], "plan": {"components": node_components, "policy": self._policy(args)},
+                  "engine": [[address, args["engine_port"]] for address in facing] if args["delivery"] in ("auto", "pull") else None}
+        started = self._start_agent(session, args, task_vars, facing, launch)
         session.checkpoint("the agent started")
         session.stage("inventoried")
-        node_components = [self._for_node(c) for c in components]
-        entries = session.client.plan(node_components, self._policy(args))
+        # Started over stdin, the agent's launcher planned already (the same plan code): no round trip.
+        entries = started.get("plan") if isinstance(started.get("plan"), list) else session.client.plan(node_components, self._policy(args))
+        session.agent_start = started.get("agent_start")
+        if started.get("engine_reachable") is False and args["delivery"] == "auto":
+            session.engine_unreachable = True
         session.plan = {e["name"]: e for e in entries}
         session.components = components
         session.stage("planned")
@@ -355,13 +282,14 @@ class ActionModule(ActionBase):
             if ended and engine_mod.attach(run_dir) is None:
                 shutil.rmtree(folder)
 
-    def _start_agent(self, session: Session, args: dict, task_vars: dict, facing: list[str]) -> None:
+    def _start_agent(self, session: Session, args: dict, task_vars: dict, facing: list[str], launch: dict | None = None) -> dict:
         agent_args = {"tag": session.tag, "run_dir": session.run_dir, "agent_port": args["agent_port"], "lease": args["lease"],
                       "open_firewall": args["open_firewall"], "firewall_backend": args["firewall_backend"], "controller": facing,
                       "staging_dir": args["staging_dir"]}
         # Set first: a signal while the module runs may come after the agent started on the node,
         # and the cleanup (idempotent) must then stop it rather than write "cleaned" over it.
         session.agent_started = True
+        self._launch_extras = launch
         answer = self._sub_action("fleet.firmware.agent", agent_args, task_vars)
         if answer.get("failed"):
             raise DeployError(f"the agent did not start: {answer.get('msg')}")
@@ -375,6 +303,7 @@ class ActionModule(ActionBase):
         session.stage("staged")
         session.stage("started")
         session.stage("firewall_open")
+        return answer
 
     def _sub_action(self, name: str, args: dict, task_vars: dict) -> dict:
         task = self._task.copy()
@@ -382,6 +311,8 @@ class ActionModule(ActionBase):
         action = self._shared_loader_obj.action_loader.get(
             name, task=task, connection=self._connection, play_context=self._play_context, loader=self._loader,
             templar=self._templar, shared_loader_obj=self._shared_loader_obj)
+        if name == "fleet.firmware.agent" and getattr(self, "_launch_extras", None):
+            action.launch_extras = self._launch_extras  # how to start it and what to answer along (deploy/agent only)
         return action.run(task_vars=task_vars)
 
     def _todo(self, session: Session, args: dict, components: list[dict]) -> list[dict]:
@@ -405,35 +336,8 @@ class ActionModule(ActionBase):
     # -- delivery
 
     def _deliver(self, session: Session, args: dict, engine, token: str, facing: list[str], todo: list[dict]) -> None:
-        mode = args["delivery"]
-        urls = self._engine_urls(engine, facing)
-        for component in todo:
-            session.checkpoint(f"delivering {component['name']}")
-            sha = engine.register_component(component["path"], component["sha256"])
-            session.stage("downloading", component=component["name"])
-            if mode == "url":
-                base = args["repository_url"].rstrip("/")
-                session.client.fetch(sha, [f"{base}/{component['file']}"], None, run_ca=False)
-            elif mode in ("pull", "auto"):
-                try:
-                    session.client.fetch(sha, [f"{u}/v1/components/{sha}" for u in urls], token)
-                    mode = "pull"
-                except agent_client.AgentClientError as exc:
-                    session.checkpoint(f"downloading {component['name']}")  # the engine went with ansible-playbook
-                    if exc.status != 504 or mode == "pull":
-                        raise DeployError(f"pull delivery of {component['name']} failed: {exc}") from None
-                    display.warning(f"{session.node}: the node cannot reach the engine ({exc}); pushing over the agent's port instead")
-                    mode = "push"
-            if mode == "push":
-                session.client.push(component["path"], sha)
-            session.stage("verified", component=component["name"])
-        session.delivery = mode if mode != "auto" else "pull"
-
-    @staticmethod
-    def _engine_urls(engine, facing: list[str]) -> list[str]:
-        """The engine URLs on the controller addresses this node faces, first."""
-        wanted = [u for u in engine.urls if any(f"[{a}]" in u or f"//{a}:" in u for a in facing)]
-        return wanted + [u for u in engine.urls if u not in wanted]
+        """The delivery strategy is chosen once per session (plugin_utils/deploy/delivery.py)."""
+        delivery.deliver_all(session, delivery.choose(args, session, engine, token, facing), engine, todo)
 
     # -- installs
 
@@ -502,22 +406,16 @@ class ActionModule(ActionBase):
     # -- reboot
 
     def _reboot_if_needed(self, session: Session, args: dict, task_vars: dict, node_components: list[dict]) -> bool:
-        outcomes = session.installed
-        needs = any(c.get("result") == "reboot_required" for c in outcomes)
-        all_ok = all(c.get("status") == "installed" for c in outcomes)
-        wanted = args["reboot"] == "always" and outcomes or args["reboot"] == "if_needed" and needs and all_ok
+        wanted, session.reboot_required = reboot.decide(args["reboot"], session.installed)
         if not wanted:
-            session.reboot_required = needs
             return False
+        session.reboot_required = False
+        node = reboot.NodeReboot(self)
         self._stop_agent(session, args, task_vars)
-        before = self._boot_id()
+        before = node.boot_id()
         session.stage("rebooting")
-        delay = max(0, args["reboot_delay"])
-        # Detached, through a module (a raw command's background job dies with its pty): the
-        # command may take the connection down before it answers.
-        self._execute_module(module_name="ansible.builtin.command", task_vars=task_vars, module_args={
-            "_raw_params": f"nohup sh -c 'sleep {delay}; {args['reboot_command']}' >/dev/null 2>&1 &", "_uses_shell": True})
-        self._wait_for_new_boot(before, args["reboot_timeout"])
+        node.trigger(args["reboot_command"], args["reboot_delay"], task_vars)
+        node.wait_for_new_boot(before, args["reboot_timeout"])
         session.rebooted = True
         session.stage("activated")
         prefer_native_twin(self._connection)
@@ -532,25 +430,6 @@ class ActionModule(ActionBase):
         for entry in entries:
             if entry.get("name") in session.plan:
                 session.plan[entry["name"]]["after"] = entry.get("installed")
-
-    def _boot_id(self) -> str:
-        answer = self._low_level_execute_command("cat /proc/sys/kernel/random/boot_id", sudoable=False)
-        return to_text(answer.get("stdout", "")).strip()
-
-    def _wait_for_new_boot(self, before: str, timeout: int) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            time.sleep(2)
-            try:
-                self._connection.reset()
-                now = self._boot_id()
-            except AnsibleError:
-                continue
-            if now and now != before:
-                # The remote temporary folder went with the reboot (/root and /tmp start empty).
-                self._connection._shell.tmpdir = None
-                return
-        raise DeployError(f"the node did not come back within {timeout} s (boot id still {before or 'unknown'})")
 
     # -- cleanup
 
@@ -607,5 +486,5 @@ class ActionModule(ActionBase):
             components.append(row)
         return {"changed": any(c["status"] == "installed" for c in components) or session.rebooted, "run_tag": session.tag,
                 "ledger": ledger_mod.ledger_path(session.run_dir, session.node), "delivery": session.delivery,
-                "transfer": session.transfer, "reboot_required": session.reboot_required, "rebooted": session.rebooted,
+                "transfer": session.transfer, "agent_start": session.agent_start, "reboot_required": session.reboot_required, "rebooted": session.rebooted,
                 "components": components, "cleanup": session.cleanup}

@@ -21,9 +21,21 @@ description:
   - See C(docs/deploy.md) for a walk through a run.
 options:
   repository:
-    description: Controller folder holding C(manifest.yml) and the component files (see C(docs/repository.md)).
+    description:
+      - Controller folder holding C(manifest.yml) and the component files (see C(docs/repository.md)).
+      - Required, unless O(role) is given (then it is the C(fleet_repository) variable).
     type: path
-    required: true
+  role:
+    description:
+      - "Take every option from the host's C(fleet_*) variables, as the role of that name would: its argument spec and
+        defaults (C(roles/<role>/meta/argument_specs.yml), C(defaults/main.yml)), the checks its tasks made (ranges,
+        variables that depend on each other, WinRM settings that would send secrets in clear), and for V(fleet_update)
+        the path (C(fleet_path), else the connection), the preflight (C(fleet_preflight)) and, on Linux, the free space
+        of C(/var/tmp) (C(fleet_staging_min_free_mb)): all inside this one task, nothing touches the node when a check fails."
+      - No other option may be given with it. M(fleet.firmware.update_fleet) runs C(role=fleet_update), one task per host.
+      - Become (sudo or su) and the WinRM connection settings are task keywords: set them on the task as the roles do.
+    type: str
+    choices: [fleet_update, linux_node, windows_node]
   tag:
     description:
       - "The run tag (C([a-z0-9-]{1,32})). It names the engine's run folder, the ledger, the agent's staging folder and every
@@ -169,6 +181,19 @@ options:
     type: str
     choices: [required, warn, "off"]
     default: required
+  agent_start:
+    description:
+      - "How the agent starts on a Linux node. V(stdin): one command through the connection and become (sudo), whose stdin carries
+        the agent's loader, its parameters and the zipapp (no temporary folder, no file transfer, no chmod, no rm); its answer
+        carries the node's plan, the staging folder's free space and whether the node reaches the engine's port (then V(auto)
+        delivery pushes at once instead of trying the pull first). V(staged): the path before 0.2: the zipapp copied into Ansible's
+        temporary folder, then the agent module. V(auto): V(stdin), except where a node needs the staged path: C(su) (it reads the
+        password from a terminal, and a terminal cannot carry binary stdin) and a C(sudo) with C(requiretty) (found out on the first
+        try)."
+      - Windows nodes ignore it (admin$ and WinRM).
+    type: str
+    choices: [auto, stdin, staged]
+    default: auto
 attributes:
   check_mode:
     support: full
@@ -234,6 +259,10 @@ delivery:
 transfer:
   description: How the agent reached the node (ssh, paramiko, smb, winrm).
   returned: when the agent was staged
+  type: str
+agent_start:
+  description: How the agent started on a Linux node (V(stdin) or V(staged), see O(agent_start)); null on Windows.
+  returned: when the agent was started
   type: str
 reboot_required:
   description: At least one installed component needs a reboot that did not happen.

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import zipfile
 
@@ -70,15 +71,44 @@ def build_bytes(root: str | None = None) -> bytes:
     return b"#!/usr/bin/env python3\n" + buffer.getvalue()
 
 
+def sources_key(root: str | None = None) -> str:
+    """What the zipapp is made of, cheaply: every source's name, size and mtime (no read, no deflate)."""
+    root = root or module_utils_root()
+    lines = []
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        for name in sorted(names):
+            if name.endswith(".py"):
+                st = os.stat(os.path.join(folder, name))
+                lines.append(f"{os.path.relpath(os.path.join(folder, name), root)}\0{st.st_size}\0{st.st_mtime_ns}")
+    return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()[:24]
+
+
 def build(cache_dir: str) -> tuple[str, str]:
-    """Write the zipapp into ``cache_dir`` (0700) once per content; return ``(path, sha256)``."""
+    """Write the zipapp into ``cache_dir`` (0700) once per content; return ``(path, sha256)``.
+
+    Built once per run (the run folder's ``build``): the first worker builds it and records it
+    under the sources' key; every later worker of the run finds it there and reads nothing else."""
+    os.makedirs(cache_dir, mode=0o700, exist_ok=True)
+    index = os.path.join(cache_dir, f"sources-{sources_key()}.json")
+    try:
+        with open(index, encoding="utf-8") as handle:
+            known = json.load(handle)
+        if os.path.isfile(known["path"]):
+            return known["path"], known["sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # not built in this run yet (or torn by a killed worker): build it
     data = build_bytes()
     digest = hashlib.sha256(data).hexdigest()
-    os.makedirs(cache_dir, mode=0o700, exist_ok=True)
     path = os.path.join(cache_dir, f"agent-{digest[:16]}.pyz")
     if not os.path.exists(path):
-        tmp = f"{path}.{os.getpid()}.tmp"
-        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
+        _write_private(path, data)
+    _write_private(index, json.dumps({"path": path, "sha256": digest}).encode("utf-8"))
     return path, digest
+
+
+def _write_private(path: str, data: bytes) -> None:
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as handle:
+        handle.write(data)
+    os.replace(tmp, path)

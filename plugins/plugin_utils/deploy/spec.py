@@ -1,0 +1,51 @@
+# Copyright (c) 2026, fleet.firmware developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The deploy's argument spec, declared once: the action validates with it, and a unit test
+checks it against the module's documentation (plugins/modules/deploy.py).
+
+Note that this plugin util is **PRIVATE** to the collection. It can have breaking changes at
+any time.
+"""
+from __future__ import annotations
+
+from ansible_collections.fleet.firmware.plugins.plugin_utils import engine as engine_mod, role_variables
+
+POLICY_KEYS = ("allow_downgrade", "rewrite", "force", "only", "components")
+ARGUMENT_SPEC = dict(
+    repository=dict(type="path"),
+    role=dict(type="str", choices=list(role_variables.ROLES)),
+    tag=dict(type="str"),
+    run_dir=dict(type="path"),
+    delivery=dict(type="str", choices=["auto", "pull", "push", "url"], default="auto"),
+    repository_url=dict(type="str"),
+    open_firewall=dict(type="bool", default=True),
+    open_controller_firewall=dict(type="bool"),
+    controller_address=dict(type="list", elements="str"),
+    engine_port=dict(type="int", default=engine_mod.DEFAULT_TLS_PORT),
+    engine_address=dict(type="list", elements="str"),
+    agent_port=dict(type="int", default=62286),
+    staging_dir=dict(type="path"),
+    lease=dict(type="int", default=120),
+    firewall_backend=dict(type="str", default="auto", choices=["auto", "iptables", "nftables", "firewalld", "ufw", "windows"]),
+    allow_downgrade=dict(type="bool", default=False),
+    rewrite=dict(type="bool", default=False),
+    force=dict(type="bool", default=False),
+    only=dict(type="str", choices=["all", "firmware", "software"], default="all"),
+    components=dict(type="list", elements="str", default=[]),
+    on_failed_dependency=dict(type="str", choices=["omit_component", "omit_host", "force"], default="omit_component"),
+    reboot=dict(type="str", choices=["never", "if_needed", "always"], default="never"),
+    reboot_command=dict(type="str", default="systemctl reboot"),
+    reboot_delay=dict(type="int", default=0),
+    reboot_timeout=dict(type="int", default=600),
+    resume=dict(type="bool", default=False),
+    timeout=dict(type="int", default=3600),
+    progress_interval=dict(type="int", default=5),
+    agent_start=dict(type="str", choices=["auto", "stdin", "staged"], default="auto"),
+    # Signatures (trust): every component is verified on the controller before anything reaches a node.
+    trust=dict(type="path"),
+    signatures=dict(type="str", choices=["required", "warn", "off"], default="required"),
+)
+# What the node needs of a manifest entry (not the controller path).
+NODE_KEYS = ("name", "version", "file", "sha256", "size", "kind", "os", "applies_to", "detect", "install", "args",
+             "timeout", "reboot", "requires", "returncodes", "env", "action", "force")
