@@ -32,12 +32,14 @@ export ANSIBLE_NOCOLOR := 1
 export ANSIBLE_DEPRECATION_WARNINGS := 0
 export PATH := $(BIN):$(PATH):/usr/sbin:/sbin
 
-.PHONY: help deps apt venv collection sanity units integration test test-faults demo bench lab-up lab-down lab-status clean
+.PHONY: help deps apt venv collection sanity galaxy galaxy-venv docs-lint units integration test test-faults demo bench lab-up lab-down lab-status clean
 
 help:
 	@echo "make test         sanity, unit and integration tests (installs what is missing; needs root for the lab)"
 	@echo "make demo         lab up, sample repository, preflight + update_fleet with progress, report, lab down"
 	@echo "make sanity       ansible-test sanity only"
+	@echo "make galaxy       galaxy-importer (Galaxy's import checks) on the built tarball, offline"
+	@echo "make docs-lint    antsibull-docs: the collection's docs as the documentation site renders them"
 	@echo "make units        unit tests only"
 	@echo "make integration  lab integration tests only"
 	@echo "make test-faults  every fault-injection scenario (tests/faults), the slow half and the soak included"
@@ -76,6 +78,31 @@ sanity: collection
 	@$(PY) tests/sanity/seed_get_pip.py >/dev/null
 	cd $(SANITY_ROOT) && $(BIN)/ansible-test sanity --venv --python 3.11 --color no $(SANITY_ARGS) | grep -v -E '^(WARNING: Location|Looking in|Collecting|Downloading|Installing|Successfully|Processing|  |Attempting|Found existing|Uninstalling|Using cached)'; exit $${PIPESTATUS[0]}
 
+# galaxy-importer, the checks Galaxy and Automation Hub run on an upload, on the tarball that
+# `ansible-galaxy collection build` makes. Its own venv (it pins its own ansible-core and
+# ansible-lint), its settings in tests/galaxy/galaxy-importer.cfg, and as root a network namespace of
+# its own (`unshare --net`: it must need no network). Any WARNING or ERROR fails, except those in
+# tests/galaxy/accepted-warnings.txt (each with its reason).
+GALAXY_VENV := $(BUILD)/galaxy-venv
+GALAXY_OUT := $(BUILD)/galaxy
+galaxy-venv: $(GALAXY_VENV)/.stamp
+$(GALAXY_VENV)/.stamp: requirements-galaxy.txt
+	$(PYTHON) -m venv $(GALAXY_VENV)
+	$(GALAXY_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-galaxy.txt
+	touch $@
+
+galaxy: collection galaxy-venv
+	@rm -rf $(GALAXY_OUT) && mkdir -p $(GALAXY_OUT)
+	@$(BIN)/ansible-galaxy collection build --force --output-path $(GALAXY_OUT) . >/dev/null
+	@cd $(GALAXY_OUT) && netns=""; [ "$$(id -u)" = 0 ] && netns="unshare --net"; \
+	env -u ANSIBLE_COLLECTIONS_PATH PATH=$(GALAXY_VENV)/bin:/usr/bin:/bin GALAXY_IMPORTER_CONFIG=$(CURDIR)/tests/galaxy/galaxy-importer.cfg \
+		$$netns $(GALAXY_VENV)/bin/python -m galaxy_importer.main fleet-firmware-*.tar.gz >importer.log 2>&1; rc=$$?; \
+	grep -v -E '^(Loading|Finding) ' importer.log; \
+	sed -E -e 's/[[:space:]]+# .*//' -e '/^#/d' -e '/^$$/d' $(CURDIR)/tests/galaxy/accepted-warnings.txt >accepted.re; \
+	unexpected="$$(grep -E '^(WARNING|ERROR)' importer.log | grep -v -x -E -f accepted.re)"; \
+	if [ -n "$$unexpected" ]; then echo "*** galaxy-importer: not accepted (tests/galaxy/accepted-warnings.txt):"; echo "$$unexpected"; rc=1; fi; \
+	exit $$rc
+
 units: collection
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
@@ -89,6 +116,7 @@ integration: collection
 test: collection
 	@rc=0; \
 	$(MAKE) --no-print-directory sanity || { rc=1; echo "*** ansible-test sanity FAILED (see above)"; }; \
+	$(MAKE) --no-print-directory galaxy || { rc=1; echo "*** galaxy-importer FAILED (see above)"; }; \
 	$(BIN)/pytest tests/unit tests/integration tests/faults -m "not faults_slow" $(PYTEST_ARGS) || rc=1; \
 	$(LAB) down >$(BUILD)/lab-down.log 2>&1 || true; \
 	exit $$rc
