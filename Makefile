@@ -103,6 +103,17 @@ galaxy: collection galaxy-venv
 	if [ -n "$$unexpected" ]; then echo "*** galaxy-importer: not accepted (tests/galaxy/accepted-warnings.txt):"; echo "$$unexpected"; rc=1; fi; \
 	exit $$rc
 
+# The collection's documentation as the Ansible documentation site renders it (antsibull-docs):
+# every module, lookup, callback and role, its markup, its references (to this collection and to
+# ansible.builtin; a reference to any other collection is an error) and the RST it becomes. Any
+# message fails. As root in a network namespace of its own: it must need no network.
+docs-lint: collection
+	@netns=""; [ "$$(id -u)" = 0 ] && netns="unshare --net"; \
+	out="$$($$netns $(BIN)/antsibull-docs lint-collection-docs --plugin-docs --validate-collection-refs=dependent \
+		--disallow-unknown-collection-refs $(COLLECTION_LINK) 2>&1)"; rc=$$?; \
+	if [ -n "$$out" ]; then echo "$$out"; rc=1; fi; \
+	[ $$rc = 0 ] && echo "antsibull-docs: every plugin and role renders without a message"; exit $$rc
+
 units: collection
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
@@ -117,6 +128,7 @@ test: collection
 	@rc=0; \
 	$(MAKE) --no-print-directory sanity || { rc=1; echo "*** ansible-test sanity FAILED (see above)"; }; \
 	$(MAKE) --no-print-directory galaxy || { rc=1; echo "*** galaxy-importer FAILED (see above)"; }; \
+	$(MAKE) --no-print-directory docs-lint || { rc=1; echo "*** antsibull-docs FAILED (see above)"; }; \
 	$(BIN)/pytest tests/unit tests/integration tests/faults -m "not faults_slow" $(PYTEST_ARGS) || rc=1; \
 	$(LAB) down >$(BUILD)/lab-down.log 2>&1 || true; \
 	exit $$rc
