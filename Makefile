@@ -58,11 +58,19 @@ $(VENV)/.stamp: requirements.txt requirements-dev.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
+# No package may start or enable a host-wide service (the lab runs its own sshd, Samba and firewalld
+# inside its nodes; a host firewalld would take over the host's firewall): the install runs behind a
+# policy-rc.d that refuses every start (invoke-rc.d and deb-systemd-invoke ask it; one the machine
+# already has stays as it is), and firewalld's unit, which its postinst enables, is disabled again.
+POLICY_RC := /usr/sbin/policy-rc.d
 apt: venv
 	@missing="$$($(BIN)/bindep -b 2>/dev/null | tr '\n' ' ')"; \
 	if [ -n "$${missing// }" ]; then \
 		echo "apt-get install: $$missing"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+		guard=""; if [ ! -e $(POLICY_RC) ]; then printf '#!/bin/sh\nexit 101\n' >$(POLICY_RC) && chmod 0755 $(POLICY_RC) && guard=1; fi; \
+		rc=0; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing || rc=$$?; \
+		case " $$missing " in *" firewalld "*) DPKG_MAINTSCRIPT_PACKAGE=firewalld deb-systemd-helper disable firewalld.service >/dev/null 2>&1 || true;; esac; \
+		[ -z "$$guard" ] || rm -f $(POLICY_RC); exit $$rc; \
 	fi
 
 collection: deps
