@@ -32,12 +32,14 @@ export ANSIBLE_NOCOLOR := 1
 export ANSIBLE_DEPRECATION_WARNINGS := 0
 export PATH := $(BIN):$(PATH):/usr/sbin:/sbin
 
-.PHONY: help deps apt venv collection sanity units integration test test-faults demo bench bench-deps lab-up lab-down lab-status clean
+.PHONY: help deps apt venv collection sanity galaxy galaxy-venv docs-lint units integration test test-faults demo bench bench-deps lab-up lab-down lab-status clean
 
 help:
 	@echo "make test         sanity, unit and integration tests (installs what is missing; needs root for the lab)"
 	@echo "make demo         lab up, sample repository, preflight + update_fleet with progress, report, lab down"
 	@echo "make sanity       ansible-test sanity only"
+	@echo "make galaxy       galaxy-importer (Galaxy's import checks) on the built tarball, offline"
+	@echo "make docs-lint    antsibull-docs: the collection's docs as the documentation site renders them"
 	@echo "make units        unit tests only"
 	@echo "make integration  lab integration tests only"
 	@echo "make test-faults  every fault-injection scenario (tests/faults), the slow half and the soak included"
@@ -57,11 +59,19 @@ $(VENV)/.stamp: requirements.txt requirements-dev.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
+# No package may start or enable a host-wide service (the lab runs its own sshd, Samba and firewalld
+# inside its nodes; a host firewalld would take over the host's firewall): the install runs behind a
+# policy-rc.d that refuses every start (invoke-rc.d and deb-systemd-invoke ask it; one the machine
+# already has stays as it is), and firewalld's unit, which its postinst enables, is disabled again.
+POLICY_RC := /usr/sbin/policy-rc.d
 apt: venv
 	@missing="$$($(BIN)/bindep -b 2>/dev/null | tr '\n' ' ')"; \
 	if [ -n "$${missing// }" ]; then \
 		echo "apt-get install: $$missing"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+		guard=""; if [ ! -e $(POLICY_RC) ]; then printf '#!/bin/sh\nexit 101\n' >$(POLICY_RC) && chmod 0755 $(POLICY_RC) && guard=1; fi; \
+		rc=0; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing || rc=$$?; \
+		case " $$missing " in *" firewalld "*) DPKG_MAINTSCRIPT_PACKAGE=firewalld deb-systemd-helper disable firewalld.service >/dev/null 2>&1 || true;; esac; \
+		[ -z "$$guard" ] || rm -f $(POLICY_RC); exit $$rc; \
 	fi
 
 collection: deps
@@ -76,6 +86,42 @@ collection: deps
 sanity: collection
 	@$(PY) tests/sanity/seed_get_pip.py >/dev/null
 	cd $(SANITY_ROOT) && $(BIN)/ansible-test sanity --venv --python 3.11 --color no $(SANITY_ARGS) | grep -v -E '^(WARNING: Location|Looking in|Collecting|Downloading|Installing|Successfully|Processing|  |Attempting|Found existing|Uninstalling|Using cached)'; exit $${PIPESTATUS[0]}
+
+# galaxy-importer, the checks Galaxy and Automation Hub run on an upload, on the tarball that
+# `ansible-galaxy collection build` makes. Its own venv (it pins its own ansible-core and
+# ansible-lint), its settings in tests/galaxy/galaxy-importer.cfg, and as root a network namespace of
+# its own (`unshare --net`: it must need no network). Any WARNING or ERROR fails, except those in
+# tests/galaxy/accepted-warnings.txt (each with its reason).
+GALAXY_VENV := $(BUILD)/galaxy-venv
+GALAXY_OUT := $(BUILD)/galaxy
+galaxy-venv: $(GALAXY_VENV)/.stamp
+$(GALAXY_VENV)/.stamp: requirements-galaxy.txt
+	$(PYTHON) -m venv $(GALAXY_VENV)
+	$(GALAXY_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-galaxy.txt
+	touch $@
+
+galaxy: collection galaxy-venv
+	@rm -rf $(GALAXY_OUT) && mkdir -p $(GALAXY_OUT)
+	@$(BIN)/ansible-galaxy collection build --force --output-path $(GALAXY_OUT) . >/dev/null
+	@cd $(GALAXY_OUT) && netns=""; [ "$$(id -u)" = 0 ] && netns="unshare --net"; \
+	env -u ANSIBLE_COLLECTIONS_PATH PATH=$(GALAXY_VENV)/bin:/usr/bin:/bin GALAXY_IMPORTER_CONFIG=$(CURDIR)/tests/galaxy/galaxy-importer.cfg \
+		$$netns $(GALAXY_VENV)/bin/python -m galaxy_importer.main fleet-firmware-*.tar.gz >importer.log 2>&1; rc=$$?; \
+	grep -v -E '^(Loading|Finding) ' importer.log; \
+	sed -E -e 's/[[:space:]]+# .*//' -e '/^#/d' -e '/^$$/d' $(CURDIR)/tests/galaxy/accepted-warnings.txt >accepted.re; \
+	unexpected="$$(grep -E '^(WARNING|ERROR)' importer.log | grep -v -x -E -f accepted.re)"; \
+	if [ -n "$$unexpected" ]; then echo "*** galaxy-importer: not accepted (tests/galaxy/accepted-warnings.txt):"; echo "$$unexpected"; rc=1; fi; \
+	exit $$rc
+
+# The collection's documentation as the Ansible documentation site renders it (antsibull-docs):
+# every module, lookup, callback and role, its markup, its references (to this collection and to
+# ansible.builtin; a reference to any other collection is an error) and the RST it becomes. Any
+# message fails. As root in a network namespace of its own: it must need no network.
+docs-lint: collection
+	@netns=""; [ "$$(id -u)" = 0 ] && netns="unshare --net"; \
+	out="$$($$netns $(BIN)/antsibull-docs lint-collection-docs --plugin-docs --validate-collection-refs=dependent \
+		--disallow-unknown-collection-refs $(COLLECTION_LINK) 2>&1)"; rc=$$?; \
+	if [ -n "$$out" ]; then echo "$$out"; rc=1; fi; \
+	[ $$rc = 0 ] && echo "antsibull-docs: every plugin and role renders without a message"; exit $$rc
 
 units: collection
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
@@ -115,6 +161,8 @@ integration: collection bench-deps
 test: collection bench-deps
 	@rc=0; \
 	$(MAKE) --no-print-directory sanity || { rc=1; echo "*** ansible-test sanity FAILED (see above)"; }; \
+	$(MAKE) --no-print-directory galaxy || { rc=1; echo "*** galaxy-importer FAILED (see above)"; }; \
+	$(MAKE) --no-print-directory docs-lint || { rc=1; echo "*** antsibull-docs FAILED (see above)"; }; \
 	$(BIN)/pytest tests/unit tests/integration tests/faults -m "not faults_slow" $(PYTEST_ARGS) || rc=1; \
 	$(LAB) down >$(BUILD)/lab-down.log 2>&1 || true; \
 	exit $$rc

@@ -138,9 +138,36 @@ def load_nft(lab, node: str) -> None:
     lab.lab.node_run(lab.node(node), ["nft", "-f", "-"], stdin=RICH_NFT)
 
 
+# A firewalld node's rules are also what firewalld says they are: every zone, runtime and permanent.
+FIREWALLD_VIEWS = {"firewalld-runtime": ["firewall-cmd", "--list-all-zones"], "firewalld-permanent": ["firewall-cmd", "--permanent", "--list-all-zones"]}
+# The priority the firewalld backend gives its rich rules (module_utils/firewall/firewalld.py): a
+# rich rule with it is ours even when its record is gone.
+FIREWALLD_OURS = 'priority="-32000"'
+FIREWALLD_STATE = "/run/fleet-firmware/firewall"
+
+
+def is_firewalld_node(lab, node: str) -> bool:
+    return lab.node(node).kind == "firewalld"
+
+
 def _listings(lab, node: str) -> dict[str, str]:
     tools = {"legacy4": ["iptables-legacy-save"], "legacy6": ["ip6tables-legacy-save"], "nft": ["nft", "list", "ruleset"]}
+    if is_firewalld_node(lab, node):
+        tools.update(FIREWALLD_VIEWS)
     return {key: lab.node_run(node, argv, check=False).stdout for key, argv in tools.items()}
+
+
+def firewalld_ours(lab, node: str) -> list[str]:
+    """Our rich rules in a firewalld node, as ``fleet-firmware:<tag>: <rule>`` (the tag from the
+    backend's records; ``?`` for a rule of ours that no record names)."""
+    listing = lab.node_run(node, FIREWALLD_VIEWS["firewalld-runtime"]).stdout
+    present = [line.strip() for line in listing.splitlines() if FIREWALLD_OURS in line]
+    tags = {}
+    records = lab.node_run(node, ["sh", "-c", f"ls {FIREWALLD_STATE}/firewalld-*.json 2>/dev/null"], check=False).stdout.split()
+    for path in records:
+        for rule in json.loads(lab.node_run(node, ["cat", path]).stdout).get("rules", []):
+            tags[rule] = path.rsplit("/firewalld-", 1)[1][: -len(".json")]
+    return [f"fleet-firmware:{tags.get(rule, '?')}: {rule}" for rule in present]
 
 
 def snapshot(lab, node: str) -> dict[str, str]:
@@ -153,6 +180,8 @@ def ours(lab, node: str) -> str:
     saves too: `nft list ruleset` does not show an iptables-nft rule's comment."""
     texts = list(_listings(lab, node).values())
     texts += [lab.node_run(node, [tool], check=False).stdout for tool in ("iptables-nft-save", "ip6tables-nft-save")]
+    if is_firewalld_node(lab, node):
+        texts.append("\n".join(firewalld_ours(lab, node)))
     return "\n".join(line for text in texts for line in text.splitlines() if "fleet-firmware" in line)
 
 
@@ -230,46 +259,6 @@ def ufw_listing(lab, node: str) -> str:
     """ufw's rules as ufw prints them (``show added``) plus the running ruleset, counters aside."""
     added = lab.node_run(node, ["ufw", "show", "added"]).stdout
     return added + strip_counters(lab.node_run(node, ["iptables-save"]).stdout + lab.node_run(node, ["ip6tables-save"]).stdout)
-
-
-BUS_CONF = "/usr/share/dbus-1/system.conf"
-
-
-class Firewalld:
-    """A private system bus and firewalld in one node; ``stop`` ends both (our own pids only)."""
-
-    def __init__(self, lab, node: str) -> None:
-        self.lab, self.node = lab, node
-        folder = node_private(lab, "firewalld")
-        conf = open(BUS_CONF).read()
-        # No user switch (the node's accounts have no messagebus), absolute policy folders.
-        conf = conf.replace("<user>messagebus</user>", "").replace("<includedir>system.d</includedir>", "<includedir>/usr/share/dbus-1/system.d</includedir>")
-        conf = re.sub(r"<include [^>]*dbus_contexts</include>", "", conf)
-        lab.node_run(node, ["sh", "-c", f"mkdir -p {folder} /run/dbus && cp -a /etc/firewalld {folder}/etc && mount --bind {folder}/etc /etc/firewalld"])
-        lab.lab.node_run(lab.node(node), ["sh", "-c", f"cat > {folder}/bus.conf"], stdin=conf)
-        argv = lab.lab.node_exec_argv
-        self.bus = subprocess.Popen(argv(lab.node(node), ["dbus-daemon", "--nofork", f"--config-file={folder}/bus.conf"]),
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        assert wait_until(lambda: lab.node_run(node, ["test", "-S", "/run/dbus/system_bus_socket"], check=False).returncode == 0, 20)
-        self.daemon = subprocess.Popen(argv(lab.node(node), ["firewalld", "--nofork", "--nopid", "--log-target=file", f"--log-file={folder}/firewalld.log"]),
-                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        running = wait_until(lambda: lab.node_run(node, ["firewall-cmd", "--state"], check=False).returncode == 0, 60, step=0.5)
-        assert running, "firewalld did not start: " + lab.node_run(node, ["cat", f"{folder}/firewalld.log"], check=False).stdout
-
-    def cmd(self, *args: str) -> str:
-        return self.lab.node_run(self.node, ["firewall-cmd", *args]).stdout
-
-    def stop(self) -> None:
-        for proc in (self.daemon, self.bus):
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        self.lab.node_run(self.node, ["umount", "/etc/firewalld"], check=False)
-        self.lab.node_run(self.node, ["rm", "-rf", node_private(self.lab, "firewalld"), "/run/dbus"], check=False)
-        self.lab.node_run(self.node, ["nft", "flush", "ruleset"])
 
 
 def fail_bin(lab, node: str, tool: str, real: str, awk: str) -> str:

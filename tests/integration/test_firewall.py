@@ -6,14 +6,14 @@
 Every node gets a rich ruleset of its "user" first (DROP policies on both families, custom
 chains, a REJECT catch-all, counters running). Traffic is real TCP from the controller (the
 host's lab addresses) and from another lab node. firewalld and ufw run for real in a node too
-(Debian packages; firewalld on a D-Bus system bus of the node's own, ufw on a private copy of
-/etc/ufw), see the end of this file; their command lines are also unit-tested.
+(Debian packages; firewalld in the lab's firewalld node, fwd01: a D-Bus system bus of its own and
+its user's zones, services and rich rules; ufw on a private copy of /etc/ufw), see the end of this
+file; their command lines are also unit-tested.
 """
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -23,7 +23,7 @@ import pytest
 import conftest
 import fleetlab
 from firewall_helpers import (
-    PORT, Firewalld, fail_bin, host_rulesets, load_iptables_legacy, load_nft, module_args, ours, probe_from_controller, probe_from_node,
+    PORT, fail_bin, host_rulesets, load_iptables_legacy, load_nft, module_args, ours, probe_from_controller, probe_from_node,
     reset_firewall, snapshot, ssh_sessions, start_listener, strip_counters, ufw_down, ufw_listing, ufw_up, wait_until, write,
 )
 
@@ -31,8 +31,16 @@ pytestmark = pytest.mark.lab
 
 NODE = "lin01"
 OTHER = "lin02"
+FWD = "fwd01"  # the lab's firewalld node
 CTL4, CTL6 = str(fleetlab.CONTROLLER_IPV4), str(fleetlab.CONTROLLER_IPV6)
 MODULE = "fleet.firmware.firewall"
+
+
+@pytest.fixture(scope="module")
+def lab(lab_session):
+    """The standard lab plus the firewalld node (the next module's standard lab removes it again)."""
+    lab_session.up(fleetlab.plan_nodes(**conftest.STANDARD_LAB, firewalld=1))
+    return conftest.LabHandle(lab_session)
 
 
 def fw(lab, node=NODE, check=False, diff=False, **kwargs):
@@ -167,8 +175,8 @@ def test_a_failing_third_rule_leaves_the_ruleset_as_it_was(lab, tmp_path, kind, 
         reset_firewall(lab, NODE)
 
 
-def _lease_state(lab, tag):
-    proc = lab.node_run(NODE, ["cat", f"/run/fleet-firmware/firewall/lease-{tag}.json"], check=False)
+def _lease_state(lab, tag, node=NODE):
+    proc = lab.node_run(node, ["cat", f"/run/fleet-firmware/firewall/lease-{tag}.json"], check=False)
     return json.loads(proc.stdout) if proc.returncode == 0 else None
 
 
@@ -198,16 +206,18 @@ def test_renewing_keeps_one_watchdog_and_a_normal_close_removes_it(lab):
         reset_firewall(lab, NODE)
 
 
-@pytest.mark.parametrize("kind", ["iptables", "nftables"])
+@pytest.mark.parametrize("kind", ["iptables", "nftables", "firewalld"])
 def test_the_lease_closes_the_rules_after_the_controller_was_killed_and_ssh_is_gone(lab, tmp_path, kind):
-    reset_firewall(lab, NODE)
-    (load_iptables_legacy if kind == "iptables" else load_nft)(lab, NODE)
-    listener = start_listener(lab, NODE)
+    node = FWD if kind == "firewalld" else NODE  # firewalld: the node with its user's zones as they are
+    if kind != "firewalld":
+        reset_firewall(lab, node)
+        (load_iptables_legacy if kind == "iptables" else load_nft)(lab, node)
+    listener = start_listener(lab, node)
     lease = 4
     try:
-        before = snapshot(lab, NODE)
+        before = snapshot(lab, node)
         play = write(tmp_path / "lease.yml", f"""
-- hosts: {NODE}
+- hosts: {node}
   gather_facts: false
   tasks:
     - {MODULE}:
@@ -221,26 +231,27 @@ def test_the_lease_closes_the_rules_after_the_controller_was_killed_and_ssh_is_g
         env = conftest.ansible_env()
         env["ANSIBLE_SSH_ARGS"] = "-o ControlMaster=no"  # no lingering master: the session really ends
         argv = [conftest.ansible_bin("ansible-playbook"), "-i", str(lab.inventory), str(play)]
-        sessions_before = ssh_sessions(lab, NODE)  # e.g. ControlPersist masters of earlier ad-hoc calls
+        sessions_before = ssh_sessions(lab, node)  # e.g. ControlPersist masters of earlier ad-hoc calls
         proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         try:
-            assert wait_until(lambda: "run-lease" in ours(lab, NODE), 60), "the rules never appeared"
+            assert wait_until(lambda: "run-lease" in ours(lab, node), 60), "the rules never appeared"
             opened_at = time.monotonic()
-            assert probe_from_controller(lab.node(NODE).ipv4) == "open"
+            assert probe_from_controller(lab.node(node).ipv4) == "open"
         finally:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-        assert wait_until(lambda: not ssh_sessions(lab, NODE) - sessions_before, 10), "the playbook's SSH session is still there"
-        gone = wait_until(lambda: ours(lab, NODE) == "", lease + 5 - (time.monotonic() - opened_at))
-        assert gone, f"rules still there {lease + 5} s after opening: {ours(lab, NODE)}"
-        assert probe_from_controller(lab.node(NODE).ipv4) != "open"
-        assert snapshot(lab, NODE) == before
-        assert _lease_state(lab, "run-lease") is None
+        assert wait_until(lambda: not ssh_sessions(lab, node) - sessions_before, 10), "the playbook's SSH session is still there"
+        gone = wait_until(lambda: ours(lab, node) == "", lease + 5 - (time.monotonic() - opened_at))
+        assert gone, f"rules still there {lease + 5} s after opening: {ours(lab, node)}"
+        assert probe_from_controller(lab.node(node).ipv4) != "open"
+        assert snapshot(lab, node) == before
+        assert _lease_state(lab, "run-lease", node) is None
     finally:
         listener.kill()
         listener.wait()
-        fw(lab, state="closed", tag="*")
-        reset_firewall(lab, NODE)
+        fw(lab, node=node, state="closed", tag="*")
+        if kind != "firewalld":
+            reset_firewall(lab, node)
 
 
 def test_ipv6_only_node_gets_only_ipv6_rules_for_a_dual_source(lab):
@@ -432,52 +443,87 @@ def test_ufw_opens_for_the_controller_only_and_close_and_sweep_restore_its_rules
     assert ufw_listing(lab, DAEMON_NODE) == before
 
 
+# ---- firewalld, in the lab's firewalld node ------------------------------------------------------
+# fwd01 runs firewalld on a D-Bus system bus of its own (tests/lab/fleetlab.py), with its user's
+# permanent configuration: eth0 in the default zone (services ssh and https, a rich rule of the
+# user's) and a management zone bound to a source. snapshot() compares every zone, runtime and
+# permanent, and the node's nftables ruleset (counters stripped).
+
+
 @pytest.fixture
-def firewalld(lab):
-    if not shutil.which("firewalld", path="/usr/sbin:/usr/bin:/sbin:/bin"):
-        pytest.skip("firewalld is not installed: it is in the 'firewalld' profile of bindep.txt (installing it starts it on a systemd host)")
-    lab.node_run(DAEMON_NODE, ["nft", "flush", "ruleset"])
-    daemon = Firewalld(lab, DAEMON_NODE)
-    listener = start_listener(lab, DAEMON_NODE)
-    yield daemon
+def firewalld_node(lab):
+    """The firewalld node as its user configured it, a listener on the agent port; anything of
+    ours left by a failed test is swept afterwards."""
+    listener = start_listener(lab, FWD)
+    yield lab.node(FWD)
     listener.kill()
     listener.wait()
-    daemon.stop()
+    fw(lab, node=FWD, state="closed", tag="*")
 
 
-def firewalld_listing(lab, daemon) -> str:
-    return daemon.cmd("--list-all") + strip_counters(lab.node_run(DAEMON_NODE, ["nft", "list", "ruleset"]).stdout)
-
-
-def test_firewalld_opens_runtime_rules_for_the_controller_only_and_the_lease_closes_them(lab, firewalld):
-    node = lab.node(DAEMON_NODE)
-    user_rule = f'rule family="ipv4" source address="{CTL4}/32" port port="8443" protocol="tcp" accept'
-    firewalld.cmd("--add-rich-rule=" + user_rule)
-    before = firewalld_listing(lab, firewalld)
-    permanent = firewalld.cmd("--permanent", "--list-all")
+def test_firewalld_opens_for_the_controller_only_in_runtime_and_close_restores_every_zone(lab, firewalld_node):
+    node = firewalld_node
+    before = snapshot(lab, FWD)
+    assert "198.18.251.7/32" in before["firewalld-runtime"] and "9100" in before["firewalld-runtime"]  # the user's zones are live
     assert probe_from_controller(node.ipv4) != "open" and probe_from_controller(node.ipv6) != "open"
 
-    opened = fw(lab, node=DAEMON_NODE, ports=[f"{PORT}/tcp", "8443/tcp"], source=[CTL4, CTL6], tag="run-f")
-    assert opened.status == "CHANGED" and opened.data["backend"] == "firewalld", opened.data
+    opened = fw(lab, node=FWD, ports=[f"{PORT}/tcp"], source=[CTL4, CTL6], tag="run-f")
+    assert opened.status == "CHANGED" and opened.data["backend"] == "firewalld", opened.data  # auto detection
+    assert len(opened.data["rules"]) == 2 and all(f'port="{PORT}"' in r for r in opened.data["rules"]), opened.data  # one per family
     assert probe_from_controller(node.ipv4) == "open" and probe_from_controller(node.ipv6) == "open"
-    assert probe_from_node(lab, PROBE_NODE, node.ipv4) != "open" and probe_from_node(lab, PROBE_NODE, node.ipv6) != "open"
-    assert fw(lab, node=DAEMON_NODE, ports=[f"{PORT}/tcp", "8443/tcp"], source=[CTL4, CTL6], tag="run-f").data["changed"] is False
-    assert firewalld.cmd("--permanent", "--list-all") == permanent  # runtime only
+    assert probe_from_node(lab, NODE, node.ipv4) != "open" and probe_from_node(lab, NODE, node.ipv6) != "open"
+    assert snapshot(lab, FWD)["firewalld-permanent"] == before["firewalld-permanent"]  # runtime only
+    assert {line.split(":")[1] for line in ours(lab, FWD).splitlines()} == {"run-f"}
 
-    fw(lab, node=DAEMON_NODE, ports=["5000/udp"], tag="run-f2")
-    closed = fw(lab, node=DAEMON_NODE, state="closed", tag="run-f")
-    assert closed.data["changed"] and closed.data["rules"]
+    again = fw(lab, node=FWD, ports=[f"{PORT}/tcp"], source=[CTL4, CTL6], tag="run-f")
+    assert again.status == "SUCCESS" and again.data["changed"] is False
+    would = fw(lab, node=FWD, check=True, state="closed", tag="run-f")
+    assert would.data["changed"] is True and would.data["rules"]
+    assert probe_from_controller(node.ipv4) == "open"  # check mode closed nothing
+
+    closed = fw(lab, node=FWD, state="closed", tag="run-f")
+    assert closed.status == "CHANGED" and sorted(closed.data["rules"]) == sorted(opened.data["rules"])
     assert probe_from_controller(node.ipv4) != "open" and probe_from_controller(node.ipv6) != "open"
-    assert user_rule in firewalld.cmd("--list-rich-rules")  # the user's twin of ours stays
-    swept = fw(lab, node=DAEMON_NODE, state="closed", tag="*")
-    assert swept.data["changed"] and any("5000" in r for r in swept.data["rules"])
-    assert firewalld_listing(lab, firewalld) == before
+    assert snapshot(lab, FWD) == before
+    assert fw(lab, node=FWD, state="closed", tag="run-f").data["changed"] is False
 
-    lease = 3
-    fw(lab, node=DAEMON_NODE, ports=[f"{PORT}/tcp"], source=[CTL4], tag="run-fl", lease=lease)
-    opened_at = time.monotonic()
+
+def test_firewalld_two_tags_do_not_disturb_each_other_and_the_sweep_removes_both(lab, firewalld_node):
+    node = firewalld_node
+    before = snapshot(lab, FWD)
+    fw(lab, node=FWD, ports=[f"{PORT}/tcp"], source=[CTL4, CTL6], tag="run-one")
+    fw(lab, node=FWD, ports=["8443/tcp", "5000-5010/udp"], source=[CTL4], tag="run-two")
+    closed = fw(lab, node=FWD, state="closed", tag="run-two")
+    assert closed.data["changed"] and all("8443" in r or "5000-5010" in r for r in closed.data["rules"]), closed.data
+    assert "run-one" in ours(lab, FWD) and "run-two" not in ours(lab, FWD)
     assert probe_from_controller(node.ipv4) == "open"
-    gone = wait_until(lambda: probe_from_controller(node.ipv4) != "open", lease + 5 - (time.monotonic() - opened_at))
-    assert gone, "the firewalld opening outlived its lease"
-    assert wait_until(lambda: lab.node_run(DAEMON_NODE, ["ls", "/run/fleet-firmware"], check=False).returncode != 0, 5)
-    assert firewalld_listing(lab, firewalld) == before
+    fw(lab, node=FWD, ports=["8443/tcp"], source=[CTL4], tag="run-two")
+    swept = fw(lab, node=FWD, state="closed", tag="*")
+    assert swept.data["changed"] and any("8443" in r for r in swept.data["rules"]) and any(str(PORT) in r for r in swept.data["rules"])
+    assert ours(lab, FWD) == ""
+    assert snapshot(lab, FWD) == before
+
+
+def test_firewalld_leaves_the_users_identical_rich_rule_alone_and_the_lease_closes_ours(lab, firewalld_node):
+    node = firewalld_node
+    # The user's own rule, identical to one we would add: it stays the user's, never recorded.
+    user_rule = f'rule priority="-32000" family="ipv4" source address="{CTL4}" port port="8443" protocol="tcp" accept'
+    lab.node_run(FWD, ["firewall-cmd", "--add-rich-rule=" + user_rule])
+    try:
+        before = snapshot(lab, FWD)
+        opened = fw(lab, node=FWD, ports=[f"{PORT}/tcp", "8443/tcp"], source=[CTL4], tag="run-u")
+        assert opened.status == "CHANGED" and user_rule not in opened.data["rules"], opened.data
+        fw(lab, node=FWD, state="closed", tag="*")
+        assert user_rule in lab.node_run(FWD, ["firewall-cmd", "--list-rich-rules"]).stdout
+        assert snapshot(lab, FWD) == before
+
+        lease = 3
+        fw(lab, node=FWD, ports=[f"{PORT}/tcp"], source=[CTL4], tag="run-fl", lease=lease)
+        opened_at = time.monotonic()
+        assert probe_from_controller(node.ipv4) == "open"
+        gone = wait_until(lambda: probe_from_controller(node.ipv4) != "open", lease + 5 - (time.monotonic() - opened_at))
+        assert gone, "the firewalld opening outlived its lease"
+        assert wait_until(lambda: lab.node_run(FWD, ["ls", "/run/fleet-firmware"], check=False).returncode != 0, 5)
+        assert snapshot(lab, FWD) == before
+    finally:
+        lab.node_run(FWD, ["firewall-cmd", "--remove-rich-rule=" + user_rule], check=False)

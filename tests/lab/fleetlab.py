@@ -88,7 +88,7 @@ PRIVATE_DIRS = ("/tmp", "/var/tmp", "/run", "/root", "/home")
 OPERATOR = "fleetop"
 OPERATOR_UID = 4242
 ACCOUNT_FILES = ("passwd", "group", "shadow")
-KINDS = ("linux", "windows")
+KINDS = ("linux", "windows", "firewalld")
 FAMILIES = ("dual", "ipv4", "ipv6")
 NAME_RE = re.compile(r"^[a-z][a-z0-9]{1,9}$")
 REQUIRED_TOOLS = ("ip", "nsenter", "unshare", "sshd", "ssh-keygen", "iptables", "ip6tables", "nft", "openssl", "sudo", "mount")
@@ -96,6 +96,7 @@ WINDOWS_TOOLS = ("smbd", "nmbd", "smbpasswd")
 # The lab's generated secrets (lab.json, 0600): SMB Administrator, the operator's sudo password,
 # root's su password, the BMC account's password.
 SECRETS = ("smb_password", "become_password", "root_password", "bmc_password")
+FIREWALLD_TOOLS = ("dbus-daemon", "firewalld", "firewall-cmd")
 
 
 class LabError(Exception):
@@ -111,7 +112,7 @@ class LabError(Exception):
 class Node:
     name: str
     index: int
-    kind: str  # linux | windows
+    kind: str  # linux | windows | firewalld (a Linux node whose firewall is firewalld, on a D-Bus system bus of its own)
     family: str  # dual | ipv4 | ipv6
     hardware: str = labhardware.DEFAULT_HARDWARE  # labhardware.PROFILES: DMI values and BMC inventory
 
@@ -168,12 +169,15 @@ def plan_nodes(linux: int = 2, ipv6_only: int = 1, ipv4_only: int = 0, windows: 
 
     ``hardware`` gives nodes (by name) another hardware profile than the default."""
     counts = {"linux": linux, "ipv6_only": ipv6_only, "ipv4_only": ipv4_only, "windows": windows}
+def plan_nodes(linux: int = 2, ipv6_only: int = 1, ipv4_only: int = 0, windows: int = 1, firewalld: int = 0) -> list[Node]:
+    """Return the nodes of a lab, in a stable order (so addresses are stable across `up`s)."""
+    counts = {"linux": linux, "ipv6_only": ipv6_only, "ipv4_only": ipv4_only, "windows": windows, "firewalld": firewalld}
     for what, count in counts.items():
         if not isinstance(count, int) or isinstance(count, bool) or count < 0:
             raise LabError(f"--{what.replace('_', '-')} must be a whole number >= 0, got {count!r}")
     total = sum(counts.values())
     if total == 0:
-        raise LabError("a lab needs at least one node: all of --linux, --ipv6-only, --ipv4-only and --windows are 0")
+        raise LabError("a lab needs at least one node: all of --linux, --ipv6-only, --ipv4-only, --windows and --firewalld are 0")
     if total > MAX_NODES:
         raise LabError(f"a lab holds at most {MAX_NODES} nodes, {total} were asked for")
     groups = (
@@ -181,6 +185,7 @@ def plan_nodes(linux: int = 2, ipv6_only: int = 1, ipv4_only: int = 0, windows: 
         ("v6n", "linux", "ipv6", ipv6_only),
         ("v4n", "linux", "ipv4", ipv4_only),
         ("win", "windows", "dual", windows),
+        ("fwd", "firewalld", "dual", firewalld),  # last: the other nodes keep their addresses
     )
     nodes: list[Node] = []
     for stem, kind, family, count in groups:
@@ -212,11 +217,14 @@ def parse_hardware(pairs: Sequence[str]) -> dict[str, str]:
             raise LabError(f"--hardware takes NODE=PROFILE, got {pair!r}")
         chosen[name] = profile
     return chosen
+def node_path(node: Node) -> str:
+    """The fleet.firmware path of a node: a firewalld node is a Linux node reached over SSH."""
+    return "windows" if node.kind == "windows" else "linux"
 
 
 def inventory_data(nodes: Sequence[Node], home: Path, passwords: dict[str, str]) -> dict:
     """The Ansible YAML inventory (as a dict) for the lab's nodes."""
-    groups: dict[str, dict] = {"linux": {}, "windows": {}, "ipv6_only": {}, "ipv4_only": {}}
+    groups: dict[str, dict] = {"linux": {}, "windows": {}, "firewalld": {}, "ipv6_only": {}, "ipv4_only": {}}
     for node in nodes:
         host = {
             "ansible_host": node.ansible_host,
@@ -228,6 +236,7 @@ def inventory_data(nodes: Sequence[Node], home: Path, passwords: dict[str, str])
             "fleet_lab_hardware": node.hardware,
             "fleet_lab_rom_family": labhardware.profile(node.hardware)["family"],
             "fleet_lab_bmc_address": node.bmc_url,
+            "fleet_path": node_path(node),
         }
         if node.kind == "windows":
             host.update({"fleet_smb_user": SMB_USER, "fleet_smb_password": passwords["smb_password"]})
@@ -405,6 +414,46 @@ def kill_all(pids: Iterable[int], grace: float = 3.0) -> None:
 # --------------------------------------------------------------------------------------------
 
 
+BUS_CONFIG = "/usr/share/dbus-1/system.conf"
+# A firewalld user's permanent configuration, as on a managed server: the default zone with the
+# node's interface bound to it, SSH and a web service allowed, a rich rule of the user's, and a
+# second zone that takes a management source (an address no lab host uses) with a port of its own.
+FIREWALLD_USER_CONFIG = {
+    "zones/public.xml": """<?xml version="1.0" encoding="utf-8"?>
+<zone>
+  <short>Public</short>
+  <description>The lab user's default zone.</description>
+  <interface name="eth0"/>
+  <service name="ssh"/>
+  <service name="https"/>
+  <rule family="ipv4">
+    <source address="198.18.250.0/24"/>
+    <port port="9100" protocol="tcp"/>
+    <accept/>
+  </rule>
+  <forward/>
+</zone>
+""",
+    "zones/mgmt.xml": """<?xml version="1.0" encoding="utf-8"?>
+<zone target="default">
+  <short>Management</short>
+  <description>The lab user's management zone.</description>
+  <source address="198.18.251.7/32"/>
+  <port port="9090" protocol="tcp"/>
+</zone>
+""",
+}
+
+
+def firewalld_bus_config(system_conf: str) -> str:
+    """The system bus configuration of a firewalld node: Debian's, with no switch to the
+    messagebus user (the daemon stays root inside the node), the policy folders as absolute
+    paths, and no SELinux contexts."""
+    conf = system_conf.replace("<user>messagebus</user>", "")
+    conf = conf.replace("<includedir>system.d</includedir>", "<includedir>/usr/share/dbus-1/system.d</includedir>")
+    return re.sub(r"<include [^>]*>[^<]*dbus_contexts</include>", "", conf)
+
+
 class Lab:
     """The lab on this machine, rooted at ``home`` (lab key, node configs, pid files, state)."""
 
@@ -476,7 +525,8 @@ class Lab:
     def up(self, nodes: Sequence[Node]) -> list[Node]:
         """Make the lab match ``nodes``: build what is missing, repair what is broken, remove extra nodes."""
         require_root()
-        require_tools(REQUIRED_TOOLS + (WINDOWS_TOOLS if any(n.kind == "windows" for n in nodes) else ()))
+        require_tools(REQUIRED_TOOLS + (WINDOWS_TOOLS if any(n.kind == "windows" for n in nodes) else ())
+                      + (FIREWALLD_TOOLS if any(n.kind == "firewalld" for n in nodes) else ()))
         state = self.load_state()
         for key in SECRETS:
             state.setdefault(key, secrets.token_urlsafe(18))
@@ -666,6 +716,8 @@ class Lab:
         if node.kind == "windows":
             self._start_samba(node)
         self._start_bmc(node)
+        if node.kind == "firewalld":
+            self._start_firewalld(node)
         self._wait_for_port(node, 22)
         self._wait_for_services(node)
 
@@ -759,6 +811,33 @@ class Lab:
             self.node_run(node, ["nmbd", "-D", "-s", str(conf)])
         self._wait_for_port(node, 445)
 
+    # ---- the firewalld node ---------------------------------------------------------------
+    # Its own D-Bus system bus and firewalld, both inside the node's namespaces: the socket is in
+    # the node's private /run, /etc/firewalld is a bind mount of the node's own copy, and every
+    # rule firewalld makes is in the node's network namespace. The host runs no bus and no
+    # firewalld; nothing of this reaches the host's firewall.
+
+    def _start_firewalld(self, node: Node, timeout: float = 90.0) -> None:
+        node_dir = self.home / "nodes" / node.name
+        etc = f"{self.home}/node/firewalld/etc"  # the node's own disk: kept across a simulated reboot
+        (node_dir / "bus.conf").write_text(firewalld_bus_config(Path(BUS_CONFIG).read_text()))
+        first = self.node_run(node, ["test", "-d", etc], check=False).returncode != 0
+        self.node_run(node, ["sh", "-c", f"mkdir -p -m 0755 /run/dbus && mkdir -p {etc} && {{ [ -n \"$(ls -A {etc})\" ] || cp -a /etc/firewalld/. {etc}/; }}"
+                             f" && {{ mountpoint -q /etc/firewalld || mount --bind {etc} /etc/firewalld; }}"])
+        if first:
+            for relative, text in FIREWALLD_USER_CONFIG.items():
+                self.node_run(node, ["sh", "-c", f"cat > /etc/firewalld/{relative}"], stdin=text)
+        bus = self.node_run(node, ["dbus-daemon", "--fork", "--print-pid", f"--config-file={node_dir / 'bus.conf'}"]).stdout.split()
+        (node_dir / "dbus.pid").write_text(bus[0] + "\n")
+        self.node_run(node, ["firewalld", "--log-target=file", f"--log-file={node_dir / 'firewalld.log'}"])
+        deadline = time.monotonic() + timeout
+        while self.node_run(node, ["firewall-cmd", "--state"], check=False).returncode != 0:
+            if time.monotonic() > deadline:
+                log = (node_dir / "firewalld.log").read_text(errors="replace") if (node_dir / "firewalld.log").exists() else ""
+                raise LabError(f"node {node.name}: firewalld not running after {timeout:.0f} s: {log[-2000:]}")
+            time.sleep(0.2)
+        (node_dir / "firewalld.pid").write_text(self.node_run(node, ["cat", "/run/firewalld.pid"]).stdout)
+
     def _wait_for_port(self, node: Node, port: int, timeout: float = 15.0) -> None:
         """Wait until the controller reaches ``port`` on every address of the node."""
         deadline = time.monotonic() + timeout
@@ -802,6 +881,7 @@ class Lab:
 
     def service_pids(self, node: Node) -> dict[str, int | None]:
         names = ["sshd"] + (["smbd", "nmbd"] if node.kind == "windows" else []) + ["bmc"]
+        names = ["sshd"] + (["smbd", "nmbd"] if node.kind == "windows" else []) + (["dbus", "firewalld"] if node.kind == "firewalld" else [])
         found: dict[str, int | None] = {}
         for name in names:
             try:
@@ -1006,6 +1086,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     up.add_argument("--ipv6-only", type=int, default=1, help="IPv6-only Linux nodes (default 1)")
     up.add_argument("--ipv4-only", type=int, default=0, help="IPv4-only Linux nodes (default 0)")
     up.add_argument("--windows", type=int, default=1, help="Windows-like nodes with Samba ADMIN$ (default 1)")
+    up.add_argument("--firewalld", type=int, default=0, help="Linux nodes whose firewall is firewalld, on a system bus of their own (default 0)")
     up.add_argument("--inventory", type=Path, help="also write the inventory to this file")
     up.add_argument("--hardware", action="append", default=[], metavar="NODE=PROFILE",
                     help=f"a node's hardware (DMI values, BMC inventory): one of {', '.join(sorted(labhardware.PROFILES))}; "
@@ -1035,6 +1116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         lab = Lab(args.home)
         if args.command == "up":
             nodes = lab.up(plan_nodes(args.linux, args.ipv6_only, args.ipv4_only, args.windows, parse_hardware(args.hardware)))
+            nodes = lab.up(plan_nodes(args.linux, args.ipv6_only, args.ipv4_only, args.windows, args.firewalld))
             if args.inventory:
                 lab.write_inventory(args.inventory)
             print(f"lab up: {len(nodes)} nodes ({', '.join(n.name for n in nodes)}); inventory {args.inventory or lab.home / 'inventory.yml'}")

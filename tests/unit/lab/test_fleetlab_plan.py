@@ -154,3 +154,42 @@ def test_a_bad_lab_instance_id_is_named(bad):
     proc = _names_of_instance(bad)
     assert proc.returncode != 0
     assert f"FLEET_LAB_ID must be a whole number from 0 to 99, got {bad!r}" in proc.stderr
+
+
+# ---- the firewalld node --------------------------------------------------------------------
+
+
+def test_a_firewalld_node_comes_last_so_the_other_nodes_keep_their_addresses():
+    standard, with_firewalld = fleetlab.plan_nodes(), fleetlab.plan_nodes(firewalld=1)
+    assert with_firewalld[:-1] == standard
+    node = with_firewalld[-1]
+    assert (node.name, node.kind, node.family) == ("fwd01", "firewalld", "dual")
+
+
+def test_a_firewalld_node_is_a_linux_path_host_in_a_group_of_its_own(tmp_path):
+    nodes = fleetlab.plan_nodes(linux=1, ipv6_only=0, windows=0, firewalld=1)
+    data = fleetlab.inventory_data(nodes, tmp_path, {"smb_password": "s", "become_password": "b", "root_password": "r"})
+    children = data["all"]["children"]
+    assert list(children["firewalld"]["hosts"]) == ["fwd01"] and list(children["linux"]["hosts"]) == ["lin01"]
+    assert children["firewalld"]["hosts"]["fwd01"]["fleet_path"] == "linux"
+
+
+def test_the_firewalld_nodes_bus_runs_as_root_with_absolute_policy_folders():
+    debian = ("<busconfig><type>system</type><user>messagebus</user><pidfile>/run/dbus/pid</pidfile>"
+              "<includedir>system.d</includedir><includedir>/etc/dbus-1/system.d</includedir>"
+              '<include if_selinux_enabled="yes" selinux_root_relative="yes">contexts/dbus_contexts</include></busconfig>')
+    conf = fleetlab.firewalld_bus_config(debian)
+    assert "<user>" not in conf and "dbus_contexts" not in conf
+    assert "<includedir>/usr/share/dbus-1/system.d</includedir>" in conf and "<includedir>system.d</includedir>" not in conf
+    assert "<includedir>/etc/dbus-1/system.d</includedir>" in conf
+
+
+def test_the_firewalld_users_configuration_is_zones_with_services_ports_and_a_rich_rule():
+    import xml.etree.ElementTree as ET  # our own constant, not untrusted input
+    public = ET.fromstring(fleetlab.FIREWALLD_USER_CONFIG["zones/public.xml"])
+    assert public.find("interface").get("name") == "eth0"
+    assert {s.get("name") for s in public.findall("service")} >= {"ssh"}  # the lab's Ansible must still get in
+    assert public.find("rule/port").get("port") == "9100"
+    mgmt = ET.fromstring(fleetlab.FIREWALLD_USER_CONFIG["zones/mgmt.xml"])
+    source = ipaddress.ip_network(mgmt.find("source").get("address"))
+    assert source.subnet_of(LAB_V4) and ipaddress.ip_address(str(fleetlab.CONTROLLER_IPV4)) not in source
