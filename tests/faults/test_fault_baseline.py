@@ -5,10 +5,14 @@
 nothing, and each kind of leftover planted by hand is found."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
 import pytest
 
-from fault_helpers import (IPV4_NODE, IPV6_NODE, assert_nothing_left, deploy_playbook, fake_component, leftovers,
-                           make_fault_repo, prepare_nodes, state_dir)
+from fault_helpers import (IPV4_NODE, IPV6_NODE, assert_nothing_left, deploy_playbook, fake_component, ledger_problem, leftovers,
+                           make_fault_repo, prepare_nodes, run_dir, state_dir)
 
 pytestmark = [pytest.mark.lab, pytest.mark.faults]
 
@@ -42,3 +46,21 @@ def test_each_kind_of_leftover_is_found(lab):
         prepare_nodes(lab, (IPV4_NODE,))
         lab.node_run(IPV4_NODE, ["rm", "-rf", f"/var/tmp/fleet-firmware-{tag}"])
     assert leftovers(lab, IPV4_NODE, tag, before) == []
+
+
+@pytest.mark.parametrize("last, clean", [
+    ({"stage": "cleaned"}, True),
+    ({"stage": "failed", "message": "cleanup failed: no route to host (the agent's lease will finish it)"}, True),
+    ({"stage": "failed", "component": "fw", "message": "rc 3"}, False),  # a component's failure is no end
+    ({"stage": "installing", "component": "fw", "message": "installing fw"}, False),  # a message is no end either
+    ({"stage": "cancelled", "message": "cancelled by SIGINT"}, False),  # cancelled, but never cleaned
+    ({"stage": "failed"}, False),  # failed without saying why
+])
+def test_a_ledger_counts_as_ended_only_when_cleaned_or_the_session_says_why_not(tmp_path, last, clean):
+    lab = SimpleNamespace(lab=SimpleNamespace(home=tmp_path))  # only the run folder is read
+    ledger = Path(run_dir(lab, "flt-ledger")) / "ledger"
+    ledger.mkdir(parents=True)
+    events = [{"stage": "staged"}, {"stage": "installing", "component": "fw"}, last]
+    (ledger / f"{IPV4_NODE}.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    problem = ledger_problem(lab, "flt-ledger", IPV4_NODE)
+    assert (problem is None) == clean, problem

@@ -34,9 +34,11 @@ import pytest
 from deploy_helpers import RebootWatcher
 from fault_helpers import (IPV4_NODE, IPV6_NODE, MIB, assert_nothing_left, deploy_playbook, fake_component, leftovers,
                            ledger_events, make_fault_repo, prepare_nodes, send, state_dir)
-from fault_kill_helpers import (STAGES, fresh_run_dir, installed, qdisc, slow_detection, stages, stray_agent_copies,
-                                wait_for_stage)
+from fault_kill_helpers import (LEDGER_STAGES, ORDER, STAGES, fresh_run_dir, installed, qdisc, slow_detection, stages,
+                                stray_agent_copies, wait_for_stage)
 from firewall_helpers import wait_until
+
+from ansible_collections.fleet.firmware.plugins.plugin_utils import ledger
 
 pytestmark = [pytest.mark.lab, pytest.mark.faults]
 
@@ -138,6 +140,21 @@ def expect_components(lab, node: str, stage: str) -> None:
     else:
         # Nothing was being installed: nothing is, not even after the controller is gone.
         assert installed(lab, node, "fw") is None
+
+
+# The ledger stages a session does not stay in (written on the way, or the end): no kill aims at them.
+PASSING_STAGES = {"preflight", "started", "planned", "verified", "installed", "skipped", "failed", "reboot_pending",
+                  "activated", "cancelled", "cleaned"}
+
+
+def test_the_matrix_kills_in_every_stage_the_product_stays_in():
+    """Against the product's ledger vocabulary: a stage added there must be held and hit here
+    (or named a passing one), and the helpers' order of stages is the ledger's."""
+    held = set(ledger.STAGES) - PASSING_STAGES
+    hit = {"staged"} | {each for stage in STAGES if stage != "staged" for each in LEDGER_STAGES[stage]}
+    assert hit == held, f"stages held but never hit: {sorted(held - hit)}; hit but not held: {sorted(hit - held)}"
+    assert PASSING_STAGES <= set(ledger.STAGES), sorted(PASSING_STAGES - set(ledger.STAGES))
+    assert [stage for stage in ledger.STAGES if stage in ORDER] == list(ORDER)
 
 
 def test_the_diagonal_covers_every_stage_signal_and_family():

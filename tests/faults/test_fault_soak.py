@@ -34,6 +34,9 @@ pytestmark = [pytest.mark.lab, pytest.mark.faults, pytest.mark.faults_slow]
 
 SOAK_LAB = {"linux": 8, "ipv6_only": 2, "ipv4_only": 0, "windows": 0}
 KINDS = ("none", "sigint", "sigkill", "link_flap", "packet_loss", "hanging_component", "failing_component")
+FAULT_KINDS = ("sigint", "sigkill", "link_flap", "packet_loss")
+# The return code of a run that no injected fault reached (ansible-playbook: 2 = a host failed).
+EXPECTED_RC = {"none": 0, "hanging_component": 2, "failing_component": 2}
 # Long enough for a loaded 2-core machine between the agent's start and the first renewal.
 LEASE = 30
 # Lease, the firewall lease's grace (15 s) and an in-flight component: the bound of every wait.
@@ -102,6 +105,7 @@ def test_soak_20_runs_with_random_faults_leave_nothing(soak_lab, tmp_path):
     tally: collections.Counter = collections.Counter()
     outcomes: collections.Counter = collections.Counter()
     left: dict[str, dict] = {}
+    wrong: dict[str, str] = {}  # runs whose outcome is fixed (no fault reached them) and was not that
     started = time.monotonic()
     for run in range(1, runs + 1):
         kind, node = rng.choice(KINDS), rng.choice(nodes)
@@ -109,7 +113,7 @@ def test_soak_20_runs_with_random_faults_leave_nothing(soak_lab, tmp_path):
         repo = repo_for(lab, tmp_path / tag, run, kind)
         proc = start_deploy(lab, tmp_path, repo, tag, "all", lease=LEASE, forks=len(nodes))
         fault = None
-        if kind in ("sigint", "sigkill", "link_flap", "packet_loss"):
+        if kind in FAULT_KINDS:
             fault = Fault(lab, proc, tag, kind, node, rng)
             fault.start()
         output = finish(proc, timeout=600)
@@ -119,6 +123,12 @@ def test_soak_20_runs_with_random_faults_leave_nothing(soak_lab, tmp_path):
         if fault is not None and fault.done.startswith("not injected"):
             tally["not injected"] += 1  # the run ended before the chosen stage: a run without a fault
         outcomes["rc 0" if proc.returncode == 0 else f"rc {proc.returncode}"] += 1
+        injected = fault is not None and not fault.done.startswith("not injected")
+        if not injected and proc.returncode != EXPECTED_RC.get(kind, 0):
+            # No fault reached this run: it must end as its repository says (a failing or hanging
+            # component fails the host, rc 2; anything else succeeds).
+            wrong[tag] = f"{kind} without an injected fault ended rc {proc.returncode}, not {EXPECTED_RC.get(kind, 0)}"
+        tally["injected"] += injected
 
         def clean(tag=tag) -> bool:
             return all(not leftovers(lab, n, tag, before[n]) for n in nodes)
@@ -133,3 +143,7 @@ def test_soak_20_runs_with_random_faults_leave_nothing(soak_lab, tmp_path):
     print(f"soak tally: runs {runs}, faults {dict(sorted(tally.items()))}, outcomes {dict(sorted(outcomes.items()))}, "
           f"leftovers {len(left)}, seed {seed}, {time.monotonic() - started:.0f} s")
     assert not left, f"runs left something behind (seed {seed}): {left}"
+    assert not wrong, f"runs without a fault did not end as they must (seed {seed}): {wrong}"
+    faulted = sum(tally[kind] for kind in FAULT_KINDS)
+    # A soak whose faults never land proves nothing: most must be injected (a short run may end first).
+    assert tally["injected"] * 2 >= faulted, f"only {tally['injected']} of {faulted} faults injected (seed {seed})"

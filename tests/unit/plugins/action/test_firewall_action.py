@@ -77,11 +77,14 @@ def test_the_action_runs_the_implementation_of_the_host(monkeypatch, family, pre
 
     def execute(module_name, module_args, task_vars, wrap_async):
         seen["file"] = resolve(connection.module_implementation_preferences)
-        seen["args"] = module_args
-        return {"changed": True}
+        seen["call"] = (module_name, module_args, task_vars, wrap_async)
+        return {"changed": True, "backend": "nftables"}
 
     monkeypatch.setattr(action, "_execute_module", execute)
-    monkeypatch.setattr("ansible.plugins.action.ActionBase.run", lambda self, tmp=None, task_vars=None: {})
-    result = action.run(task_vars={})
-    assert result == {"changed": True}
-    assert seen == {"file": expected, "args": Task.args}
+    monkeypatch.setattr("ansible.plugins.action.ActionBase.run", lambda self, tmp=None, task_vars=None: {"base": "kept"})
+    task_vars = {"inventory_hostname": "n1"}
+    result = action.run(task_vars=task_vars)
+    # The module's own result on top of ActionBase's, the module called by its FQCN with the
+    # task's arguments and variables, and the implementation that fits the host's shell.
+    assert result == {"base": "kept", "changed": True, "backend": "nftables"}
+    assert seen == {"file": expected, "call": ("fleet.firmware.firewall", Task.args, task_vars, Task.async_val)}
