@@ -163,14 +163,11 @@ class Node:
         return dataclasses.asdict(self)
 
 
-def plan_nodes(linux: int = 2, ipv6_only: int = 1, ipv4_only: int = 0, windows: int = 1,
+def plan_nodes(linux: int = 2, ipv6_only: int = 1, ipv4_only: int = 0, windows: int = 1, firewalld: int = 0,
                hardware: Mapping[str, str] | None = None) -> list[Node]:
     """Return the nodes of a lab, in a stable order (so addresses are stable across `up`s).
 
     ``hardware`` gives nodes (by name) another hardware profile than the default."""
-    counts = {"linux": linux, "ipv6_only": ipv6_only, "ipv4_only": ipv4_only, "windows": windows}
-def plan_nodes(linux: int = 2, ipv6_only: int = 1, ipv4_only: int = 0, windows: int = 1, firewalld: int = 0) -> list[Node]:
-    """Return the nodes of a lab, in a stable order (so addresses are stable across `up`s)."""
     counts = {"linux": linux, "ipv6_only": ipv6_only, "ipv4_only": ipv4_only, "windows": windows, "firewalld": firewalld}
     for what, count in counts.items():
         if not isinstance(count, int) or isinstance(count, bool) or count < 0:
@@ -217,6 +214,8 @@ def parse_hardware(pairs: Sequence[str]) -> dict[str, str]:
             raise LabError(f"--hardware takes NODE=PROFILE, got {pair!r}")
         chosen[name] = profile
     return chosen
+
+
 def node_path(node: Node) -> str:
     """The fleet.firmware path of a node: a firewalld node is a Linux node reached over SSH."""
     return "windows" if node.kind == "windows" else "linux"
@@ -231,12 +230,11 @@ def inventory_data(nodes: Sequence[Node], home: Path, passwords: dict[str, str])
             "fleet_lab_netns": node.netns,
             "fleet_lab_ipv4": node.ipv4,
             "fleet_lab_ipv6": node.ipv6,
-            "fleet_path": node.kind,
+            "fleet_path": node_path(node),
             # The node's hardware and its BMC (Redfish over the host interface, lab CA).
             "fleet_lab_hardware": node.hardware,
             "fleet_lab_rom_family": labhardware.profile(node.hardware)["family"],
             "fleet_lab_bmc_address": node.bmc_url,
-            "fleet_path": node_path(node),
         }
         if node.kind == "windows":
             host.update({"fleet_smb_user": SMB_USER, "fleet_smb_password": passwords["smb_password"]})
@@ -880,8 +878,7 @@ class Lab:
     # ---- health and status -------------------------------------------------------------------
 
     def service_pids(self, node: Node) -> dict[str, int | None]:
-        names = ["sshd"] + (["smbd", "nmbd"] if node.kind == "windows" else []) + ["bmc"]
-        names = ["sshd"] + (["smbd", "nmbd"] if node.kind == "windows" else []) + (["dbus", "firewalld"] if node.kind == "firewalld" else [])
+        names = ["sshd"] + (["smbd", "nmbd"] if node.kind == "windows" else []) + (["dbus", "firewalld"] if node.kind == "firewalld" else []) + ["bmc"]
         found: dict[str, int | None] = {}
         for name in names:
             try:
@@ -1115,8 +1112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         lab = Lab(args.home)
         if args.command == "up":
-            nodes = lab.up(plan_nodes(args.linux, args.ipv6_only, args.ipv4_only, args.windows, parse_hardware(args.hardware)))
-            nodes = lab.up(plan_nodes(args.linux, args.ipv6_only, args.ipv4_only, args.windows, args.firewalld))
+            nodes = lab.up(plan_nodes(args.linux, args.ipv6_only, args.ipv4_only, args.windows, args.firewalld, parse_hardware(args.hardware)))
             if args.inventory:
                 lab.write_inventory(args.inventory)
             print(f"lab up: {len(nodes)} nodes ({', '.join(n.name for n in nodes)}); inventory {args.inventory or lab.home / 'inventory.yml'}")
