@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+import spp_pki
 from deploy_helpers import lab_trust
 from firewall_helpers import module_args
 
@@ -169,6 +170,12 @@ def test_bad_baseline_entry_fails_naming_it(lab):
     assert "baseline entry 1 (x): missing os, detect" in results["lin01"].data["msg"]
 
 
+def signing() -> dict:
+    """The repository module signs the manifest it writes (a hand-written repository is trusted through it)."""
+    signer = spp_pki.shared_lab_pki().signer
+    return {"sign_cert": str(signer.cert), "sign_key": str(signer.key)}
+
+
 def test_repository_then_inventory_in_one_playbook(lab, tool, nodes_state, tmp_path):
     """The flow users run: build and validate the manifest on the controller, plan on every node."""
     repo = tmp_path / "repo"
@@ -187,7 +194,7 @@ def test_repository_then_inventory_in_one_playbook(lab, tool, nodes_state, tmp_p
     playbook.write_text(yaml.safe_dump([{
         "hosts": "lin01:lin02", "gather_facts": False,
         "tasks": [
-            {"name": "manifest", "fleet.firmware.repository": {"path": str(repo), "trust": lab_trust()}, "delegate_to": "localhost", "run_once": True,
+            {"name": "manifest", "fleet.firmware.repository": {"path": str(repo), "trust": lab_trust(), **signing()}, "delegate_to": "localhost", "run_once": True,
              "register": "repo"},
             {"name": "plan", "fleet.firmware.inventory": {"baseline": "{{ repo.components }}"}, "register": "plan"},
             {"ansible.builtin.copy": {"content": "{{ {'repo': repo, 'plan': plan} | to_json }}", "dest": str(tmp_path) + "/{{ inventory_hostname }}.json"},
@@ -201,6 +208,7 @@ def test_repository_then_inventory_in_one_playbook(lab, tool, nodes_state, tmp_p
         hashlib.sha256((repo / name).read_bytes()).hexdigest() for name in ("bmc-2.10b.sh", "tool-u30-2.90.scexe")]
     one = json.loads((tmp_path / "lin01.json").read_text())
     assert one["repo"]["changed"] is True and one["repo"]["problems"] == []
+    assert one["repo"]["manifest_signature"]["ok"] and {v["method"] for v in one["repo"]["signatures"]} == {"manifest"}
     # Dependency order: tool-fw first, because bmc-fw requires it.
     assert [e["name"] for e in one["plan"]["inventory"]] == ["tool-fw", "bmc-fw"]
     assert [e["action"] for e in one["plan"]["inventory"]] == ["skip", "upgrade"]

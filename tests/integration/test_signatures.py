@@ -159,7 +159,7 @@ def test_warn_and_off_print_a_warning_in_every_run_and_keep_components_deployabl
     for _run in range(2):
         status, result = repository({"path": str(repo), "state": "validated", "signatures": policy})
         assert status == "SUCCESS"
-        assert any(f"signatures={policy}" in w for w in result.get("warnings", [])), result
+        assert any(f"signatures={policy}" in w for w in result["signature_warnings"]), result
         assert all(c.get("deployable", True) for c in result["components"])
     assert ([v["reason"] for v in result["signatures"] if v["name"] == "fw"] == ["signer not trusted"]) == (policy == "warn")
 
@@ -267,7 +267,8 @@ def test_deploy_with_warn_installs_and_warns(lab, fresh, tmp_path):
     untrusted_ca(repo)
     result = deploy(lab, repo, "sig-warn", signatures="warn")
     assert result.status == "CHANGED", result.data
-    assert any("signatures=warn" in w for w in result.data["warnings"]) and any("fw: signer not trusted" in w for w in result.data["warnings"])
+    warnings = result.data["signature_warnings"]
+    assert any("signatures=warn" in w for w in warnings) and any("fw: signer not trusted" in w for w in warnings), warnings
     assert installed(lab, "fw") == "1.0"
 
 
@@ -275,5 +276,5 @@ def test_deploy_of_a_good_signed_repository_installs(lab, fresh, tmp_path):
     repo = signed_repo(lab, tmp_path)
     result = deploy(lab, repo, "sig-good")
     assert result.status == "CHANGED", result.data
-    assert not result.data.get("warnings")
+    assert not result.data.get("signature_warnings")
     assert (installed(lab, "fw"), installed(lab, "tool")) == ("1.0", "2.0")

@@ -155,6 +155,13 @@ def test_a_signer_without_code_signing_usage_is_not_trusted(pki, anchors, repo):
     assert (verdict.reason, "code-signing" in verdict.detail) == ("signer not trusted", True)
 
 
+def test_a_signer_without_any_extended_key_usage_is_accepted(tmp_path, pki, anchors, repo):
+    """RFC 5280: no EKU extension means any use; only an EKU that excludes code signing is refused."""
+    plain = spp_pki.make_signer(tmp_path, pki.ca, "no-eku-signer", usage=None)
+    spp_pki.sign_file(repo / "cp000001.exe", plain)
+    assert verdict_of(repo, anchors).ok
+
+
 def test_a_signature_path_that_escapes_the_folder_is_missing(pki, anchors, repo):
     assert verdict_of(repo, anchors, signature="../cp000001.compsig").reason == "signature file missing"
 
@@ -425,3 +432,11 @@ def test_authenticode_by_the_lab_signer_verifies_and_others_do_not(tmp_path, pki
     data[1024] ^= 0xFF
     (tmp_path / "cp000005.exe").write_bytes(bytes(data))
     assert trust.verify_component(exe_component(tmp_path / "cp000005.exe"), str(tmp_path), anchors).reason == "signature invalid"
+
+
+@needs_rpm
+def test_many_rpms_verified_in_parallel_share_one_throwaway_rpmdb(tmp_path, pki, rpm_keys):
+    packages = [spp_pki.build_rpm(tmp_path, name=f"tool{n}", key=rpm_keys[0]) for n in range(6)]
+    with rpm_anchors(tmp_path, pki, rpm_keys[0]) as anchors:
+        checked, _manifest = trust.check_repository(str(tmp_path), [dict(rpm_component(p), name=p.name) for p in packages], anchors, "required")
+    assert [c["signature_verdict"]["ok"] for c in checked] == [True] * 6, [c["signature_verdict"] for c in checked]
