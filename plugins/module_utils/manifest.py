@@ -330,7 +330,9 @@ def _check_file(name, root, component, field, verify, known_hashes=None, relativ
     if path is None:
         return [Problem(name, field, why)]
     if not os.path.isfile(path):
-        return [Problem(name, field, "%r does not exist in %s" % (relative, root))]
+        # HP SUM's words for a signature that is named but absent (docs/repository.md, Signatures).
+        missing = "signature file missing: " if field == "signature" else ""
+        return [Problem(name, field, "%s%r does not exist in %s" % (missing, relative, root))]
     if field != "file":
         return []
     problems = []

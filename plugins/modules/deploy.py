@@ -223,6 +223,14 @@ run_tag:
   description: The run tag.
   returned: always
   type: str
+signature_warnings:
+  description:
+    - With O(signatures=warn) or O(signatures=off), the warnings of this run (the policy, and each component deployed
+      although its signature does not verify). Also shown as Ansible warnings and in the report.
+  returned: when O(signatures) is not V(required)
+  type: list
+  elements: str
+  sample: ["signatures=warn: components whose signature does not verify are still deployed"]
 ledger:
   description: Controller path of this node's ledger (JSON lines).
   returned: always

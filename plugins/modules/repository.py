@@ -309,6 +309,12 @@ signatures:
   sample:
     - {name: nic-firmware, ok: false, reason: signer not trusted, signer: "", method: cms, time_basis: verification,
        detail: "cp045678.compsig: Verify error: unable to get local issuer certificate"}
+signature_warnings:
+  description: The warnings of O(signatures=warn) or O(signatures=off) (also shown as Ansible warnings in every run).
+  returned: always
+  type: list
+  elements: str
+  sample: ["signatures=warn: components whose signature does not verify are still deployed"]
 manifest_signature:
   description: The verdict on C(manifest.yml.sig) (V(not signed) when there is none); null with O(signatures=off).
   returned: always
@@ -565,6 +571,15 @@ def signature_verdicts(module, params, root, manifest_name, components, anchors)
     return checked, verdicts, manifest_verdict.as_dict()
 
 
+def signature_warnings(params, components):
+    # type: (dict, list) -> list
+    """What signatures=warn/off warned about, for the result (Ansible shows and then drops ``warnings``)."""
+    lines = list(filter(None, [trust_mod.policy_warning(params["signatures"])]))
+    if params["signatures"] == "warn":
+        lines.extend("signatures=warn: %s (deployable anyway)" % line for line in trust_mod.untrusted(components))
+    return lines
+
+
 def run_module(module):
     # type: (AnsibleModule) -> None
     params = module.params
@@ -607,7 +622,8 @@ def run_module(module):
     components, verdicts, manifest_verdict = signature_verdicts(module, params, root, manifest_name, components, anchors)
     result = dict(changed=changed, manifest=path, changes=changes, problems=[p._asdict() for p in problems],
                   components=public_components(components), not_imported=imported.skipped if imported else [],
-                  signatures=verdicts, manifest_signature=manifest_verdict)
+                  signatures=verdicts, manifest_signature=manifest_verdict,
+                  signature_warnings=signature_warnings(params, components))
     if problems and after_text != before_text:
         result["proposed"] = after_text
     if module._diff:

@@ -80,6 +80,8 @@ _NODE_SCHEMA = {
         "components": {"type": "array", "items": _COMPONENT_SCHEMA},
         "stages": {"type": "array", "items": _STAGE_SCHEMA},
         "engine_events": {"type": "array", "items": {"type": "object"}},
+        # signatures=warn/off (and what warn let through): printed in every run and in the report.
+        "warnings": {"type": "array", "items": {"type": "string"}},
     },
     "additionalProperties": False,
 }
@@ -177,6 +179,7 @@ def _node_model(run_dir: str | None, node: str, host: str | None, result: dict |
         "duration_s": round(max(times) - min(times), 3) if times else None,
         "components": components, "stages": stages,
         "engine_events": [_engine_event(e) for e in events if e.get("source") == "engine"],
+        "warnings": [str(w) for w in result.get("signature_warnings") or []] if result else [],
     }
     model["status"] = _node_status(model, events)
     return model
@@ -566,9 +569,13 @@ def _html_nodes(model: dict) -> str:
             f"<tr><td>{esc(node['node'])}</td><td class=\"n-{esc(node['status'])}\">{esc(node['status'])}</td>"
             f"<td>{esc(node['last_stage'] or '-')}</td><td>{esc(node['delivery'] or '-')}</td>"
             f"<td>{esc(_yes_no(node['reboot_required']))}</td><td>{esc(_yes_no(node['rebooted']))}</td>"
-            f"<td>{esc(_seconds(node['duration_s']))}</td><td>{esc(node['msg'] or '')}</td></tr>")
+            f"<td>{esc(_seconds(node['duration_s']))}</td><td>{esc(node['msg'] or '')}{_html_warnings(node)}</td></tr>")
     head = "".join(f"<th>{h}</th>" for h in ("node", "status", "last stage", "delivery", "reboot required", "rebooted", "duration", "message"))
     return f'<h2>Nodes</h2><table id="nodes"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+def _html_warnings(node: dict) -> str:
+    return "".join(f'<div class="warning">warning: {esc(w)}</div>' for w in node.get("warnings") or [])
 
 
 def _yes_no(value: bool | None) -> str:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -194,7 +195,6 @@ def shared_lab_pki() -> LabPki:
     ``trust`` folder every deploy of such a repository passes)."""
     if "pki" not in _SHARED:
         import atexit
-        import shutil
         import tempfile
         folder = Path(tempfile.mkdtemp(prefix="fleet-lab-pki-"))
         atexit.register(shutil.rmtree, folder, True)
@@ -287,6 +287,60 @@ def timestamp_signature(sig: Path, tsa: Identity, out: Path | None = None) -> Pa
         config.unlink(missing_ok=True)
         reply.unlink(missing_ok=True)
     return out
+
+
+@dataclass(frozen=True)
+class GpgKey:
+    """A GPG signing key without a passphrase in its own GNUPGHOME (0700), and its armoured public key."""
+
+    home: Path
+    uid: str
+    public: Path
+
+
+def make_gpg_key(folder: Path, name: str = "lab-rpm-signer") -> GpgKey:
+    """A new RSA GPG key (``gpg --quick-gen-key``) in ``<folder>/<name>.gnupg``; ``<name>.asc`` is its public key."""
+    folder = Path(folder)
+    home = folder / f"{name}.gnupg"
+    home.mkdir(parents=True, mode=0o700, exist_ok=True)
+    uid = f"{name} <{name}@lab.invalid>"
+    env = dict(os.environ, GNUPGHOME=str(home))
+    subprocess.run(["gpg", "--batch", "--passphrase", "", "--quick-gen-key", uid, "rsa2048", "sign", "never"],
+                   env=env, capture_output=True, check=True)
+    public = folder / f"{name}.asc"
+    public.write_bytes(subprocess.run(["gpg", "--batch", "--armor", "--export", uid], env=env, capture_output=True, check=True).stdout)
+    return GpgKey(home, uid, public)
+
+
+def build_rpm(folder: Path, name: str = "fleet-lab-tool", version: str = "1.0", key: GpgKey | None = None) -> Path:
+    """A minimal noarch RPM built by ``rpmbuild`` (no files), header-signed by ``rpmsign`` with ``key`` when given."""
+    folder = Path(folder)
+    top = folder / f".rpmbuild-{name}-{version}"
+    (top / "SPECS").mkdir(parents=True, exist_ok=True)
+    spec = top / "SPECS" / f"{name}.spec"
+    spec.write_text(f"Name: {name}\nVersion: {version}\nRelease: 1\nSummary: lab package\nLicense: GPL-3.0-or-later\n"
+                    "BuildArch: noarch\n%description\nA package of the fleet.firmware lab.\n%files\n")
+    subprocess.run(["rpmbuild", "--define", f"_topdir {top}", "-bb", str(spec)], capture_output=True, check=True)
+    built = next((top / "RPMS" / "noarch").glob("*.rpm"))
+    target = folder / built.name
+    built.replace(target)
+    if key is not None:
+        subprocess.run(["rpmsign", "--define", f"_gpg_name {key.uid}", "--define", f"_gpg_path {key.home}", "--define", f"__gpg {shutil.which('gpg') or 'gpg'}",
+                        "--define", "_gpg_sign_cmd_extra_args --batch --pinentry-mode loopback",
+                        "--addsign", str(target)], stdin=subprocess.DEVNULL, capture_output=True, check=True,
+                       env=dict(os.environ, GNUPGHOME=str(key.home)))
+    return target
+
+
+def sign_authenticode(exe: Path, signer: Identity, out: Path) -> Path:
+    """An Authenticode-signed copy of the PE file ``exe``, by ``osslsigncode sign`` (SHA-256)."""
+    args = ["osslsigncode", "sign", "-h", "sha256", "-certs", str(signer.cert), "-key", str(signer.key), "-in", str(exe), "-out", str(out)]
+    if signer.passphrase_file:
+        args += ["-readpass", str(signer.passphrase_file)]
+    if Path(out).exists():
+        Path(out).unlink()
+    subprocess.run(args, capture_output=True, check=True)
+    return Path(out)
 
 
 def _tsa_config(tsa: Identity, folder: Path) -> Path:

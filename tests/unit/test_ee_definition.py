@@ -79,3 +79,18 @@ def test_create_writes_a_context_with_our_python_and_system_dependencies_and_the
     assert "COPY _build /build" in containerfile and "ansible-galaxy collection install" in containerfile
     # Introspection merges our requirements and bindep with those of the installed collections.
     assert "--user-pip=requirements.txt --user-bindep=bindep.txt" in containerfile
+    # EPEL (osslsigncode for Authenticode) is enabled in the base stage, before bindep's dnf install runs.
+    assert containerfile.index("dnf install -y epel-release") < containerfile.index("--user-bindep=bindep.txt")
+
+
+def test_the_signature_tools_are_in_bindep_for_debian_and_for_the_ee():
+    """trust.py's tools: openssl, rpm (rpmkeys), GnuPG and osslsigncode, on Debian and on RPM platforms."""
+    rules = {}
+    for line in (REPO / "bindep.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _sep, selectors = line.partition(" ")
+            rules.setdefault(name, set()).update(selectors.strip("[] ").split())
+    for name in ("openssl", "rpm", "gnupg", "osslsigncode"):
+        assert "platform:dpkg" in rules.get(name, ()), name
+    for name in ("openssl", "rpm", "gnupg2", "osslsigncode"):
+        assert "platform:rpm" in rules.get(name, ()), name

@@ -31,6 +31,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 
 from ansible_collections.fleet.firmware.plugins.module_utils import manifest as manifest_mod
@@ -154,6 +155,7 @@ class Anchors(object):
         self.workdir = workdir
         self.cafile = os.path.join(workdir, "anchors.pem")
         self._rpmdb = None  # type: str
+        self._lock = threading.Lock()  # components are verified in parallel threads
 
     def close(self):
         # type: () -> None
@@ -168,6 +170,11 @@ class Anchors(object):
     def rpmdb(self):
         # type: () -> str
         """A temporary rpmdb holding only the anchors' GPG keys (built once). Raises TrustError."""
+        with self._lock:
+            return self._build_rpmdb()
+
+    def _build_rpmdb(self):
+        # type: () -> str
         if self._rpmdb is None:
             dbpath = os.path.join(self.workdir, "rpmdb")
             os.mkdir(dbpath, 0o700)
@@ -612,6 +619,19 @@ def check_policy(policy, trust):
                          "to warn or off, which prints a warning in every run)")
 
 
+def _verify_all(components, root, anchors):
+    # type: (list, str, Anchors) -> list
+    """Every component's verdict, in order. The tools run in parallel (one thread per CPU waits on
+    one subprocess each): verification reads every file once more, and that is I/O and openssl's
+    work, not Python's."""
+    workers = max(1, min(len(components), os.cpu_count() or 1))
+    if workers == 1:
+        return [verify_component(component, root, anchors) for component in components]
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(lambda component: verify_component(component, root, anchors), components))
+
+
 def check_repository(root, components, anchors, policy, manifest_name=manifest_mod.MANIFEST_NAME):
     # type: (str, list, Anchors, str, str) -> tuple
     """(components, manifest verdict or None): copies of ``components``, each with ``signature_verdict``
@@ -627,9 +647,8 @@ def check_repository(root, components, anchors, policy, manifest_name=manifest_m
         return [dict(c) for c in components], None
     manifest_verdict = verify_manifest(root, anchors, manifest_name)
     result = []
-    for component in components:
+    for component, verdict in zip(components, _verify_all(components, root, anchors)):
         entry = dict(component)
-        verdict = verify_component(component, root, anchors)
         if not verdict.ok and verdict.reason == NOT_SIGNED and manifest_verdict.ok:
             verdict = Verdict(True, signer=manifest_verdict.signer, method="manifest", time_basis=manifest_verdict.time_basis,
                               detail="trusted through the signed manifest")

@@ -155,6 +155,13 @@ def test_a_signer_without_code_signing_usage_is_not_trusted(pki, anchors, repo):
     assert (verdict.reason, "code-signing" in verdict.detail) == ("signer not trusted", True)
 
 
+def test_a_signer_without_any_extended_key_usage_is_accepted(tmp_path, pki, anchors, repo):
+    """RFC 5280: no EKU extension means any use; only an EKU that excludes code signing is refused."""
+    plain = spp_pki.make_signer(tmp_path, pki.ca, "no-eku-signer", usage=None)
+    spp_pki.sign_file(repo / "cp000001.exe", plain)
+    assert verdict_of(repo, anchors).ok
+
+
 def test_a_signature_path_that_escapes_the_folder_is_missing(pki, anchors, repo):
     assert verdict_of(repo, anchors, signature="../cp000001.compsig").reason == "signature file missing"
 
@@ -322,3 +329,114 @@ def test_a_signed_manifest_trusts_unsigned_components_but_never_outvotes_a_bad_s
     assert manifest_verdict.ok
     assert checked[0]["signature_verdict"]["method"] == "manifest" and "deployable" not in checked[0]
     assert checked[1]["not_deployable"] == "signer not trusted"
+
+
+# -- RPM header signatures (rpmbuild + rpmsign make a real signed package; rpmkeys checks it)
+
+needs_rpm = pytest.mark.skipif(not all(shutil.which(t) for t in ("rpmbuild", "rpmsign", "rpmkeys", "gpg")),
+                               reason="rpm (rpmbuild, rpmsign, rpmkeys) and gpg are needed (bindep.txt)")
+
+
+@pytest.fixture(scope="module")
+def rpm_keys(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("gpg")
+    return spp_pki.make_gpg_key(folder, "lab-rpm"), spp_pki.make_gpg_key(folder, "rogue-rpm")
+
+
+def rpm_anchors(tmp_path, pki, key, binary=False):
+    folder = tmp_path / "rpm-anchors"
+    folder.mkdir(exist_ok=True)
+    (folder / "lab-ca.crt").write_bytes(pki.ca.cert.read_bytes())
+    if binary:
+        import subprocess
+        data = subprocess.run(["gpg", "--batch", "--export", key.uid], env=dict(os.environ, GNUPGHOME=str(key.home)),
+                              capture_output=True, check=True).stdout
+        (folder / "lab-rpm.gpg").write_bytes(data)
+    else:
+        (folder / "lab-rpm.asc").write_bytes(key.public.read_bytes())
+    return trust.load_anchors(str(folder))
+
+
+def rpm_component(path: Path) -> dict:
+    return {"name": "tool", "file": path.name, "install": "rpm"}
+
+
+@needs_rpm
+@pytest.mark.parametrize("binary", [False, True], ids=["asc", "gpg"])
+def test_an_rpm_signed_by_an_anchor_key_verifies(tmp_path, pki, rpm_keys, binary):
+    package = spp_pki.build_rpm(tmp_path, key=rpm_keys[0])
+    with rpm_anchors(tmp_path, pki, rpm_keys[0], binary=binary) as anchors:
+        verdict = trust.verify_component(rpm_component(package), str(tmp_path), anchors)
+    assert (verdict.ok, verdict.method) == (True, "rpm"), verdict
+    assert "GPG key" in verdict.signer
+
+
+@needs_rpm
+def test_rpm_verdicts_unsigned_untrusted_tampered(tmp_path, pki, rpm_keys):
+    unsigned = spp_pki.build_rpm(tmp_path, name="unsigned-tool")
+    rogue = spp_pki.build_rpm(tmp_path, name="rogue-tool", key=rpm_keys[1])
+    tampered = spp_pki.build_rpm(tmp_path, name="tampered-tool", key=rpm_keys[0])
+    data = bytearray(tampered.read_bytes())
+    data[-20] ^= 0xFF
+    tampered.write_bytes(bytes(data))
+    with rpm_anchors(tmp_path, pki, rpm_keys[0]) as anchors:
+        reasons = [trust.verify_component(rpm_component(p), str(tmp_path), anchors).reason for p in (unsigned, rogue, tampered)]
+    assert reasons == ["not signed", "signer not trusted", "signature invalid"]
+
+
+@needs_rpm
+def test_an_rpm_is_never_checked_against_the_system_keyring(tmp_path, pki, rpm_keys, anchors):
+    """Anchors without any GPG key: a signed RPM is not trusted (nothing else is consulted)."""
+    package = spp_pki.build_rpm(tmp_path, key=rpm_keys[0])
+    verdict = trust.verify_component(rpm_component(package), str(tmp_path), anchors)
+    assert verdict.reason == "signer not trusted" and "no GPG key" in verdict.detail
+
+
+def test_a_file_that_is_not_an_rpm_is_not_verified(tmp_path, pki, rpm_keys):
+    (tmp_path / "junk.rpm").write_bytes(b"not an rpm at all")
+    with rpm_anchors(tmp_path, pki, rpm_keys[0]) as anchors:
+        verdict = trust.verify_component(rpm_component(tmp_path / "junk.rpm"), str(tmp_path), anchors)
+    assert verdict.ok is False and verdict.reason in ("signature format not recognised", "signature invalid")
+
+
+# -- Authenticode (osslsigncode signs a real PE file: pip's own Windows launcher)
+
+def _pip_launcher():
+    try:
+        import pip
+    except ImportError:
+        return None
+    path = Path(pip.__file__).parent / "_vendor" / "distlib" / "t64.exe"
+    return path if path.is_file() else None
+
+
+PE = _pip_launcher()
+needs_osslsigncode = pytest.mark.skipif(not shutil.which("osslsigncode") or PE is None,
+                                        reason="osslsigncode (bindep.txt) and a PE file (pip's distlib t64.exe) are needed")
+
+
+def exe_component(path: Path) -> dict:
+    return {"name": "cp000002", "file": path.name, "install": "smart_component"}
+
+
+@needs_osslsigncode
+def test_authenticode_by_the_lab_signer_verifies_and_others_do_not(tmp_path, pki, anchors):
+    good = spp_pki.sign_authenticode(PE, pki.signer, tmp_path / "cp000002.exe")
+    verdict = trust.verify_component(exe_component(good), str(tmp_path), anchors)
+    assert (verdict.ok, verdict.method) == (True, "authenticode"), verdict
+    rogue = spp_pki.sign_authenticode(PE, pki.untrusted_signer, tmp_path / "cp000003.exe")
+    assert trust.verify_component(exe_component(rogue), str(tmp_path), anchors).reason == "signer not trusted"
+    shutil.copy(PE, tmp_path / "cp000004.exe")
+    assert trust.verify_component(exe_component(tmp_path / "cp000004.exe"), str(tmp_path), anchors).reason == "not signed"
+    data = bytearray(good.read_bytes())
+    data[1024] ^= 0xFF
+    (tmp_path / "cp000005.exe").write_bytes(bytes(data))
+    assert trust.verify_component(exe_component(tmp_path / "cp000005.exe"), str(tmp_path), anchors).reason == "signature invalid"
+
+
+@needs_rpm
+def test_many_rpms_verified_in_parallel_share_one_throwaway_rpmdb(tmp_path, pki, rpm_keys):
+    packages = [spp_pki.build_rpm(tmp_path, name=f"tool{n}", key=rpm_keys[0]) for n in range(6)]
+    with rpm_anchors(tmp_path, pki, rpm_keys[0]) as anchors:
+        checked, _manifest = trust.check_repository(str(tmp_path), [dict(rpm_component(p), name=p.name) for p in packages], anchors, "required")
+    assert [c["signature_verdict"]["ok"] for c in checked] == [True] * 6, [c["signature_verdict"] for c in checked]

@@ -208,3 +208,17 @@ def test_write_reports_writes_the_chosen_formats_atomically(tmp_path):
     assert json.loads((tmp_path / "out" / "report.json").read_text())["run_tag"] == TAG
     with pytest.raises(report.ReportError, match="pdf"):
         report.write_reports(model, str(tmp_path / "out"), ["pdf"])
+
+
+def test_signature_warnings_are_in_every_format_of_the_report(tmp_path):
+    """signatures=warn/off print a warning in every run: the deploy result's signature_warnings reach
+    the node's model (valid against the schema) and its row of the HTML report, escaped."""
+    run_dir = make_run(tmp_path)
+    results = results_for(run_dir)
+    results["lin01"]["signature_warnings"] = ["signatures=off: component and manifest signatures are NOT checked", f"fw: {EVIL}"]
+    model = report.build_model(str(run_dir), results)
+    assert node(model, "lin01")["warnings"][0].startswith("signatures=off") and node(model, "lin02")["warnings"] == []
+    jsonschema.validate(json.loads(report.to_json(model)), report.SCHEMA)
+    page = report.to_html(model)
+    assert "warning: signatures=off: component and manifest signatures are NOT checked" in page
+    assert EVIL not in page
