@@ -60,8 +60,11 @@ def rchar() -> int:
 
 
 def peak_rss() -> int:
-    """Bytes: the largest of this process and its reaped children (ru_maxrss is in KiB on Linux)."""
-    return 1024 * max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    """Bytes: the largest of this process (VmHWM: its own memory since exec; ru_maxrss would carry
+    the parent's high-water mark over fork and exec) and its reaped children (ru_maxrss, KiB)."""
+    with open("/proc/self/status") as handle:
+        own = next(int(line.split()[1]) for line in handle if line.startswith("VmHWM:"))
+    return 1024 * max(own, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
 
 
 def measure_floor(folder: Path, workers: int) -> dict:
