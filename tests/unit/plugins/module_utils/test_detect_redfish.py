@@ -303,3 +303,19 @@ def test_the_bmc_is_not_asked_for_components_left_out(bmc):
     entries = plan.plan([component("smart-array", spec(SMART_ARRAY)), component("other-os", spec(SMART_ARRAY))],
                         {"only": "software"}, redfish=server.settings())
     assert [e["source"] for e in entries] == [None, None] and server.requests == []
+
+
+def test_asked_by_the_controller_the_module_gets_the_items_and_no_credentials(bmc):
+    from ansible_collections.fleet.firmware.plugins.action import inventory as action
+
+    server = bmc()
+    args = {"baseline": [], "redfish_from": "controller", "redfish_address": server.address, "redfish_username": "fleet",
+            "redfish_password": PASSWORD, "redfish_ca_path": server.ca, "redfish_timeout": 5}
+    module_args = action.asked_by_controller(args)
+    assert len(module_args["redfish_inventory"]) == 24
+    assert not set(action.CONTROLLER_ONLY) & set(module_args) and PASSWORD not in json.dumps(module_args)
+    refused = action.asked_by_controller(dict(args, redfish_password="wrong"))
+    assert "redfish_inventory" not in refused and "refused user fleet (HTTP 401)" in refused["redfish_inventory_error"]
+    entries = plan.plan([component("smart-array", spec(SMART_ARRAY))], redfish={"address": server.address, "origin": "controller"},
+                        redfish_error=refused["redfish_inventory_error"])
+    assert entries[0]["action"] == "skip" and "refused user fleet" in entries[0]["reason"]
