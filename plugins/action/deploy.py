@@ -62,7 +62,16 @@ ARGUMENT_SPEC = dict(
     resume=dict(type="bool", default=False),
     timeout=dict(type="int", default=3600),
     progress_interval=dict(type="int", default=5),
+    # detect stream: the BMC for redfish detection, asked from the node (fleet.firmware.inventory's options).
+    redfish_address=dict(type="str"),
+    redfish_username=dict(type="str"),
+    redfish_password=dict(type="str", no_log=True),
+    redfish_validate_certs=dict(type="bool", default=True),
+    redfish_ca_path=dict(type="path"),
+    redfish_timeout=dict(type="float", default=30.0),
 )
+# detect stream: deploy's redfish_* options, as fleet.firmware.inventory takes them.
+REDFISH_KEYS = ("redfish_address", "redfish_username", "redfish_password", "redfish_validate_certs", "redfish_ca_path", "redfish_timeout")
 # What the node needs of a manifest entry (not the controller path).
 NODE_KEYS = ("name", "version", "file", "sha256", "size", "kind", "os", "applies_to", "detect", "install", "args",
              "timeout", "reboot", "requires", "returncodes", "env", "action", "force")
@@ -256,13 +265,18 @@ class ActionModule(ActionBase):
         return {key: args[key] for key in POLICY_KEYS}
 
     @staticmethod
+    def _redfish(args: dict) -> dict:
+        """detect stream: the inventory module's BMC options (the agent gets them in its plan request body)."""
+        return {key: args[key] for key in REDFISH_KEYS if args.get("redfish_address")}
+
+    @staticmethod
     def _for_node(component: dict) -> dict:
         return {k: v for k, v in component.items() if k in NODE_KEYS}
 
     def _check_mode(self, args: dict, task_vars: dict, components: list[dict], tag: str) -> dict:
         """Plan only, side-effect free: the inventory module with the same plan code the agent uses."""
         prefer_native_twin(self._connection)
-        module_args = dict(self._policy(args), baseline=[self._for_node(c) for c in components])
+        module_args = dict(self._policy(args), baseline=[self._for_node(c) for c in components], **self._redfish(args))
         answer = self._execute_module(module_name="fleet.firmware.inventory", module_args=module_args, task_vars=task_vars)
         if answer.get("failed"):
             return answer
@@ -320,7 +334,7 @@ class ActionModule(ActionBase):
         session.checkpoint("the agent started")
         session.stage("inventoried")
         node_components = [self._for_node(c) for c in components]
-        entries = session.client.plan(node_components, self._policy(args))
+        entries = session.client.plan(node_components, self._policy(args), redfish=self._redfish(args))
         session.plan = {e["name"]: e for e in entries}
         session.components = components
         session.stage("planned")
@@ -331,7 +345,7 @@ class ActionModule(ActionBase):
         self._deliver(session, args, engine, token, facing, todo)
         self._install(session, args, todo)
         if not self._reboot_if_needed(session, args, task_vars, node_components):
-            self._versions_after(session, session.client.plan(node_components, dict(self._policy(args), rewrite=True)))
+            self._versions_after(session, session.client.plan(node_components, dict(self._policy(args), rewrite=True), redfish=self._redfish(args)))
 
     @staticmethod
     def _fresh_ca_for_a_new_run(run_dir: str) -> None:
@@ -509,7 +523,7 @@ class ActionModule(ActionBase):
         session.stage("activated")
         prefer_native_twin(self._connection)
         answer = self._execute_module(module_name="fleet.firmware.inventory", task_vars=task_vars,
-                                      module_args=dict(self._policy(args), baseline=node_components, rewrite=True))
+                                      module_args=dict(self._policy(args), baseline=node_components, rewrite=True, **self._redfish(args)))
         self._versions_after(session, answer.get("inventory") or [])
         return True
 

@@ -753,7 +753,8 @@ class Agent(object):
         if not isinstance(components, list):
             raise AgentError("a plan request is {\"components\": [...], \"policy\": {...}}")
         try:
-            entries = plan_mod.plan(components, body.get("policy") or {}, os_name="linux")
+            entries = plan_mod.plan(components, body.get("policy") or {}, os_name="linux",
+                                    redfish=redfish_settings(body.get("redfish")))  # detect stream
         except ValueError as exc:
             raise AgentError(str(exc))
         self.event("planned", components=len(entries))
@@ -1053,6 +1054,15 @@ class AgentHandler(BaseHTTPRequestHandler):
         if length is None:
             return
         self._send(201, self.agent.receive_component(sha256, self.rfile, length))
+
+
+def redfish_settings(options: Any) -> Dict[str, Any]:
+    """detect stream: deploy's redfish_* options (plan request body) as detect.RedfishSource's settings."""
+    if not isinstance(options, dict) or not options.get("redfish_address"):
+        return {}
+    return {"address": options["redfish_address"], "username": options.get("redfish_username"),
+            "password": options.get("redfish_password"), "validate_certs": options.get("redfish_validate_certs", True),
+            "ca_path": options.get("redfish_ca_path"), "timeout": options.get("redfish_timeout"), "origin": "node"}
 
 
 def inventory(agent: Agent) -> Dict[str, Any]:

@@ -12,6 +12,7 @@ manager, and a component that decides for itself.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import socket
 import subprocess
@@ -19,6 +20,7 @@ import sys
 import time
 
 import pytest
+import yaml
 
 import fleetlab
 import labhardware
@@ -208,3 +210,42 @@ def test_the_bmc_password_is_in_no_result_and_no_output(lab):
     assert password not in json.dumps({name: r.data for name, r in results.items()})
     wrong = lab.adhoc("lin01", MODULE, module_args(baseline=BASELINE[:3], **dict(BMC_ARGS, redfish_address="https://bmc:pw@x")))
     assert wrong["lin01"].status == "FAILED" and "holds credentials" in wrong["lin01"].data["msg"]
+
+
+def make_redfish_repo(lab, folder, node: str):
+    """A repository with one device-firmware component detected by Redfish target id; its
+    installer rewrites the node's BMC mockup (what flashing the Smart Array does to the real
+    inventory), so the re-inventory after the install sees the new version."""
+    folder.mkdir(parents=True, exist_ok=True)
+    mockup = lab.lab.home / "nodes" / node / "redfish" / "UpdateService"
+    script = folder / "smart-array-7.00.sh"
+    script.write_text("#!/bin/sh\n"
+                      f"grep -rl '\"Version\": \"6.22\"' {mockup} | xargs sed -i 's/\"Version\": \"6.22\"/\"Version\": \"7.00\"/'\n"
+                      "echo flashed\n")
+    script.chmod(0o755)
+    entry = {"name": "smart-array", "version": "7.00", "kind": "firmware", "os": "linux", "file": script.name,
+             "sha256": hashlib.sha256(script.read_bytes()).hexdigest(), "size": script.stat().st_size,
+             "detect": {"method": "redfish", "targets": [SMART_ARRAY]}, "install": "script"}
+    (folder / "manifest.yml").write_text(yaml.safe_dump({"format": 1, "components": [entry]}, sort_keys=False))
+    return folder
+
+
+@pytest.mark.parametrize("node", ["lin01", "v6n01"])
+def test_deploy_plans_with_the_bmc_from_the_node_and_the_second_run_is_a_no_op(lab, tmp_path, node):
+    lab.lab.set_firmware(lab.node(node))
+    repo = make_redfish_repo(lab, tmp_path / "repo", node)
+    tag = f"detect-{node}"
+    args = dict(BMC_ARGS, repository=str(repo), tag=tag, run_dir=str(lab.lab.home / "runs" / tag), lease=30)
+    check = lab.adhoc(node, "fleet.firmware.deploy", module_args(**args), extra=["--check"], timeout=300)[node]
+    assert check.status == "CHANGED", check.data
+    assert [(e["name"], e["action"], e["installed"]) for e in check.data["plan"]] == [("smart-array", "upgrade", "6.22")]
+    first = lab.adhoc(node, "fleet.firmware.deploy", module_args(**args), timeout=300)[node]
+    assert first.status == "CHANGED", first.data
+    row = {c["name"]: c for c in first.data["components"]}["smart-array"]
+    assert (row["status"], row["before"], row["after"]) == ("installed", "6.22", "7.00"), row
+    assert lab.lab.passwords["bmc_password"] not in json.dumps(first.data)
+    second = lab.adhoc(node, "fleet.firmware.deploy", module_args(**dict(args, tag=tag + "-2", run_dir=args["run_dir"] + "-2")), timeout=300)[node]
+    assert second.status == "SUCCESS", second.data
+    again = {c["name"]: c for c in second.data["components"]}["smart-array"]
+    assert (again["action"], again["message"]) == ("skip", "already current (7.00)"), again
+    lab.lab.set_firmware(lab.node(node))
