@@ -319,3 +319,17 @@ def test_asked_by_the_controller_the_module_gets_the_items_and_no_credentials(bm
     entries = plan.plan([component("smart-array", spec(SMART_ARRAY))], redfish={"address": server.address, "origin": "controller"},
                         redfish_error=refused["redfish_inventory_error"])
     assert entries[0]["action"] == "skip" and "refused user fleet" in entries[0]["reason"]
+
+
+@pytest.mark.parametrize("bad, field, message", [
+    ({"targets": "a6b1a447"}, "detect.targets", "must be a list of target identifiers"),
+    ({"targets": [SMART_ARRAY, 5]}, "detect.targets", "must be a list of target identifiers"),
+    ({"targets": []}, "detect.targets", "required for method redfish"),
+    ({"targets": [SMART_ARRAY], "name": "("}, "detect.name", "not a valid regular expression"),
+    ({"targets": [SMART_ARRAY], "device_class": "x"}, "detect.device_class", "unknown key for method redfish"),
+    ({"x": 1}, "detect.x", "unknown key for method component"),
+])
+def test_bad_redfish_and_component_specs_name_the_field(bad, field, message):
+    method = "component" if "x" in bad else "redfish"
+    problems = detect.spec_problems(dict(bad, method=method))
+    assert any(f == field and message in m for f, m in problems), problems
