@@ -36,7 +36,7 @@ from ansible_collections.fleet.firmware.plugins.plugin_utils.deploy.controller i
 )
 from ansible_collections.fleet.firmware.plugins.plugin_utils.deploy.lease import LeaseKeeper
 from ansible_collections.fleet.firmware.plugins.plugin_utils.deploy.session import Session
-from ansible_collections.fleet.firmware.plugins.plugin_utils.deploy.spec import ARGUMENT_SPEC, NODE_KEYS, POLICY_KEYS  # noqa: F401
+from ansible_collections.fleet.firmware.plugins.plugin_utils.deploy.spec import ARGUMENT_SPEC, NODE_KEYS, POLICY_KEYS, REDFISH_KEYS  # noqa: F401
 
 display = Display()
 
@@ -182,13 +182,18 @@ class ActionModule(ActionBase):
         return {key: args[key] for key in POLICY_KEYS}
 
     @staticmethod
+    def _redfish(args: dict) -> dict:
+        """detect stream: the inventory module's BMC options (the agent gets them in its plan request body)."""
+        return {key: args[key] for key in REDFISH_KEYS if args.get("redfish_address")}
+
+    @staticmethod
     def _for_node(component: dict) -> dict:
         return {k: v for k, v in component.items() if k in NODE_KEYS}
 
     def _check_mode(self, args: dict, task_vars: dict, components: list[dict], tag: str) -> dict:
         """Plan only, side-effect free: the inventory module with the same plan code the agent uses."""
         prefer_native_twin(self._connection)
-        module_args = dict(self._policy(args), baseline=[self._for_node(c) for c in components])
+        module_args = dict(self._policy(args), baseline=[self._for_node(c) for c in components], **self._redfish(args))
         answer = self._execute_module(module_name="fleet.firmware.inventory", module_args=module_args, task_vars=task_vars)
         if answer.get("failed"):
             return answer
@@ -251,13 +256,15 @@ class ActionModule(ActionBase):
         # Behind NAT (an AWX pod) the nodes see the controller under another address than its own.
         facing = args["controller_address"] or [facing_address(a) for a in node_addresses]
         node_components = [self._for_node(c) for c in components]
-        launch = {"start": args["agent_start"], "plan": {"components": node_components, "policy": self._policy(args)},
+        launch = {"start": args["agent_start"], "plan": {"components": node_components, "policy": self._policy(args),
+                                                          "redfish": self._redfish(args)},
                   "engine": [[address, args["engine_port"]] for address in facing] if args["delivery"] in ("auto", "pull") else None}
         started = self._start_agent(session, args, task_vars, facing, launch)
         session.checkpoint("the agent started")
         session.stage("inventoried")
         # Started over stdin, the agent's launcher planned already (the same plan code): no round trip.
-        entries = started.get("plan") if isinstance(started.get("plan"), list) else session.client.plan(node_components, self._policy(args))
+        entries = started.get("plan") if isinstance(started.get("plan"), list) else session.client.plan(
+            node_components, self._policy(args), redfish=self._redfish(args))
         session.agent_start = started.get("agent_start")
         if started.get("engine_reachable") is False and args["delivery"] == "auto":
             session.engine_unreachable = True
@@ -271,7 +278,7 @@ class ActionModule(ActionBase):
         self._deliver(session, args, engine, token, facing, todo)
         self._install(session, args, todo)
         if not self._reboot_if_needed(session, args, task_vars, node_components):
-            self._versions_after(session, session.client.plan(node_components, dict(self._policy(args), rewrite=True)))
+            self._versions_after(session, session.client.plan(node_components, dict(self._policy(args), rewrite=True), redfish=self._redfish(args)))
 
     @staticmethod
     def _fresh_ca_for_a_new_run(run_dir: str) -> None:
@@ -420,7 +427,7 @@ class ActionModule(ActionBase):
         session.stage("activated")
         prefer_native_twin(self._connection)
         answer = self._execute_module(module_name="fleet.firmware.inventory", task_vars=task_vars,
-                                      module_args=dict(self._policy(args), baseline=node_components, rewrite=True))
+                                      module_args=dict(self._policy(args), baseline=node_components, rewrite=True, **self._redfish(args)))
         self._versions_after(session, answer.get("inventory") or [])
         return True
 

@@ -127,7 +127,8 @@ def extras(params, staging):
     if params.get("plan") is not None:
         plan_mod = __import__(PACKAGE + ".plan", fromlist=["plan"])
         try:
-            found["plan"] = plan_mod.plan(params["plan"]["components"], params["plan"].get("policy") or {}, os_name="linux")
+            found["plan"] = plan_mod.plan(params["plan"]["components"], params["plan"].get("policy") or {}, os_name="linux",
+                                          redfish=plan_mod.redfish_settings(params["plan"].get("redfish")))
         except ValueError as exc:
             found["plan_error"] = str(exc)
     try:

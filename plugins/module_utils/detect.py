@@ -144,10 +144,26 @@ def _value_problems(method, spec):
         problems.append(("detect.manager", "%r is not one of %s" % (spec.get("manager"), ", ".join(PACKAGE_MANAGERS))))
     if method == "dmi":
         problems.extend(_dmi_problems(spec))
+    if method == "redfish":
+        problems.extend(_redfish_problems(spec))
     if method == "registry" and not (spec.get("display_name") or (spec.get("key") and spec.get("value"))):
         problems.append(("detect.key", "registry needs key and value, or display_name"))
     if spec.get("scheme", "auto") not in ("auto", "dpkg", "rpm"):
         problems.append(("detect.scheme", "%r is not one of auto, dpkg, rpm" % (spec.get("scheme"),)))
+    return problems
+
+
+def _redfish_problems(spec):
+    # type: (Mapping[str, Any]) -> List[Tuple[str, str]]
+    problems = []  # type: List[Tuple[str, str]]
+    targets = spec.get("targets")
+    if targets not in (None, "", []) and (not isinstance(targets, list) or not all(isinstance(t, str) and t.strip() for t in targets)):
+        problems.append(("detect.targets", "must be a list of target identifiers (strings), got %r" % (targets,)))
+    if "name" in spec:
+        try:
+            re.compile(str(spec["name"]))
+        except re.error as exc:
+            problems.append(("detect.name", "not a valid regular expression: %s" % exc))
     return problems
 
 

@@ -151,3 +151,14 @@ def summary(entries):
     for entry in entries:
         counts[entry["action"]] += 1
     return counts, any(entry["action"] != SKIP for entry in entries)
+
+
+def redfish_settings(options):
+    # type: (Any) -> Dict[str, Any]
+    """Deploy's ``redfish_*`` options (the agent's plan request, or its launch parameters) as the
+    BMC settings ``plan()`` takes; empty without ``redfish_address``."""
+    if not isinstance(options, dict) or not options.get("redfish_address"):
+        return {}
+    return {"address": options["redfish_address"], "username": options.get("redfish_username"),
+            "password": options.get("redfish_password"), "validate_certs": options.get("redfish_validate_certs", True),
+            "ca_path": options.get("redfish_ca_path"), "timeout": options.get("redfish_timeout"), "origin": "node"}

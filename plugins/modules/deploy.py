@@ -194,6 +194,29 @@ options:
     type: str
     choices: [auto, stdin, staged]
     default: auto
+  redfish_address:
+    description:
+      - The BMC's host-interface address for C(redfish) detection, asked from the node by the agent
+        (and by the inventory in check mode), as in P(fleet.firmware.inventory#module).
+      - The settings travel to the agent in its plan request over the mutual-TLS channel, never on a command line.
+    type: str
+  redfish_username:
+    description: The BMC account (HTTP Basic).
+    type: str
+  redfish_password:
+    description: The BMC account's password; never part of a result or a log.
+    type: str
+  redfish_validate_certs:
+    description: Check the BMC's TLS certificate.
+    type: bool
+    default: true
+  redfish_ca_path:
+    description: A PEM file on the node with the CA of the BMC's certificate.
+    type: path
+  redfish_timeout:
+    description: Seconds each request to the BMC may take.
+    type: float
+    default: 30
 attributes:
   check_mode:
     support: full

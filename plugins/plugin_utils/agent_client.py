@@ -161,8 +161,11 @@ class AgentClient:
         """Have the agent download a component (pull delivery); 504 when it cannot reach any URL."""
         return self.request("POST", "/v1/fetch", {"sha256": sha256, "urls": urls, "token": token, "run_ca": run_ca}, timeout=timeout)
 
-    def plan(self, components: list, policy: dict | None = None) -> list:
-        return self.request("POST", "/v1/plan", {"components": components, "policy": policy or {}}, timeout=600)["plan"]
+    def plan(self, components: list, policy: dict | None = None, redfish: dict | None = None) -> list:
+        body = {"components": components, "policy": policy or {}}
+        if redfish:  # detect stream: the BMC settings (deploy's redfish_* options), in the body over mutual TLS, never argv
+            body["redfish"] = redfish
+        return self.request("POST", "/v1/plan", body, timeout=600)["plan"]
 
     def shutdown(self) -> dict:
         return self.request("POST", "/v1/shutdown", {})

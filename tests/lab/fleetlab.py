@@ -115,6 +115,7 @@ class Node:
     kind: str  # linux | windows | firewalld (a Linux node whose firewall is firewalld, on a D-Bus system bus of its own)
     family: str  # dual | ipv4 | ipv6
     hardware: str = labhardware.DEFAULT_HARDWARE  # labhardware.PROFILES: DMI values and BMC inventory
+    bmc: bool = True  # a Redfish server on the host interface (about 20 MB per node: big labs may go without)
 
     @property
     def netns(self) -> str:
@@ -163,11 +164,12 @@ class Node:
         return dataclasses.asdict(self)
 
 
-def plan_nodes(linux: int = 2, ipv6_only: int = 1, ipv4_only: int = 0, windows: int = 1, firewalld: int = 0,
-               hardware: Mapping[str, str] | None = None) -> list[Node]:
+def plan_nodes(linux: int = 2, ipv6_only: int = 1, ipv4_only: int = 0, windows: int = 1,
+               hardware: Mapping[str, str] | None = None, bmc: bool = True, firewalld: int = 0) -> list[Node]:
     """Return the nodes of a lab, in a stable order (so addresses are stable across `up`s).
 
-    ``hardware`` gives nodes (by name) another hardware profile than the default."""
+    ``hardware`` gives nodes (by name) another hardware profile than the default; ``bmc=False``
+    leaves the BMCs out (a benchmark's many nodes need no Redfish server)."""
     counts = {"linux": linux, "ipv6_only": ipv6_only, "ipv4_only": ipv4_only, "windows": windows, "firewalld": firewalld}
     for what, count in counts.items():
         if not isinstance(count, int) or isinstance(count, bool) or count < 0:
@@ -189,7 +191,7 @@ def plan_nodes(linux: int = 2, ipv6_only: int = 1, ipv4_only: int = 0, windows: 
         for number in range(1, count + 1):
             name = f"{stem}{number:02d}"
             nodes.append(Node(name=name, index=len(nodes) + 1, kind=kind, family=family,
-                              hardware=(hardware or {}).get(name, labhardware.DEFAULT_HARDWARE)))
+                              hardware=(hardware or {}).get(name, labhardware.DEFAULT_HARDWARE), bmc=bmc))
     _check_hardware(nodes, hardware or {})
     return nodes
 
@@ -234,7 +236,7 @@ def inventory_data(nodes: Sequence[Node], home: Path, passwords: dict[str, str])
             # The node's hardware and its BMC (Redfish over the host interface, lab CA).
             "fleet_lab_hardware": node.hardware,
             "fleet_lab_rom_family": labhardware.profile(node.hardware)["family"],
-            "fleet_lab_bmc_address": node.bmc_url,
+            "fleet_lab_bmc_address": node.bmc_url if node.bmc else None,
         }
         if node.kind == "windows":
             host.update({"fleet_smb_user": SMB_USER, "fleet_smb_password": passwords["smb_password"]})
@@ -593,8 +595,8 @@ class Lab:
         ns = ["ip", "-n", node.netns]
         run(ns + ["link", "set", "eth0", "address", node.mac])
         run(ns + ["link", "set", "lo", "up"])
-        # The BMC's host-interface address: on the node's loopback, so only this node reaches it.
-        run(ns + ["addr", "add", f"{node.bmc_address}/32", "dev", "lo"])
+        if node.bmc:  # the BMC's host-interface address: on the node's loopback, so only this node reaches it
+            run(ns + ["addr", "add", f"{node.bmc_address}/32", "dev", "lo"])
         run(["ip", "netns", "exec", node.netns, "sysctl", "-q", "-w", "net.ipv6.conf.eth0.accept_dad=0", "net.ipv6.conf.eth0.accept_ra=0"])
         if node.ipv4:
             run(ns + ["addr", "add", f"{node.ipv4}/{IPV4_NET.prefixlen}", "dev", "eth0"])
@@ -713,7 +715,8 @@ class Lab:
         self.node_run(node, ["/usr/sbin/sshd", "-f", str(node_dir / "sshd_config"), "-E", str(node_dir / "sshd.log")])
         if node.kind == "windows":
             self._start_samba(node)
-        self._start_bmc(node)
+        if node.bmc:
+            self._start_bmc(node)
         if node.kind == "firewalld":
             self._start_firewalld(node)
         self._wait_for_port(node, 22)
@@ -878,7 +881,8 @@ class Lab:
     # ---- health and status -------------------------------------------------------------------
 
     def service_pids(self, node: Node) -> dict[str, int | None]:
-        names = ["sshd"] + (["smbd", "nmbd"] if node.kind == "windows" else []) + (["dbus", "firewalld"] if node.kind == "firewalld" else []) + ["bmc"]
+        names = ["sshd"] + (["smbd", "nmbd"] if node.kind == "windows" else []) + (["dbus", "firewalld"] if node.kind == "firewalld" else []) \
+            + (["bmc"] if node.bmc else [])
         found: dict[str, int | None] = {}
         for name in names:
             try:
@@ -909,7 +913,7 @@ class Lab:
                     "kind": n.kind,
                     "family": n.family,
                     "hardware": n.hardware,
-                    "bmc": n.bmc_url,
+                    "bmc": n.bmc_url if n.bmc else None,
                     "addresses": n.addresses,
                     "netns": n.netns,
                     "up": self.node_healthy(n),
@@ -1085,6 +1089,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     up.add_argument("--windows", type=int, default=1, help="Windows-like nodes with Samba ADMIN$ (default 1)")
     up.add_argument("--firewalld", type=int, default=0, help="Linux nodes whose firewall is firewalld, on a system bus of their own (default 0)")
     up.add_argument("--inventory", type=Path, help="also write the inventory to this file")
+    up.add_argument("--no-bmc", action="store_true", help="no Redfish server per node (saves about 20 MB a node)")
     up.add_argument("--hardware", action="append", default=[], metavar="NODE=PROFILE",
                     help=f"a node's hardware (DMI values, BMC inventory): one of {', '.join(sorted(labhardware.PROFILES))}; "
                          f"default {labhardware.DEFAULT_HARDWARE} (repeatable)")
@@ -1112,7 +1117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         lab = Lab(args.home)
         if args.command == "up":
-            nodes = lab.up(plan_nodes(args.linux, args.ipv6_only, args.ipv4_only, args.windows, args.firewalld, parse_hardware(args.hardware)))
+            nodes = lab.up(plan_nodes(args.linux, args.ipv6_only, args.ipv4_only, args.windows, parse_hardware(args.hardware),
+                                      bmc=not args.no_bmc, firewalld=args.firewalld))
             if args.inventory:
                 lab.write_inventory(args.inventory)
             print(f"lab up: {len(nodes)} nodes ({', '.join(n.name for n in nodes)}); inventory {args.inventory or lab.home / 'inventory.yml'}")

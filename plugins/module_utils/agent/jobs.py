@@ -128,7 +128,8 @@ class JobRunner(object):
         if not isinstance(components, list):
             raise AgentError("a plan request is {\"components\": [...], \"policy\": {...}}")
         try:
-            entries = plan_mod.plan(components, body.get("policy") or {}, os_name="linux")
+            entries = plan_mod.plan(components, body.get("policy") or {}, os_name="linux",
+                                    redfish=plan_mod.redfish_settings(body.get("redfish")))
         except ValueError as exc:
             raise AgentError(str(exc))
         self.event("planned", components=len(entries))

@@ -45,7 +45,16 @@ ARGUMENT_SPEC = dict(
     # Signatures (trust): every component is verified on the controller before anything reaches a node.
     trust=dict(type="path"),
     signatures=dict(type="str", choices=["required", "warn", "off"], default="required"),
+    # The BMC for redfish detection, asked from the node (fleet.firmware.inventory's options).
+    redfish_address=dict(type="str"),
+    redfish_username=dict(type="str"),
+    redfish_password=dict(type="str", no_log=True),
+    redfish_validate_certs=dict(type="bool", default=True),
+    redfish_ca_path=dict(type="path"),
+    redfish_timeout=dict(type="float", default=30.0),
 )
 # What the node needs of a manifest entry (not the controller path).
 NODE_KEYS = ("name", "version", "file", "sha256", "size", "kind", "os", "applies_to", "detect", "install", "args",
              "timeout", "reboot", "requires", "returncodes", "env", "action", "force")
+# Deploy's redfish_* options, as fleet.firmware.inventory takes them.
+REDFISH_KEYS = ("redfish_address", "redfish_username", "redfish_password", "redfish_validate_certs", "redfish_ca_path", "redfish_timeout")

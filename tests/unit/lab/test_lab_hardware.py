@@ -104,3 +104,10 @@ def test_dmi_mounts_overlay_sys_class_and_bind_the_node_folder(tmp_path: Path):
     commands = fleetlab.dmi_mounts(tmp_path / "n", tmp_path / "n" / "dmi")
     assert commands[-1] == f"mount --bind {tmp_path / 'n' / 'dmi'} /sys/class/dmi/id"
     assert any(c.startswith("mount -t overlay") and c.endswith(" /sys/class") for c in commands)
+
+
+def test_a_lab_without_bmcs_has_no_bmc_address_in_its_inventory(tmp_path: Path):
+    nodes = fleetlab.plan_nodes(linux=1, ipv6_only=0, windows=0, bmc=False)
+    assert not nodes[0].bmc and fleetlab.parse_args(["up", "--no-bmc"]).no_bmc
+    data = yaml.safe_load("---\n" + fleetlab.to_yaml(fleetlab.inventory_data(nodes, tmp_path, PASSWORDS)))
+    assert data["all"]["children"]["linux"]["hosts"]["lin01"]["fleet_lab_bmc_address"] is None

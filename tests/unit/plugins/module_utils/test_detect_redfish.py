@@ -303,3 +303,33 @@ def test_the_bmc_is_not_asked_for_components_left_out(bmc):
     entries = plan.plan([component("smart-array", spec(SMART_ARRAY)), component("other-os", spec(SMART_ARRAY))],
                         {"only": "software"}, redfish=server.settings())
     assert [e["source"] for e in entries] == [None, None] and server.requests == []
+
+
+def test_asked_by_the_controller_the_module_gets_the_items_and_no_credentials(bmc):
+    from ansible_collections.fleet.firmware.plugins.action import inventory as action
+
+    server = bmc()
+    args = {"baseline": [], "redfish_from": "controller", "redfish_address": server.address, "redfish_username": "fleet",
+            "redfish_password": PASSWORD, "redfish_ca_path": server.ca, "redfish_timeout": 5}
+    module_args = action.asked_by_controller(args)
+    assert len(module_args["redfish_inventory"]) == 24
+    assert not set(action.CONTROLLER_ONLY) & set(module_args) and PASSWORD not in json.dumps(module_args)
+    refused = action.asked_by_controller(dict(args, redfish_password="wrong"))
+    assert "redfish_inventory" not in refused and "refused user fleet (HTTP 401)" in refused["redfish_inventory_error"]
+    entries = plan.plan([component("smart-array", spec(SMART_ARRAY))], redfish={"address": server.address, "origin": "controller"},
+                        redfish_error=refused["redfish_inventory_error"])
+    assert entries[0]["action"] == "skip" and "refused user fleet" in entries[0]["reason"]
+
+
+@pytest.mark.parametrize("bad, field, message", [
+    ({"targets": "a6b1a447"}, "detect.targets", "must be a list of target identifiers"),
+    ({"targets": [SMART_ARRAY, 5]}, "detect.targets", "must be a list of target identifiers"),
+    ({"targets": []}, "detect.targets", "required for method redfish"),
+    ({"targets": [SMART_ARRAY], "name": "("}, "detect.name", "not a valid regular expression"),
+    ({"targets": [SMART_ARRAY], "device_class": "x"}, "detect.device_class", "unknown key for method redfish"),
+    ({"x": 1}, "detect.x", "unknown key for method component"),
+])
+def test_bad_redfish_and_component_specs_name_the_field(bad, field, message):
+    method = "component" if "x" in bad else "redfish"
+    problems = detect.spec_problems(dict(bad, method=method))
+    assert any(f == field and message in m for f, m in problems), problems

@@ -126,3 +126,18 @@ def test_bad_package_versions_are_unknown():
     assert versions.compare("", "1.0", "dpkg").order is None
     assert versions.compare("a b", "1.0", "rpm").order is None
     assert "Debian" in versions.compare("-1", "1.0", "dpkg").reason
+
+
+@pytest.mark.parametrize("installed, available, order", [
+    ("U30 v2.90 (07/20/2023)", "2.90_07-20-2023", 0),  # the SPP's form of the same ROM: never "older"
+    ("U30 v2.90 (07/20/2023)", "2.92_11-03-2023", -1),
+    ("U30 v2.92 (11/03/2023)", "2.90_07-20-2023", 1),
+    ("U30 v2.90 (07/20/2023)", "v2.90 (07/20/2023)", 0),  # what the importer writes for a multi-family ROM
+])
+def test_system_rom_from_dmi_against_spp_rom_versions(installed, available, order):
+    assert versions.compare(installed, available).order == order
+
+
+def test_spp_rom_form_with_a_date_that_disagrees_is_unknown():
+    result = versions.compare("U30 v2.90 (07/20/2023)", "2.90_11-03-2023")
+    assert result.order is None and "different dates" in result.reason
