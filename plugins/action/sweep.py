@@ -13,12 +13,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import time
 
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.fleet.firmware.plugins.module_utils.agent import AgentError, validate_tag
+from ansible_collections.fleet.firmware.plugins.module_utils.agent.config import AgentError, validate_tag
+from ansible_collections.fleet.firmware.plugins.module_utils.agent.control_socket import stop_process
 from ansible_collections.fleet.firmware.plugins.modules.sweep import ARGUMENT_SPEC
 from ansible_collections.fleet.firmware.plugins.plugin_utils import engine as engine_mod, tls
 
@@ -55,17 +55,8 @@ def run_is_dead(run_dir: str) -> bool:
 
 
 def kill(pid: int) -> bool:
-    for signum, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
-        try:
-            os.kill(pid, signum)
-        except ProcessLookupError:
-            return True
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            if engine_mod.process_start_time(pid) is None:
-                return True
-            time.sleep(0.1)
-    return False
+    """SIGTERM, 10 s, then SIGKILL, 5 s (the engine cleans up on SIGTERM): the agent's own stop_process."""
+    return stop_process(pid, 10.0)
 
 
 class ActionModule(ActionBase):

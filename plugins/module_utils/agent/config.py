@@ -49,6 +49,14 @@ def run_dir() -> str:
     return os.path.join(os.environ.get("XDG_RUNTIME_DIR") or "/tmp", "fleet-firmware-%d" % os.geteuid())
 
 
+def unlink_quietly(path: str) -> None:
+    """Remove a file if it is there (cleanup goes on whatever is left)."""
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
 def utc(epoch: Optional[float]) -> Optional[str]:
     if epoch is None:
         return None

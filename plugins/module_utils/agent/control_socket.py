@@ -15,7 +15,7 @@ import threading
 import time
 from typing import Any, Callable, Dict
 
-from ansible_collections.fleet.firmware.plugins.module_utils.agent.config import SOCKET_NAME, AgentError, run_dir
+from ansible_collections.fleet.firmware.plugins.module_utils.agent.config import SOCKET_NAME, AgentError, run_dir, unlink_quietly
 
 
 def socket_path(tag: str) -> str:
@@ -72,13 +72,11 @@ def stop_process(pid: int, timeout: float) -> bool:
             return True
     return False
 
+
 def serve(tag: str, answer: Callable[[Dict[str, Any]], Dict[str, Any]]) -> socketserver.BaseServer:
     """Serve the control socket of run ``tag`` in a thread; ``answer`` turns a request into a reply."""
     path = socket_path(tag)
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
+    unlink_quietly(path)
 
     class ControlHandler(socketserver.StreamRequestHandler):
         def handle(self) -> None:

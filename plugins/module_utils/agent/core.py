@@ -22,7 +22,9 @@ from http.server import HTTPServer
 from typing import Any, Dict, List, Optional
 
 from ansible_collections.fleet.firmware.plugins.module_utils.agent import control_socket as control, teardown
-from ansible_collections.fleet.firmware.plugins.module_utils.agent.config import COMPONENTS, FIREWALL_GRACE, AgentError, _int_in, facing_addresses, utc
+from ansible_collections.fleet.firmware.plugins.module_utils.agent.config import (
+    COMPONENTS, FIREWALL_GRACE, AgentError, _int_in, facing_addresses, unlink_quietly, utc,
+)
 from ansible_collections.fleet.firmware.plugins.module_utils.agent.delivery import Delivery
 from ansible_collections.fleet.firmware.plugins.module_utils.agent.httpd import make_server
 from ansible_collections.fleet.firmware.plugins.module_utils.agent.jobs import Job, JobRunner
@@ -142,10 +144,7 @@ class Agent(JobRunner, Delivery):
             raise AgentError("the agent's certificate or key is unusable: %s" % exc)
         finally:
             for path in (cert_file, key_file):
-                try:
-                    os.unlink(path)
-                except OSError:
-                    pass
+                unlink_quietly(path)
         return context
 
     def _listen(self, context: ssl.SSLContext) -> None:
@@ -177,7 +176,6 @@ class Agent(JobRunner, Delivery):
         self.renew_backend = str(result.get("backend") or self.config["firewall"]["backend"])
         self.firewall_opened = True
         log("firewall opened with %s: %s" % (result.get("backend"), result.get("rules")))
-
 
     def _start_control(self) -> None:
         """A local Unix socket (0600, root's /run): the agent module's way to renew and stop us."""

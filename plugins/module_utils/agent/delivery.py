@@ -16,7 +16,9 @@ from typing import Any, Dict, List, Optional
 from urllib.parse import urlsplit
 
 from ansible_collections.fleet.firmware.plugins.module_utils.agent.config import CHUNK, COMPONENTS, FETCH_ATTEMPTS, FETCH_TIMEOUT, SHA_RE, AgentError
+from ansible_collections.fleet.firmware.plugins.module_utils.agent.config import unlink_quietly as _unlink
 from ansible_collections.fleet.firmware.plugins.module_utils.filehash import sha256_of
+
 
 class HashMismatch(AgentError):
     """Bytes that do not hash to what the manifest says (409; nothing is kept)."""
@@ -57,13 +59,6 @@ def _drain(stream: Any, remaining: int) -> None:
         if not chunk:
             return
         remaining -= len(chunk)
-
-
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
 
 
 class Delivery(object):

@@ -15,6 +15,7 @@ from ansible_collections.fleet.firmware.plugins.module_utils.agent.config import
 from ansible_collections.fleet.firmware.plugins.module_utils.agent.logfile import log
 from ansible_collections.fleet.firmware.plugins.module_utils.filehash import sha256_of
 
+
 class Job(object):
     """The components to install, in order, and what became of each."""
 

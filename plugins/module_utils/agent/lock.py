@@ -11,7 +11,8 @@ import os
 import time
 from typing import Any, Dict, Optional
 
-from ansible_collections.fleet.firmware.plugins.module_utils.agent.config import HOLDER_NAME, LOCK_NAME, AgentError, run_dir, utc
+from ansible_collections.fleet.firmware.plugins.module_utils.agent.config import HOLDER_NAME, LOCK_NAME, AgentError, run_dir, unlink_quietly, utc
+
 
 class NodeLock(object):
     """One agent per node: an exclusive flock held for the agent's life, and who holds it."""
@@ -78,10 +79,7 @@ class NodeLock(object):
         if self.fd < 0:
             return
         for path in (self.holder_path, self.lock_path):
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
+            unlink_quietly(path)
         os.close(self.fd)
         self.fd = -1
         try:

@@ -17,6 +17,7 @@ from typing import Callable, List, Optional
 
 from ansible_collections.fleet.firmware.plugins.module_utils.agent import control_socket as control
 from ansible_collections.fleet.firmware.plugins.module_utils.agent.config import SOCKET_NAME, AgentError
+from ansible_collections.fleet.firmware.plugins.module_utils.agent.config import unlink_quietly as _unlink
 from ansible_collections.fleet.firmware.plugins.module_utils.agent.lock import NodeLock
 from ansible_collections.fleet.firmware.plugins.module_utils.firewall import api as firewall_api
 
@@ -65,13 +66,6 @@ def remove_staging(path: str) -> bool:
     """Remove a run's staging folder; True when it is gone."""
     shutil.rmtree(path, ignore_errors=True)
     return not os.path.lexists(path)
-
-
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
 
 
 def remove_socket(tag: str) -> None:

@@ -113,7 +113,6 @@ class EngineSettings:
         return cls(**data).validate()
 
 
-
 def _write_private(path: str, data: bytes) -> None:
     tmp = f"{path}.tmp{os.getpid()}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
