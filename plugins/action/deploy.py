@@ -247,6 +247,8 @@ class ActionModule(ActionBase):
         # Started over stdin, the agent's launcher planned already (the same plan code): no round trip.
         entries = started.get("plan") if isinstance(started.get("plan"), list) else session.client.plan(node_components, self._policy(args))
         session.agent_start = started.get("agent_start")
+        if session.agent_start == "stdin":
+            self._pipeline_from_now_on()
         if started.get("engine_reachable") is False and args["delivery"] == "auto":
             session.engine_unreachable = True
         session.plan = {e["name"]: e for e in entries}
@@ -292,6 +294,15 @@ class ActionModule(ActionBase):
         session.stage("started")
         session.stage("firewall_open")
         return answer
+
+    def _pipeline_from_now_on(self) -> None:
+        """The node just took a program on stdin through become: the session's later modules (the
+        agent's removal, the re-inventory after a reboot) are piped the same way, one SSH operation
+        each instead of mkdir, sftp, chmod, exec and rm."""
+        try:
+            self._connection.set_option("pipelining", True)
+        except (KeyError, AttributeError, AnsibleError):
+            pass  # a connection without the option keeps its way
 
     def _sub_action(self, name: str, args: dict, task_vars: dict) -> dict:
         task = self._task.copy()
