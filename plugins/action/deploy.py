@@ -257,6 +257,7 @@ class ActionModule(ActionBase):
         todo = self._todo(session, args, components)
         if not todo:
             return
+        self._check_space(started, todo)
         session.checkpoint("planning")
         self._deliver(session, args, engine, token, facing, todo)
         self._install(session, args, todo)
@@ -294,6 +295,16 @@ class ActionModule(ActionBase):
         session.stage("started")
         session.stage("firewall_open")
         return answer
+
+    @staticmethod
+    def _check_space(started: dict, todo: list[dict]) -> None:
+        """The launcher said how much room the staging folder has: a delivery that cannot fit fails
+        now, in the agent's own words, instead of after a download that fills the disk."""
+        free = started.get("free_bytes")
+        needed = sum(int(c.get("size") or 0) for c in todo)
+        if isinstance(free, int) and needed > free:
+            raise DeployError(f"No space left on device in the staging folder {started.get('staged_path')} ({needed} bytes needed for "
+                              f"{len(todo)} component(s), {free} bytes free): free some space or choose another staging_dir")
 
     def _pipeline_from_now_on(self) -> None:
         """The node just took a program on stdin through become: the session's later modules (the
