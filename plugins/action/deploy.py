@@ -10,6 +10,7 @@ reboot per policy -> re-inventory -> finally: agent absent (process, rules, file
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
@@ -125,13 +126,14 @@ class ActionModule(ActionBase):
         space of /var/tmp: what the fleet_update and linux_node roles ran as tasks of their own."""
         extra: dict = {}
         if update.preflight is not None:
-            answer = self._sub_action("fleet.firmware.preflight", {k: v for k, v in update.preflight.items() if v is not None}, task_vars)
+            with self._as_connection_user_piped():
+                answer = self._sub_action("fleet.firmware.preflight", {k: v for k, v in update.preflight.items() if v is not None}, task_vars)
             extra["preflight"] = {k: answer.get(k) for k in ("path", "controller", "problems", "blocking") if k in answer}
             if answer.get("failed"):
                 raise DeployError(answer.get("msg") or "the preflight failed")
         if update.staging_min_free_mb > 0:
             host = to_text(task_vars.get("inventory_hostname", "node"))
-            answer = self._low_level_execute_command("df -Pk /var/tmp", sudoable=True)
+            answer = self._low_level_execute_command("df -Pk /var/tmp", sudoable=False)  # any user may ask df
             if answer.get("rc") != 0:
                 raise DeployError(f"df -Pk /var/tmp failed on {host}: {to_text(answer.get('stderr') or answer.get('stdout'))[:300]}")
             problem = role_variables.free_space_problem(to_text(answer.get("stdout", "")), host, update.staging_min_free_mb)
@@ -295,6 +297,26 @@ class ActionModule(ActionBase):
         session.stage("started")
         session.stage("firewall_open")
         return answer
+
+    @contextlib.contextmanager
+    def _as_connection_user_piped(self):
+        """The preflight's probe on the node needs no root (the fleet_update role ran it without
+        become): without become, the module can always be piped (one SSH operation; only sudo's
+        requiretty forbids pipelining)."""
+        become = self._connection.become
+        try:
+            pipelining = self._connection.get_option("pipelining")
+        except (KeyError, AnsibleError):
+            pipelining = None
+        self._connection.become = None
+        if pipelining is not None:
+            self._connection.set_option("pipelining", True)
+        try:
+            yield
+        finally:
+            self._connection.become = become
+            if pipelining is not None:
+                self._connection.set_option("pipelining", pipelining)
 
     @staticmethod
     def _check_space(started: dict, todo: list[dict]) -> None:
