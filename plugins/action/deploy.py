@@ -10,6 +10,7 @@ reboot per policy -> re-inventory -> finally: agent absent (process, rules, file
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
@@ -127,13 +128,14 @@ class ActionModule(ActionBase):
         space of /var/tmp: what the fleet_update and linux_node roles ran as tasks of their own."""
         extra: dict = {}
         if update.preflight is not None:
-            answer = self._sub_action("fleet.firmware.preflight", {k: v for k, v in update.preflight.items() if v is not None}, task_vars)
+            with self._as_connection_user_piped():
+                answer = self._sub_action("fleet.firmware.preflight", {k: v for k, v in update.preflight.items() if v is not None}, task_vars)
             extra["preflight"] = {k: answer.get(k) for k in ("path", "controller", "problems", "blocking") if k in answer}
             if answer.get("failed"):
                 raise DeployError(answer.get("msg") or "the preflight failed")
         if update.staging_min_free_mb > 0:
             host = to_text(task_vars.get("inventory_hostname", "node"))
-            answer = self._low_level_execute_command("df -Pk /var/tmp", sudoable=True)
+            answer = self._low_level_execute_command("df -Pk /var/tmp", sudoable=False)  # any user may ask df
             if answer.get("rc") != 0:
                 raise DeployError(f"df -Pk /var/tmp failed on {host}: {to_text(answer.get('stderr') or answer.get('stdout'))[:300]}")
             problem = role_variables.free_space_problem(to_text(answer.get("stdout", "")), host, update.staging_min_free_mb)
@@ -266,6 +268,8 @@ class ActionModule(ActionBase):
         entries = started.get("plan") if isinstance(started.get("plan"), list) else session.client.plan(
             node_components, self._policy(args), redfish=self._redfish(args))
         session.agent_start = started.get("agent_start")
+        if session.agent_start == "stdin":
+            self._pipeline_from_now_on()
         if started.get("engine_reachable") is False and args["delivery"] == "auto":
             session.engine_unreachable = True
         session.plan = {e["name"]: e for e in entries}
@@ -274,6 +278,7 @@ class ActionModule(ActionBase):
         todo = self._todo(session, args, components)
         if not todo:
             return
+        self._check_space(started, todo)
         session.checkpoint("planning")
         self._deliver(session, args, engine, token, facing, todo)
         self._install(session, args, todo)
@@ -311,6 +316,45 @@ class ActionModule(ActionBase):
         session.stage("started")
         session.stage("firewall_open")
         return answer
+
+    @contextlib.contextmanager
+    def _as_connection_user_piped(self):
+        """The preflight's probe on the node needs no root (the fleet_update role ran it without
+        become): without become, the module can always be piped (one SSH operation; only sudo's
+        requiretty forbids pipelining)."""
+        become = self._connection.become
+        try:
+            pipelining = self._connection.get_option("pipelining")
+        except (KeyError, AnsibleError):
+            pipelining = None
+        self._connection.become = None
+        if pipelining is not None:
+            self._connection.set_option("pipelining", True)
+        try:
+            yield
+        finally:
+            self._connection.become = become
+            if pipelining is not None:
+                self._connection.set_option("pipelining", pipelining)
+
+    @staticmethod
+    def _check_space(started: dict, todo: list[dict]) -> None:
+        """The launcher said how much room the staging folder has: a delivery that cannot fit fails
+        now, in the agent's own words, instead of after a download that fills the disk."""
+        free = started.get("free_bytes")
+        needed = sum(int(c.get("size") or 0) for c in todo)
+        if isinstance(free, int) and needed > free:
+            raise DeployError(f"No space left on device in the staging folder {started.get('staged_path')} ({needed} bytes needed for "
+                              f"{len(todo)} component(s), {free} bytes free): free some space or choose another staging_dir")
+
+    def _pipeline_from_now_on(self) -> None:
+        """The node just took a program on stdin through become: the session's later modules (the
+        agent's removal, the re-inventory after a reboot) are piped the same way, one SSH operation
+        each instead of mkdir, sftp, chmod, exec and rm."""
+        try:
+            self._connection.set_option("pipelining", True)
+        except (KeyError, AttributeError, AnsibleError):
+            pass  # a connection without the option keeps its way
 
     def _sub_action(self, name: str, args: dict, task_vars: dict) -> dict:
         task = self._task.copy()

@@ -334,6 +334,12 @@ components:
     duration_s:
       description: Seconds the install took.
       type: float
+preflight:
+  description:
+    - With O(role=fleet_update) and C(fleet_preflight), what the preflight found for this host (M(fleet.firmware.preflight)'s
+      C(path), C(controller), C(problems) and C(blocking)).
+  returned: with O(role=fleet_update) when the preflight ran
+  type: dict
 cleanup:
   description: What the final cleanup removed and closed on the node.
   returned: always
