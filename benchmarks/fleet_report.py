@@ -202,7 +202,8 @@ def goals(summary: dict[int, dict]) -> list[tuple[str, str, Optional[bool]]]:
         return None if value is None else good
 
     speed, floor, noop = row["speed_ratio"], row["floor_ratio"], row["noop_raw_ratio"]
-    found = [(f"update_fleet >= {GOAL_SPEED:g}x faster than naive at {size} nodes", fmt(speed, "x", 2), check(speed, speed is not None and speed >= GOAL_SPEED)),
+    found = [(f"update_fleet >= {GOAL_SPEED:g}x faster than naive at {size} nodes", fmt(speed, "x", 2),
+              check(speed, speed is not None and speed >= GOAL_SPEED)),
              (f"update_fleet within {GOAL_FLOOR:g}x the floor", fmt(floor, "x", 2), check(floor, floor is not None and floor <= GOAL_FLOOR)),
              (f"no-op at most {GOAL_NOOP:g}x `raw true`", fmt(noop, "x", 2), check(noop, noop is not None and noop <= GOAL_NOOP))]
     for key, label, unit in (("cpu_per_node", "controller CPU per node", " s"), ("mib_per_node", "controller peak memory per node", " MiB")):
@@ -271,7 +272,8 @@ def extra_table(summary: dict[int, dict]) -> list[str]:
         return []
     lines = ["| nodes (forks) | update_fleet default waves | default waves s/node | no-op, firewall_backend=iptables |", "|---|---|---|---|"]
     for size, row in rows:
-        lines.append(f"| {size} | {fmt(row[f'{WAVES}:wall_s'], ' s')} | {fmt(row[f'{WAVES}:s_per_node'], ' s', 2)} | {fmt(row[f'{NOOP_NAMED}:wall_s'], ' s')} |")
+        lines.append(f"| {size} | {fmt(row[f'{WAVES}:wall_s'], ' s')} | {fmt(row[f'{WAVES}:s_per_node'], ' s', 2)} "
+                     f"| {fmt(row[f'{NOOP_NAMED}:wall_s'], ' s')} |")
     return lines
 
 
