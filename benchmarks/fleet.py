@@ -714,6 +714,9 @@ def main(argv: t.Optional[list[str]] = None) -> int:
     # SIGTERM (and SIGINT, even when started in the background with it ignored) end the run through its cleanup.
     signal.signal(signal.SIGTERM, _interrupted)
     signal.signal(signal.SIGINT, _interrupted)
+    if args.plot:
+        # Before measuring: the plot is drawn at the end of a run that may take a quarter of an hour.
+        benchlib.require_python("fleet benchmark", "matplotlib", "--plot")
     if args.from_json:
         results = json.loads(args.from_json.read_text())
     elif os.geteuid() != 0:
