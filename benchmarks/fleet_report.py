@@ -211,7 +211,8 @@ def goals(summary: dict[int, dict]) -> list[tuple[str, str, Optional[bool]]]:
         met = None if ours is None or naive is None else ours < naive
         found.append((f"{label} below naive's", f"{fmt(ours, unit, 2)} vs {fmt(naive, unit, 2)}", met))
     flat = flatness(summary, FLEET)
-    found.append((f"cost per node flat from {min(summary)} to {size} nodes (within {FLAT_WITHIN:g}x)", fmt(flat, "x", 2),
+    span = f"from {min(summary)} to {size} nodes" if len(summary) > 1 else "(needs two sizes)"
+    found.append((f"cost per node flat {span} (within {FLAT_WITHIN:g}x)" if len(summary) > 1 else f"cost per node flat {span}", fmt(flat, "x", 2),
                   None if flat is None else flat <= FLAT_WITHIN))
     return found
 
