@@ -32,7 +32,7 @@ export ANSIBLE_NOCOLOR := 1
 export ANSIBLE_DEPRECATION_WARNINGS := 0
 export PATH := $(BIN):$(PATH):/usr/sbin:/sbin
 
-.PHONY: help deps apt venv collection sanity galaxy galaxy-venv docs-lint units integration test test-faults demo bench bench-deps lab-up lab-down lab-status clean
+.PHONY: help deps apt venv collection sanity galaxy galaxy-venv docs-lint units integration test test-faults demo bench bench-deps bench-apt lab-up lab-down lab-status clean
 
 help:
 	@echo "make test         sanity, unit and integration tests (installs what is missing; needs root for the lab)"
@@ -44,7 +44,7 @@ help:
 	@echo "make integration  lab integration tests only"
 	@echo "make test-faults  every fault-injection scenario (tests/faults), the slow half and the soak included"
 	@echo "make bench        benchmarks (benchmarks/bench_*.py and benchmarks/fleet.py), ratios against the alternative (make test runs only their --quick smoke)"
-	@echo "make bench-deps   the benchmarks' Debian packages (nginx, iperf3; bindep.txt profile bench), no service started"
+	@echo "make bench-deps   what the benchmarks need: Debian packages (nginx, iperf3; no service started) and requirements-bench.txt"
 	@echo "make lab-up | lab-status | lab-down   drive the test lab by hand"
 	@echo "make deps         install Debian packages (bindep.txt) and the venv (requirements*.txt)"
 	@echo "make clean        remove build/ (takes the lab down first)"
@@ -134,12 +134,12 @@ units: collection
 # under systemd the services installed here are also disabled, so that no boot starts them either.
 BENCH_SERVICES := nginx iperf3
 POLICY_RC := /usr/sbin/policy-rc.d
-bench-deps: venv
+bench-apt: venv
 	@missing="$$($(BIN)/bindep -b bench 2>/dev/null | tr '\n' ' ')"; \
 	if [ -n "$${missing// }" ]; then \
 		ours=""; \
 		if [ ! -e $(POLICY_RC) ]; then \
-			printf '#!/bin/sh\n# make bench-deps (fleet.firmware), for the install only: start no service\nexit 101\n' >$(POLICY_RC) && \
+			printf '#!/bin/sh\n# make bench-apt (fleet.firmware), for the install only: start no service\nexit 101\n' >$(POLICY_RC) && \
 			chmod 0755 $(POLICY_RC) && ours=1; \
 		fi; \
 		echo "apt-get install (no service started): $$missing"; \
@@ -151,14 +151,19 @@ bench-deps: venv
 		exit $$rc; \
 	fi
 
+# Everything the benchmarks need: their Debian packages and their Python packages (matplotlib for
+# fleet.py's --plot; make test's smoke draws no plot, so it needs bench-apt only).
+bench-deps: bench-apt
+	@$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-bench.txt
+
 # The lab comes down even when a test fails (the pytest session does it, and so does this).
-integration: collection bench-deps
+integration: collection bench-apt
 	@rc=0; $(BIN)/pytest tests/integration $(PYTEST_ARGS) || rc=$$?; \
 	$(LAB) down >$(BUILD)/lab-down.log 2>&1 || true; exit $$rc
 
 # Sanity first; unit and integration tests run in one pytest session so that its summary line
 # is the last line printed. Any failure makes the target fail.
-test: collection bench-deps
+test: collection bench-apt
 	@rc=0; \
 	$(MAKE) --no-print-directory sanity || { rc=1; echo "*** ansible-test sanity FAILED (see above)"; }; \
 	$(MAKE) --no-print-directory galaxy || { rc=1; echo "*** galaxy-importer FAILED (see above)"; }; \
@@ -196,8 +201,6 @@ demo: collection
 # passes options to it (e.g. BENCH_FLEET_ARGS="--write-doc docs/performance.md --plot docs/images/fleet-scaling.png").
 BENCH_FLEET_ARGS ?=
 bench: collection bench-deps
-	@# Python packages of the benchmarks only (matplotlib for the fleet plot), into the same venv.
-	@$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-bench.txt
 	@rc=0; for bench in benchmarks/bench_*.py benchmarks/fleet.py; do \
 		[ -e "$$bench" ] || continue; \
 		args=""; [ "$$bench" = benchmarks/fleet.py ] && args="$(BENCH_FLEET_ARGS)"; \

@@ -42,10 +42,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "build" / "collections"), str(REPO / "tests" / "lab"), str(Path(__file__).resolve().parent)]
+sys.path[:0] = [str(REPO / "build" / "collections"), str(REPO / "tests" / "lab")]
 
 import fleetlab  # noqa: E402  (the lab: nodes, addresses, namespaces)
-import benchlib  # noqa: E402
 
 from ansible_collections.fleet.firmware.plugins.module_utils import probe  # noqa: E402
 

@@ -13,7 +13,7 @@ import shutil
 import typing as t
 
 # Where a missing tool comes from: the Debian package and the make target that installs it.
-BENCH_DEPS = "`make bench-deps` (also run by `make bench` and `make test`; bindep.txt, profile bench)"
+BENCH_DEPS = "`make bench-deps` (bindep.txt, profile bench; `make test` and `make bench` install it too)"
 DEPS = "`make deps` (bindep.txt)"
 TOOL_SOURCES = {"nginx": ("nginx", BENCH_DEPS), "iperf3": ("iperf3", BENCH_DEPS), "curl": ("curl", DEPS),
                 "nft": ("nftables", DEPS), "iptables-legacy": ("iptables", DEPS), "ip": ("iproute2", DEPS)}
@@ -32,6 +32,19 @@ def missing_tools_message(program: str, missing: t.Sequence[str]) -> str:
         package, target = TOOL_SOURCES.get(tool, (tool, DEPS))
         parts.append(f"{tool} (Debian package {package}; {target} installs it)")
     return f"{program}: missing tool{'s' if len(parts) > 1 else ''}: " + "; ".join(parts)
+
+
+def missing_python_message(program: str, module: str, purpose: str) -> str:
+    return (f"{program}: {purpose} needs the Python package {module} (requirements-bench.txt): `make bench-deps` installs it "
+            f"into build/venv, as does `make bench`")
+
+
+def require_python(program: str, module: str, purpose: str) -> None:
+    """Stop before anything starts when a Python package of requirements-bench.txt is missing."""
+    try:
+        __import__(module)
+    except ImportError:
+        raise SystemExit(missing_python_message(program, module, purpose)) from None
 
 
 def require_tools(program: str, tools: t.Iterable[str]) -> None:

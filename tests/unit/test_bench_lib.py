@@ -37,8 +37,8 @@ def test_missing_tool_named_with_its_package_and_make_target(tmp_path):
     (tmp_path / "present").chmod(0o755)
     assert benchlib.missing_tools(["present", "fleet-no-such-tool"], path=str(tmp_path)) == ["fleet-no-such-tool"]
     message = benchlib.missing_tools_message("bench_engine", ["nginx"])
-    assert message == ("bench_engine: missing tool: nginx (Debian package nginx; `make bench-deps` (also run by `make bench` "
-                       "and `make test`; bindep.txt, profile bench) installs it)")
+    assert message == ("bench_engine: missing tool: nginx (Debian package nginx; `make bench-deps` (bindep.txt, profile bench; "
+                       "`make test` and `make bench` install it too) installs it)")
     assert "iperf3 (Debian package iperf3" in benchlib.missing_tools_message("fleet", ["iperf3", "nft"])
     assert "nft (Debian package nftables; `make deps`" in benchlib.missing_tools_message("fleet", ["iperf3", "nft"])
 
@@ -49,3 +49,9 @@ def test_require_tools_stops_before_anything_starts(monkeypatch):
     with pytest.raises(SystemExit, match="missing tool: nginx"):
         benchlib.require_tools("bench_engine", ["nginx", "curl"])
     benchlib.require_tools("bench_engine", ["curl"])
+
+
+def test_missing_python_package_stops_with_the_make_target():
+    with pytest.raises(SystemExit, match=r"fleet: --plot needs the Python package fleet_no_such_module \(requirements-bench.txt\): `make bench-deps`"):
+        benchlib.require_python("fleet", "fleet_no_such_module", "--plot")
+    benchlib.require_python("fleet", "json", "--plot")
