@@ -178,10 +178,28 @@ def run_target(name: str, timeout: float, plan_only: bool = False, resume: bool 
     return result["counts"]
 
 
+def report(names: list[str]) -> int:
+    """The figures of the sessions already run (one line per module, then the total)."""
+    killed = scored = 0
+    for name in names:
+        session = OUT / f"{name}.sqlite"
+        if not session.exists():
+            print(f"mutation {name:20s} not run")
+            continue
+        counts = tally(session)["counts"]
+        done = counts["killed"] + counts["survived"]
+        killed, scored = killed + counts["killed"], scored + done
+        print(f"mutation {name:20s} killed {counts['killed']:4d} / {done:4d} ({100.0 * counts['killed'] / max(done, 1):5.1f} %), "
+              f"pending {counts['pending']}, incompetent {counts['incompetent']}")
+    print(f"mutation total: killed {killed} / {scored} ({100.0 * killed / max(scored, 1):.1f} %)")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", choices=sorted(TARGETS), help="these modules only")
     parser.add_argument("--plan", action="store_true", help="only count the mutants each module gets")
+    parser.add_argument("--report", action="store_true", help="only print the figures of the sessions in build/mutation")
     parser.add_argument("--resume", action="store_true", help="go on with the sessions in build/mutation (mutants not run yet)")
     parser.add_argument("--sample", type=int, default=1, metavar="K", help="run one pending mutant in K (default: all)")
     parser.add_argument("--work", default="tree", help="the copy's folder under build/mutation (two runs at once need two)")
@@ -189,6 +207,8 @@ def main() -> int:
     args = parser.parse_args()
     global TREE  # pylint: disable=global-statement
     TREE = OUT / args.work
+    if args.report:
+        return report(args.only or list(TARGETS))
     copy_tree()
     summary = {}
     for name in args.only or TARGETS:
