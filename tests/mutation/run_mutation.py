@@ -33,7 +33,7 @@ FIREWALL_TESTS = [f"{UNIT}/firewall"]
 
 # name: (module, the functions mutated (None: all of it), the unit tests that must kill them)
 TARGETS = {
-    "versions": ("plugins/module_utils/versions.py", None, [f"{UNIT}/test_versions.py"]),
+    "versions": ("plugins/module_utils/versions.py", None, [f"{UNIT}/test_versions.py", f"{UNIT}/test_versions_edges.py"]),
     "returncodes": ("plugins/module_utils/returncodes.py", None,
                     [f"{UNIT}/test_returncodes.py", f"{UNIT}/test_installers.py"]),
     "ports": ("plugins/module_utils/ports.py", None,
