@@ -49,7 +49,7 @@ TARGETS = {
                ["build_model", "_node_of", "_node_model", "_events", "_stages", "_update_outcome", "_components_from_result",
                 "_components_from_ledger", "_rebooted_from_ledger", "_engine_event", "_task_status", "_node_status", "_summary",
                 "_component_names", "_text", "_int", "_number", "_bool", "check_formats"],
-               ["tests/unit/plugins/plugin_utils/test_report_model.py"]),
+               ["tests/unit/plugins/plugin_utils/test_report_model.py", "tests/unit/plugins/plugin_utils/test_report_model_parts.py"]),
 }
 
 
