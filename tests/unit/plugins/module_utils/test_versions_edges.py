@@ -19,6 +19,7 @@ def test_the_last_day_of_a_month_is_a_date():
 @pytest.mark.parametrize("text, scheme", [
     ("2024", "dotted"),  # one number: no month after the year, not a calendar version
     ("1989.01", "dotted"), ("1990.01", "date"), ("2199.12.00", "date"), ("2200.01", "dotted"), ("2024.13", "dotted"),
+    ("2024.00.01", "date"), ("2024.12", "date"),  # month 00 (SPP numbering) and 12 are in
 ])
 def test_which_versions_are_calendar_versions(text, scheme):
     assert versions.parse(text).scheme == scheme
