@@ -154,7 +154,7 @@ def run_target(name: str, timeout: float, plan_only: bool = False, resume: bool 
     resume = resume and session.exists()
     if not resume:
         session.unlink(missing_ok=True)
-    command = f"{sys.executable} -m pytest -x -q -p no:cacheprovider -p no:randomly {' '.join(tests)}"
+    command = test_command(tests)
     config.write_text(
         "[cosmic-ray]\n"
         f"module-path = {json.dumps(module)}\n"
@@ -176,6 +176,29 @@ def run_target(name: str, timeout: float, plan_only: bool = False, resume: bool 
     result = tally(session)
     (OUT / f"{name}-survivors.txt").write_text("\n".join(result["survivors"]))
     return result["counts"]
+
+
+def recheck(name: str, timeout: float) -> None:
+    """Judge a finished session's survivors again with today's unit tests (after tests were added
+    for them), without running the whole module again; the session keeps the new verdicts."""
+    from cosmic_ray.mutating import mutate_and_test  # pylint: disable=import-outside-toplevel
+    from cosmic_ray.work_db import use_db  # pylint: disable=import-outside-toplevel
+    from cosmic_ray.work_item import TestOutcome  # pylint: disable=import-outside-toplevel
+    _module, _functions, tests = TARGETS[name]
+    command = test_command([t for t in tests if (TREE / t).exists()])
+    here = os.getcwd()
+    os.chdir(TREE)
+    try:
+        with use_db(str(OUT / f"{name}.sqlite")) as db:
+            survivors = [item for item, result in db.completed_work_items if result.test_outcome == TestOutcome.SURVIVED]
+            for item in survivors:
+                db.set_result(item.job_id, mutate_and_test(item.mutations, command, timeout))
+    finally:
+        os.chdir(here)
+
+
+def test_command(tests: list[str]) -> str:
+    return f"{sys.executable} -m pytest -x -q -p no:cacheprovider -p no:randomly {' '.join(tests)}"
 
 
 def report(names: list[str]) -> int:
@@ -200,6 +223,7 @@ def main() -> int:
     parser.add_argument("--only", nargs="*", choices=sorted(TARGETS), help="these modules only")
     parser.add_argument("--plan", action="store_true", help="only count the mutants each module gets")
     parser.add_argument("--report", action="store_true", help="only print the figures of the sessions in build/mutation")
+    parser.add_argument("--recheck", action="store_true", help="judge the survivors of the sessions again with today's tests")
     parser.add_argument("--resume", action="store_true", help="go on with the sessions in build/mutation (mutants not run yet)")
     parser.add_argument("--sample", type=int, default=1, metavar="K", help="run one pending mutant in K (default: all)")
     parser.add_argument("--work", default="tree", help="the copy's folder under build/mutation (two runs at once need two)")
@@ -210,6 +234,10 @@ def main() -> int:
     if args.report:
         return report(args.only or list(TARGETS))
     copy_tree()
+    if args.recheck:
+        for name in args.only or TARGETS:
+            recheck(name, args.timeout)
+        return report(args.only or list(TARGETS))
     summary = {}
     for name in args.only or TARGETS:
         counts = run_target(name, args.timeout, args.plan, args.resume, args.sample)
