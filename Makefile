@@ -32,7 +32,7 @@ export ANSIBLE_NOCOLOR := 1
 export ANSIBLE_DEPRECATION_WARNINGS := 0
 export PATH := $(BIN):$(PATH):/usr/sbin:/sbin
 
-.PHONY: help deps apt venv collection sanity galaxy galaxy-venv docs-lint typecheck lint units integration test test-faults demo bench bench-deps bench-apt lab-up lab-down lab-status clean
+.PHONY: help deps apt venv collection sanity galaxy galaxy-venv docs-lint typecheck lint units integration test test-faults mutation demo bench bench-deps bench-apt lab-up lab-down lab-status clean
 
 help:
 	@echo "make test         sanity, unit and integration tests (installs what is missing; needs root for the lab)"
@@ -45,6 +45,7 @@ help:
 	@echo "make units        unit tests only"
 	@echo "make integration  lab integration tests only"
 	@echo "make test-faults  every fault-injection scenario (tests/faults), the slow half and the soak included"
+	@echo "make mutation     mutation run (cosmic-ray) over the pure modules with their unit tests; slow, not part of make test"
 	@echo "make bench        benchmarks (benchmarks/bench_*.py and benchmarks/fleet.py), ratios against the alternative (make test runs only their --quick smoke)"
 	@echo "make bench-deps   what the benchmarks need: Debian packages (nginx, iperf3; no service started) and requirements-bench.txt"
 	@echo "make lab-up | lab-status | lab-down   drive the test lab by hand"
@@ -189,6 +190,14 @@ test: collection bench-apt
 test-faults: collection
 	@rc=0; $(BIN)/pytest tests/faults $(PYTEST_ARGS) || rc=$$?; \
 	$(LAB) down >$(BUILD)/lab-down.log 2>&1 || true; exit $$rc
+
+# Mutants of the pure modules (versions, returncodes, ports, the firewall rule builders, the
+# report's model), each run against the unit tests only, on a copy of the tree in build/mutation;
+# prints the share killed per module (docs/testing.md). Slow: not part of make test.
+MUTATION_ARGS ?=
+mutation: collection
+	@$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-mutation.txt
+	$(PY) tests/mutation/run_mutation.py $(MUTATION_ARGS)
 
 # The main job for real: lab up (3 Linux nodes, one IPv6-only, and a Windows-like one), a sample
 # repository, fleet.firmware.preflight and fleet.firmware.update_fleet (waves, a canary, progress

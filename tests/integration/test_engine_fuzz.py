@@ -5,7 +5,9 @@
 methods, traversal paths, huge headers, slow clients, truncated bodies, invalid JSON), after
 which it still serves the right bytes and has served no byte of anything unregistered.
 
-Bounded in count and time; the only target is the engine on 127.0.0.1."""
+Bounded in count, not in time (correctness only: every request answered or refused as it must
+be, none lost; pytest's own timeout keeps a hung engine from hanging the run); the only target is
+the engine on 127.0.0.1."""
 from __future__ import annotations
 
 import hashlib
@@ -24,7 +26,9 @@ from ansible_collections.fleet.firmware.plugins.plugin_utils import engine, ledg
 
 REQUESTS = 10_000
 THREADS = 8
-DEADLINE = 150.0
+# A connection must be accepted; this only keeps a hung engine from hanging the test (a loaded
+# machine's full accept queue makes the kernel retry the SYN for a while, it never refuses).
+CONNECT_TIMEOUT = 120
 ALLOWED = {b"200", b"206", b"400", b"401", b"403", b"404", b"405", b"409", b"411", b"413", b"414", b"416", b"431", b"505"}
 CANARY = b"CANARY-" + os.urandom(8).hex().encode()
 
@@ -114,7 +118,7 @@ def _request(rng, sha, token, other):
 
 
 def _exchange(port, data, cut):
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+    with socket.create_connection(("127.0.0.1", port), timeout=CONNECT_TIMEOUT) as sock:
         try:
             sock.sendall(data)
             sock.shutdown(socket.SHUT_WR)
@@ -157,13 +161,10 @@ def test_ten_thousand_bad_requests_crash_nothing_and_serve_no_unregistered_byte(
     stop = threading.Event()
     slow = _slow_clients(eng.port, stop)
     results, errors = [], []
-    deadline = time.monotonic() + DEADLINE
 
     def worker(seed):
         rng = random.Random(seed)
         for _count in range(REQUESTS // THREADS):
-            if time.monotonic() > deadline:
-                return
             data, cut = _request(rng, sha, token, other)
             try:
                 results.append((data, _exchange(eng.port, data, cut)))
@@ -176,8 +177,9 @@ def test_ten_thousand_bad_requests_crash_nothing_and_serve_no_unregistered_byte(
     for thread in threads:
         thread.join()
     stop.set()
-    assert len(results) + len(errors) >= REQUESTS, f"only {len(results)} requests in {DEADLINE} s"
-    assert len(errors) < REQUESTS * 0.01, errors[:5]  # connection refused would mean the engine died
+    # Every request was sent and its connection accepted: a refused or unanswered connect means
+    # the engine died or stopped accepting.
+    assert (len(results), errors[:5]) == (REQUESTS, [])
     statuses = {}
     for sent, reply in results:
         assert CANARY not in reply

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import conftest
+from checks import recap
 from deploy_helpers import component, lab_trust, left_behind, make_repo
 from firewall_helpers import reset_firewall, snapshot, wait_until
 
@@ -106,6 +107,9 @@ def test_sweep_after_a_sigkilled_run_leaves_nothing_on_the_node_or_the_controlle
 def test_sweep_of_a_clean_fleet_changes_nothing_and_refuses_a_bad_tag(lab):
     clean = lab.playbook(PLAYBOOKS / "sweep.yml", "-e", "fleet_sweep_tag=swp-none", "-e", "fleet_sweep_hosts=linux",
                          "-e", f"fleet_runs_dir={lab.lab.home / 'runs'}")
-    assert clean.returncode == 0 and "changed=1" not in clean.stdout, clean.stdout
+    assert clean.returncode == 0, clean.stdout
+    counts = recap(clean.stdout)
+    assert set(counts) == {"localhost", "lin01", "lin02", "v6n01"}, counts
+    assert all(c["changed"] == 0 and c["failed"] == 0 and c["unreachable"] == 0 for c in counts.values()), counts
     bad = lab.playbook(PLAYBOOKS / "sweep.yml", "-e", "fleet_sweep_tag=Bad_Tag", "-e", f"fleet_sweep_hosts={NODE}")
     assert bad.returncode != 0 and "fleet_sweep_tag must be a run tag" in bad.stdout

@@ -29,11 +29,11 @@ REPO = Path(__file__).resolve().parents[2]
 OUT = REPO / "build" / "mutation"
 TREE = OUT / "tree"
 UNIT = "tests/unit/plugins/module_utils"
-FIREWALL_TESTS = [f"{UNIT}/firewall", "tests/unit/plugins/action/test_firewall_action.py"]
+FIREWALL_TESTS = [f"{UNIT}/firewall"]
 
 # name: (module, the functions mutated (None: all of it), the unit tests that must kill them)
 TARGETS = {
-    "versions": ("plugins/module_utils/versions.py", None, [f"{UNIT}/test_versions.py"]),
+    "versions": ("plugins/module_utils/versions.py", None, [f"{UNIT}/test_versions.py", f"{UNIT}/test_versions_edges.py"]),
     "returncodes": ("plugins/module_utils/returncodes.py", None,
                     [f"{UNIT}/test_returncodes.py", f"{UNIT}/test_installers.py"]),
     "ports": ("plugins/module_utils/ports.py", None,
@@ -49,7 +49,7 @@ TARGETS = {
                ["build_model", "_node_of", "_node_model", "_events", "_stages", "_update_outcome", "_components_from_result",
                 "_components_from_ledger", "_rebooted_from_ledger", "_engine_event", "_task_status", "_node_status", "_summary",
                 "_component_names", "_text", "_int", "_number", "_bool", "check_formats"],
-               ["tests/unit/plugins/plugin_utils/test_report_model.py"]),
+               ["tests/unit/plugins/plugin_utils/test_report_model.py", "tests/unit/plugins/plugin_utils/test_report_model_parts.py"]),
 }
 
 
@@ -133,13 +133,28 @@ def tally(session: Path) -> dict:
     return {"counts": counts, "survivors": survivors}
 
 
-def run_target(name: str, timeout: float, plan_only: bool = False) -> dict:
+def sample(session: Path, every: int) -> None:
+    """Keep one pending mutant in ``every`` (in the session's order, so spread over the module):
+    a quicker, still representative figure; ``make mutation`` without --sample runs them all."""
+    if every <= 1:
+        return
+    from cosmic_ray.work_db import use_db  # pylint: disable=import-outside-toplevel
+    from cosmic_ray.work_item import WorkerOutcome, WorkResult  # pylint: disable=import-outside-toplevel
+    with use_db(str(session)) as db:
+        for index, item in enumerate(sorted(db.pending_work_items, key=lambda i: i.job_id)):
+            if index % every:
+                db.set_result(item.job_id, WorkResult(worker_outcome=WorkerOutcome.SKIPPED))
+
+
+def run_target(name: str, timeout: float, plan_only: bool = False, resume: bool = False, every: int = 1) -> dict:
     module, functions, tests = TARGETS[name]
     tests = [t for t in tests if (TREE / t).exists()]
     config = OUT / f"{name}.toml"
     session = OUT / f"{name}.sqlite"
-    session.unlink(missing_ok=True)
-    command = f"{sys.executable} -m pytest -x -q -p no:cacheprovider -p no:randomly {' '.join(tests)}"
+    resume = resume and session.exists()
+    if not resume:
+        session.unlink(missing_ok=True)
+    command = test_command(tests)
     config.write_text(
         "[cosmic-ray]\n"
         f"module-path = {json.dumps(module)}\n"
@@ -148,8 +163,10 @@ def run_target(name: str, timeout: float, plan_only: bool = False) -> dict:
         f"test-command = {json.dumps(command)}\n"
         "[cosmic-ray.distributor]\nname = \"local\"\n")
     cosmic = str(Path(sys.executable).with_name("cosmic-ray"))
-    subprocess.run([cosmic, "init", str(config), str(session)], cwd=TREE, check=True)
-    skip_outside(session, function_lines(TREE / module, functions))
+    if not resume:
+        subprocess.run([cosmic, "init", str(config), str(session)], cwd=TREE, check=True)
+        skip_outside(session, function_lines(TREE / module, functions))
+    sample(session, every)
     if plan_only:
         return tally(session)["counts"]
     baseline = subprocess.run(command.split(), cwd=TREE, capture_output=True, text=True, check=False)
@@ -161,16 +178,69 @@ def run_target(name: str, timeout: float, plan_only: bool = False) -> dict:
     return result["counts"]
 
 
+def recheck(name: str, timeout: float) -> None:
+    """Judge a finished session's survivors again with today's unit tests (after tests were added
+    for them), without running the whole module again; the session keeps the new verdicts."""
+    from cosmic_ray.mutating import mutate_and_test  # pylint: disable=import-outside-toplevel
+    from cosmic_ray.work_db import use_db  # pylint: disable=import-outside-toplevel
+    from cosmic_ray.work_item import TestOutcome  # pylint: disable=import-outside-toplevel
+    _module, _functions, tests = TARGETS[name]
+    command = test_command([t for t in tests if (TREE / t).exists()])
+    here = os.getcwd()
+    os.chdir(TREE)
+    try:
+        with use_db(str(OUT / f"{name}.sqlite")) as db:
+            survivors = [item for item, result in db.completed_work_items if result.test_outcome == TestOutcome.SURVIVED]
+            for item in survivors:
+                db.set_result(item.job_id, mutate_and_test(item.mutations, command, timeout))
+    finally:
+        os.chdir(here)
+
+
+def test_command(tests: list[str]) -> str:
+    return f"{sys.executable} -m pytest -x -q -p no:cacheprovider -p no:randomly {' '.join(tests)}"
+
+
+def report(names: list[str]) -> int:
+    """The figures of the sessions already run (one line per module, then the total)."""
+    killed = scored = 0
+    for name in names:
+        session = OUT / f"{name}.sqlite"
+        if not session.exists():
+            print(f"mutation {name:20s} not run")
+            continue
+        counts = tally(session)["counts"]
+        done = counts["killed"] + counts["survived"]
+        killed, scored = killed + counts["killed"], scored + done
+        print(f"mutation {name:20s} killed {counts['killed']:4d} / {done:4d} ({100.0 * counts['killed'] / max(done, 1):5.1f} %), "
+              f"pending {counts['pending']}, incompetent {counts['incompetent']}")
+    print(f"mutation total: killed {killed} / {scored} ({100.0 * killed / max(scored, 1):.1f} %)")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", choices=sorted(TARGETS), help="these modules only")
     parser.add_argument("--plan", action="store_true", help="only count the mutants each module gets")
+    parser.add_argument("--report", action="store_true", help="only print the figures of the sessions in build/mutation")
+    parser.add_argument("--recheck", action="store_true", help="judge the survivors of the sessions again with today's tests")
+    parser.add_argument("--resume", action="store_true", help="go on with the sessions in build/mutation (mutants not run yet)")
+    parser.add_argument("--sample", type=int, default=1, metavar="K", help="run one pending mutant in K (default: all)")
+    parser.add_argument("--work", default="tree", help="the copy's folder under build/mutation (two runs at once need two)")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per mutant's test run (a hung mutant counts as killed)")
     args = parser.parse_args()
+    global TREE  # pylint: disable=global-statement
+    TREE = OUT / args.work
+    if args.report:
+        return report(args.only or list(TARGETS))
     copy_tree()
+    if args.recheck:
+        for name in args.only or TARGETS:
+            recheck(name, args.timeout)
+        return report(args.only or list(TARGETS))
     summary = {}
     for name in args.only or TARGETS:
-        counts = run_target(name, args.timeout, args.plan)
+        counts = run_target(name, args.timeout, args.plan, args.resume, args.sample)
         if args.plan:
             print(f"mutation {name:20s} {counts['pending']} mutants", flush=True)
             continue
@@ -181,7 +251,7 @@ def main() -> int:
               f"incompetent {counts['incompetent']}, survivors in build/mutation/{name}-survivors.txt", flush=True)
     if args.plan:
         return 0
-    (OUT / "summary.json").write_text(json.dumps(summary, indent=2))
+    (OUT / f"summary-{args.work}.json").write_text(json.dumps(summary, indent=2))
     killed = sum(s["killed"] for s in summary.values())
     scored = killed + sum(s["survived"] for s in summary.values())
     print(f"mutation total: killed {killed} / {scored} ({100.0 * killed / max(scored, 1):.1f} %)")
