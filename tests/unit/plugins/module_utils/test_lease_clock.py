@@ -19,6 +19,7 @@ import time
 import pytest
 
 from ansible_collections.fleet.firmware.plugins.module_utils import agent as agent_utils
+from ansible_collections.fleet.firmware.plugins.module_utils.agent import core as agent_core
 from ansible_collections.fleet.firmware.plugins.module_utils.firewall import api, lease, state
 
 
@@ -59,7 +60,7 @@ class FakeClock:
 def clock(monkeypatch):
     fake = FakeClock()
     monkeypatch.setattr(lease, "time", fake)
-    monkeypatch.setattr(agent_utils, "time", fake)
+    monkeypatch.setattr(agent_core, "time", fake)  # the agent's lease lives in its core room
     return fake
 
 
