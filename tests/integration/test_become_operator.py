@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy_helpers import agent_processes, by_name, component, left_behind, make_repo
+from deploy_helpers import agent_processes, by_name, component, lab_trust, left_behind, make_repo
 from firewall_helpers import module_args, reset_firewall, snapshot
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lab"))
@@ -56,7 +56,8 @@ def test_update_fleet_as_the_operator(lab, fresh, tmp_path, way):
     tag = f"op-upd-{way}"
     repo = make_sample_repo(tmp_path / "repo", state_dir(lab))
     variables = {"fleet_repository": str(repo), "fleet_hosts": NODE, "fleet_waves": ["100%"], "fleet_run_tag": tag,
-                 "fleet_run_dir": str(lab.lab.home / "runs" / tag), "fleet_lease": 30, "fleet_become_method": method}
+                 "fleet_run_dir": str(lab.lab.home / "runs" / tag), "fleet_lease": 30, "fleet_become_method": method,
+                 "fleet_trust": lab_trust()}
     proc = lab.playbook(PLAYBOOK, "-v", "-e", json.dumps(variables), *extra, timeout=600)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output
@@ -70,7 +71,7 @@ def test_deploy_as_the_operator(lab, fresh, tmp_path, way):
     extra, method, start = WAYS[way]
     tag = f"op-dep-{way}"
     repo = make_repo(tmp_path / "r", state_dir(lab), [component("fw-op", "1.0")])
-    args = module_args(repository=str(repo), tag=tag, run_dir=str(lab.lab.home / "runs" / tag), lease=30)
+    args = module_args(repository=str(repo), tag=tag, run_dir=str(lab.lab.home / "runs" / tag), lease=30, trust=lab_trust())
     result = lab.adhoc(NODE, "fleet.firmware.deploy", args, extra=extra + ["-b", "--become-method", method], timeout=300)[NODE]
     assert result.status == "CHANGED", result.data
     assert by_name(result.data)["fw-op"]["status"] == "installed" and result.data["agent_start"] == start

@@ -24,7 +24,9 @@ import yaml
 
 import fleetlab
 import labhardware
+import spp_pki
 from conftest import STANDARD_LAB, LabHandle
+from deploy_helpers import lab_trust
 from firewall_helpers import module_args
 
 pytestmark = pytest.mark.lab
@@ -225,7 +227,8 @@ def make_redfish_repo(lab, folder, node: str):
     script.chmod(0o755)
     entry = {"name": "smart-array", "version": "7.00", "kind": "firmware", "os": "linux", "file": script.name,
              "sha256": hashlib.sha256(script.read_bytes()).hexdigest(), "size": script.stat().st_size,
-             "detect": {"method": "redfish", "targets": [SMART_ARRAY]}, "install": "script"}
+             "detect": {"method": "redfish", "targets": [SMART_ARRAY]}, "install": "script",
+             "signature": spp_pki.sign_file(script, spp_pki.shared_lab_pki().signer).name}
     (folder / "manifest.yml").write_text(yaml.safe_dump({"format": 1, "components": [entry]}, sort_keys=False))
     return folder
 
@@ -235,7 +238,7 @@ def test_deploy_plans_with_the_bmc_from_the_node_and_the_second_run_is_a_no_op(l
     lab.lab.set_firmware(lab.node(node))
     repo = make_redfish_repo(lab, tmp_path / "repo", node)
     tag = f"detect-{node}"
-    args = dict(BMC_ARGS, repository=str(repo), tag=tag, run_dir=str(lab.lab.home / "runs" / tag), lease=30)
+    args = dict(BMC_ARGS, repository=str(repo), tag=tag, run_dir=str(lab.lab.home / "runs" / tag), lease=30, trust=lab_trust())
     check = lab.adhoc(node, "fleet.firmware.deploy", module_args(**args), extra=["--check"], timeout=300)[node]
     assert check.status == "CHANGED", check.data
     assert [(e["name"], e["action"], e["installed"]) for e in check.data["plan"]] == [("smart-array", "upgrade", "6.22")]
