@@ -168,6 +168,7 @@ def test_the_rules_are_closed_by_tag_and_backend(monkeypatch):
 
 def test_a_close_that_keeps_failing_is_retried_and_logged(monkeypatch):
     monkeypatch.setattr(teardown.time, "sleep", lambda _s: None)
+
     def close_tag(*args, **kwargs):
         del args, kwargs
         raise firewall_api.FirewallError("busy")
