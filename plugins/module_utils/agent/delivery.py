@@ -12,7 +12,7 @@ import http.client
 import os
 import ssl
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 from urllib.parse import urlsplit
 
 from ansible_collections.fleet.firmware.plugins.module_utils.agent.config import CHUNK, COMPONENTS, FETCH_ATTEMPTS, FETCH_TIMEOUT, SHA_RE, AgentError
@@ -127,7 +127,7 @@ class Delivery(object):
         final = self.component_path(sha256)
         if os.path.exists(final) and sha256_of(final) == sha256:
             return {"sha256": sha256, "size": os.path.getsize(final), "cached": True}
-        partial, errors = final + ".part", []  # type: str, List[str]
+        partial, errors = final + ".part", []  # type: str, list
         self.event("downloading", sha256=sha256, delivery="pull")
         for attempt in range(FETCH_ATTEMPTS):
             before = _size(partial)

@@ -52,7 +52,7 @@ from __future__ import annotations
 
 # pylint: disable=unused-import
 from ansible_collections.fleet.firmware.plugins.plugin_utils.engine.settings import (  # noqa: F401
-    COMPONENT_PATH, CONTROL_OPS, DEFAULT_PLAIN_PORT, DEFAULT_TLS_PORT, FIREWALL_API, HASH_CHUNK, LOCK_FILE, LOG_FILE,
+    COMPONENT_PATH, CONTROL_OPS, DEFAULT_PLAIN_PORT, DEFAULT_TLS_PORT, FIREWALL_API, LOCK_FILE, LOG_FILE,
     MAX_EVENT_BODY, NODE_PATH, SETTINGS_FILE, SHA256_RE, SOCKET_FILE, STATE_FILE, EngineError, EngineSettings,
 )
 from ansible_collections.fleet.firmware.plugins.plugin_utils.engine.watch import find_playbook_pid, process_start_time  # noqa: F401

@@ -20,7 +20,6 @@ import uuid
 DEFAULT_TLS_PORT = 63002
 DEFAULT_PLAIN_PORT = 63001
 MAX_EVENT_BODY = 64 * 1024
-HASH_CHUNK = 1024 * 1024
 STATE_FILE = "engine.json"
 SETTINGS_FILE = "engine-settings.json"
 SOCKET_FILE = "engine.sock"

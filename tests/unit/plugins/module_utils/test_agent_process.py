@@ -82,7 +82,8 @@ def test_the_zipapp_is_reproducible_and_holds_the_agent_and_the_firewall_backend
     path, _digest = agent_build.build(str(tmp_path))
     names = zipfile.ZipFile(path).namelist()
     prefix = "ansible_collections/fleet/firmware/plugins/module_utils/"
-    for needed in ("agent/__init__.py", "agent/main.py", "agent/teardown.py", "route.py", "runtag.py", "filehash.py", "firewall/api.py", "installers.py", "__init__.py", "firewall/__init__.py"):
+    for needed in ("agent/__init__.py", "agent/main.py", "agent/teardown.py", "route.py", "runtag.py", "filehash.py",
+                   "firewall/api.py", "installers.py", "__init__.py", "firewall/__init__.py"):
         assert prefix + needed in names
     assert "__main__.py" in names and not any("__pycache__" in n for n in names)
     assert oct(os.stat(path).st_mode & 0o777) == "0o600"

@@ -168,7 +168,12 @@ def test_the_rules_are_closed_by_tag_and_backend(monkeypatch):
 
 def test_a_close_that_keeps_failing_is_retried_and_logged(monkeypatch):
     monkeypatch.setattr(teardown.time, "sleep", lambda _s: None)
-    monkeypatch.setattr(firewall_api, "close_tag", lambda *a, **k: (_ for _ in ()).throw(firewall_api.FirewallError("busy")))
+
+    def close_tag(*args, **kwargs):
+        del args, kwargs
+        raise firewall_api.FirewallError("busy")
+
+    monkeypatch.setattr(firewall_api, "close_tag", close_tag)
     logged = []
     assert teardown.close_rules_retrying("run-1", "auto", attempts=3, log=logged.append) is False
     assert logged == ["closing the firewall failed (attempt %d): busy" % n for n in (1, 2, 3)]
