@@ -258,8 +258,9 @@ class ActionModule(ActionBase):
         # Behind NAT (an AWX pod) the nodes see the controller under another address than its own.
         facing = args["controller_address"] or [facing_address(a) for a in node_addresses]
         node_components = [self._for_node(c) for c in components]
-        launch = {"start": args["agent_start"], "plan": {"components": node_components, "policy": self._policy(args),
-                                                          "redfish": self._redfish(args)},
+        # The plan is asked for once the ledger says the agent runs (a plan may take long: detection
+        # tools), not inside the launch: the ledger then shows what is on the node while it plans.
+        launch = {"start": args["agent_start"], "plan": None,
                   "engine": [[address, args["engine_port"]] for address in facing] if args["delivery"] in ("auto", "pull") else None}
         started = self._start_agent(session, args, task_vars, facing, launch)
         session.checkpoint("the agent started")

@@ -33,7 +33,7 @@ options:
         the path (C(fleet_path), else the connection), the preflight (C(fleet_preflight)) and, on Linux, the free space
         of C(/var/tmp) (C(fleet_staging_min_free_mb)): all inside this one task, nothing touches the node when a check fails."
       - No other option may be given with it. M(fleet.firmware.update_fleet) runs C(role=fleet_update), one task per host.
-      - Become (sudo or su) and the WinRM connection settings are task keywords: set them on the task as the roles do.
+      - Become (sudo or su) and the WinRM connection settings are task keywords, set on the task as the roles do.
     type: str
     choices: [fleet_update, linux_node, windows_node]
   tag:
@@ -185,7 +185,7 @@ options:
     description:
       - "How the agent starts on a Linux node. V(stdin): one command through the connection and become (sudo), whose stdin carries
         the agent's loader, its parameters and the zipapp (no temporary folder, no file transfer, no chmod, no rm); its answer
-        carries the node's plan, the staging folder's free space and whether the node reaches the engine's port (then V(auto)
+        carries the staging folder's free space and whether the node reaches the engine's port (then V(auto)
         delivery pushes at once instead of trying the pull first). V(staged): the path before 0.2: the zipapp copied into Ansible's
         temporary folder, then the agent module. V(auto): V(stdin), except where a node needs the staged path: C(su) (it reads the
         password from a terminal, and a terminal cannot carry binary stdin) and a C(sudo) with C(requiretty) (found out on the first
