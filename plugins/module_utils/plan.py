@@ -34,6 +34,7 @@ ACTIONS = (INSTALL, UPGRADE, DOWNGRADE, REWRITE, SKIP)
 ONLY = ("all", "firmware", "software")
 DEFAULT_POLICY = {"allow_downgrade": False, "rewrite": False, "force": False, "only": "all", "components": []}
 _ORDER_WORD = {-1: "older", 0: "same", 1: "newer", None: "unknown"}
+_Options = Optional[Mapping[str, Any]]
 COMPONENT_DECIDES = 'the component decides (its "not needed" return code)'
 
 
@@ -121,7 +122,7 @@ def decide(component, detection, policy):
 
 def plan(components, policy=None, os_name="linux", timeout=detect_mod.DEFAULT_TIMEOUT, dmi_root=detect_mod.DMI_ROOT,
          redfish=None, redfish_inventory=None, redfish_error=None):
-    # type: (List[Mapping[str, Any]], Optional[Mapping[str, Any]], str, float, str, Optional[Mapping[str, Any]], Optional[List[Dict[str, Any]]], Optional[str]) -> List[Dict[str, Any]]
+    # type: (List[Mapping[str, Any]], _Options, str, float, str, _Options, Optional[List[Dict[str, Any]]], Optional[str]) -> List[Dict[str, Any]]
     """One entry per component, in the order given (the manifest's dependency order).
 
     ``redfish``: the BMC settings (``detect.RedfishSource``'s keys; the password never lands in an

@@ -27,7 +27,6 @@ import labhardware
 import spp_pki
 from conftest import STANDARD_LAB, LabHandle
 from deploy_helpers import lab_trust
-from firewall_helpers import module_args
 
 pytestmark = pytest.mark.lab
 
@@ -72,8 +71,13 @@ def lab(lab_session):
         lab_session.set_firmware(node)
 
 
-def inventory(lab, pattern, baseline=BASELINE, **extra):
-    results = lab.adhoc(pattern, MODULE, module_args(baseline=baseline, **dict(BMC_ARGS, **extra)))
+def bmc_args(**overrides) -> str:
+    """The module's arguments (JSON for ``ansible -a``): the lab BMC's settings, then ``overrides``."""
+    return json.dumps({"baseline": BASELINE, **BMC_ARGS, **overrides})
+
+
+def inventory(lab, pattern, **overrides):
+    results = lab.adhoc(pattern, MODULE, bmc_args(**overrides))
     for name, result in results.items():
         assert result.status == "SUCCESS", f"{name}: {result.data}"
     return {name: {e["name"]: e for e in result.data["inventory"]} for name, result in results.items()}
@@ -185,8 +189,7 @@ def controller_bmc(lab, tmp_path):
 
 def test_asked_from_the_controller_the_node_gets_the_inventory_without_the_credentials(lab, controller_bmc):
     ca = str(lab.lab.home / "bmc" / "ca.pem")
-    results = lab.adhoc("lin01", MODULE, module_args(baseline=BASELINE, **dict(BMC_ARGS, redfish_address=controller_bmc,
-                                                                                 redfish_from="controller", redfish_ca_path=ca)), extra=["-v"])
+    results = lab.adhoc("lin01", MODULE, bmc_args(redfish_address=controller_bmc, redfish_from="controller", redfish_ca_path=ca), extra=["-v"])
     assert results["lin01"].status == "SUCCESS", results["lin01"].data
     plan = {e["name"]: e for e in results["lin01"].data["inventory"]}
     assert (plan["smart-array"]["action"], plan["smart-array"]["installed"]) == ("upgrade", "6.22")
@@ -206,11 +209,11 @@ def test_asked_from_the_controller_an_unreachable_bmc_is_an_error_never_absent(l
 def test_the_bmc_password_is_in_no_result_and_no_output(lab):
     password = lab.lab.passwords["bmc_password"]
     assert password
-    argv = module_args(baseline=BASELINE, **BMC_ARGS)
+    argv = bmc_args()
     results = lab.adhoc("lin01,v6n01", MODULE, argv, extra=["-v"])
     assert all(r.status == "SUCCESS" for r in results.values())
     assert password not in json.dumps({name: r.data for name, r in results.items()})
-    wrong = lab.adhoc("lin01", MODULE, module_args(baseline=BASELINE[:3], **dict(BMC_ARGS, redfish_address="https://bmc:pw@x")))
+    wrong = lab.adhoc("lin01", MODULE, bmc_args(baseline=BASELINE[:3], redfish_address="https://bmc:pw@x"))
     assert wrong["lin01"].status == "FAILED" and "holds credentials" in wrong["lin01"].data["msg"]
 
 
@@ -238,16 +241,16 @@ def test_deploy_plans_with_the_bmc_from_the_node_and_the_second_run_is_a_no_op(l
     lab.lab.set_firmware(lab.node(node))
     repo = make_redfish_repo(lab, tmp_path / "repo", node)
     tag = f"detect-{node}"
-    args = dict(BMC_ARGS, repository=str(repo), tag=tag, run_dir=str(lab.lab.home / "runs" / tag), lease=30, trust=lab_trust())
-    check = lab.adhoc(node, "fleet.firmware.deploy", module_args(**args), extra=["--check"], timeout=300)[node]
+    args = {**BMC_ARGS, "repository": str(repo), "tag": tag, "run_dir": str(lab.lab.home / "runs" / tag), "lease": 30, "trust": lab_trust()}
+    check = lab.adhoc(node, "fleet.firmware.deploy", json.dumps(args), extra=["--check"], timeout=300)[node]
     assert check.status == "CHANGED", check.data
     assert [(e["name"], e["action"], e["installed"]) for e in check.data["plan"]] == [("smart-array", "upgrade", "6.22")]
-    first = lab.adhoc(node, "fleet.firmware.deploy", module_args(**args), timeout=300)[node]
+    first = lab.adhoc(node, "fleet.firmware.deploy", json.dumps(args), timeout=300)[node]
     assert first.status == "CHANGED", first.data
     row = {c["name"]: c for c in first.data["components"]}["smart-array"]
     assert (row["status"], row["before"], row["after"]) == ("installed", "6.22", "7.00"), row
     assert lab.lab.passwords["bmc_password"] not in json.dumps(first.data)
-    second = lab.adhoc(node, "fleet.firmware.deploy", module_args(**dict(args, tag=tag + "-2", run_dir=args["run_dir"] + "-2")), timeout=300)[node]
+    second = lab.adhoc(node, "fleet.firmware.deploy", json.dumps({**args, "tag": tag + "-2", "run_dir": args["run_dir"] + "-2"}), timeout=300)[node]
     assert second.status == "SUCCESS", second.data
     again = {c["name"]: c for c in second.data["components"]}["smart-array"]
     assert (again["action"], again["message"]) == ("skip", "already current (7.00)"), again

@@ -729,7 +729,8 @@ class Lab:
         if not (node_dir / "redfish").exists():
             self.set_firmware(node)
         cert, key = self._bmc_certificate(node)
-        argv = ["env", f"PYTHONPATH={self._sushy_path()}", NODE_PYTHON, "-m", "sushy_tools.static.main", "-i", node.bmc_address, "-p", str(BMC_PORT), "-m", str(node_dir / "redfish"), "-c", str(cert), "-k", str(key)]
+        argv = ["env", f"PYTHONPATH={self._sushy_path()}", NODE_PYTHON, "-m", "sushy_tools.static.main",
+                "-i", node.bmc_address, "-p", str(BMC_PORT), "-m", str(node_dir / "redfish"), "-c", str(cert), "-k", str(key)]
         # sushy-static prints every request's headers (an Authorization header too) to stdout:
         # stdout goes nowhere, stderr (request lines, errors) to the log.
         with open(node_dir / "bmc.log", "a", encoding="utf-8") as log:
