@@ -24,7 +24,7 @@ import conftest
 import fleetlab
 from firewall_helpers import (
     PORT, fail_bin, host_rulesets, load_iptables_legacy, load_nft, module_args, ours, probe_from_controller, probe_from_node,
-    reset_firewall, snapshot, ssh_sessions, start_listener, strip_counters, ufw_down, ufw_listing, ufw_up, wait_until, write,
+    reset_firewall, snapshot, ssh_sessions, start_listener, ufw_down, ufw_listing, ufw_up, wait_until, write,
 )
 
 pytestmark = pytest.mark.lab

@@ -85,6 +85,6 @@ if __name__ == "__main__":
     if sys.argv[1:] != ["--write"]:
         sys.exit("usage: test_role_readmes.py --write")
     for name in ROLES:
-        _, text = rendered(name)
+        text = rendered(name)[1]
         (ROOT / "roles" / name / "README.md").write_text(text)
         print(f"roles/{name}/README.md")
