@@ -5,6 +5,8 @@
 runs): a node's status, the task's status, the summary, the typed fields, the formats."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from ansible_collections.fleet.firmware.plugins.plugin_utils import report
@@ -76,3 +78,28 @@ def test_formats_are_normalised_deduplicated_and_checked():
     with pytest.raises(report.ReportError) as error:
         report.check_formats(["json", "pdf", "csv"])
     assert str(error.value) == "unknown report format(s) csv, pdf; known: %s" % ", ".join(report.FORMATS)
+
+
+def write_ledger(run_dir, node_id, events):
+    folder = run_dir / "ledger"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{node_id}.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+
+
+def test_durations_ledger_paths_and_the_order_of_events(tmp_path):
+    run = tmp_path / "run-x"
+    write_ledger(run, "n1", [{"ts": 1000.0, "seq": 1, "stage": "staged"}, {"ts": 1001.000004, "seq": 2, "stage": "started"},
+                             {"ts": 1002.5, "seq": 3, "stage": "cleaned"}])
+    # Same time stamp: an event without seq (0) comes before one with seq 1, whatever the file's order.
+    write_ledger(run, "n2", [{"ts": 1001.0, "seq": 1, "stage": "started"}, {"ts": 1001.0, "stage": "staged"},
+                             {"ts": 1004.1234, "seq": 2, "stage": "cleaned"}])
+    results = {"h3": {"ledger": "/elsewhere/h3.jsonl", "changed": False}}
+    model = report.build_model(str(run), results)
+    by_node = {n["node"]: n for n in model["nodes"]}
+    assert sorted(by_node) == ["h3", "n1", "n2"]
+    assert by_node["n1"]["duration_s"] == 2.5 and by_node["n2"]["duration_s"] == 3.123
+    assert model["duration_s"] == 4.123 and (model["start"], model["end"]) == (1000.0, 1004.1234)
+    assert by_node["n1"]["stages"][0]["duration_s"] == 1.000004
+    assert [s["stage"] for s in by_node["n2"]["stages"]] == ["staged", "started", "cleaned"]
+    assert by_node["n1"]["ledger"] == str(run / "ledger" / "n1.jsonl")
+    assert by_node["h3"]["ledger"] == "/elsewhere/h3.jsonl" and by_node["h3"]["duration_s"] is None  # no events here
