@@ -69,7 +69,7 @@ def test_component_names_in_first_seen_order_once_each():
 def test_typed_fields_take_only_their_type(value, text, integer, number, boolean):
     # pylint: disable=protected-access
     assert (report._text(value), report._int(value), report._number(value), report._bool(value)) == (text, integer, number, boolean)
-    assert type(report._number(value)) is (float if number is not None else type(None))
+    assert isinstance(report._number(value), float) == (number is not None)  # pylint: disable=protected-access
 
 
 def test_formats_are_normalised_deduplicated_and_checked():
