@@ -103,3 +103,36 @@ def test_durations_ledger_paths_and_the_order_of_events(tmp_path):
     assert [s["stage"] for s in by_node["n2"]["stages"]] == ["staged", "started", "cleaned"]
     assert by_node["n1"]["ledger"] == str(run / "ledger" / "n1.jsonl")
     assert by_node["h3"]["ledger"] == "/elsewhere/h3.jsonl" and by_node["h3"]["duration_s"] is None  # no events here
+
+
+def test_segments_and_components_from_the_ledger_alone(tmp_path):
+    run = tmp_path / "run-y"
+    write_ledger(run, "n1", [
+        {"ts": 1000.0, "seq": 1, "stage": "staged"},
+        {"ts": 1002.0000004, "seq": 2, "stage": "planned", "message": "2 to install"},  # 7th decimal: rounded away
+        {"ts": 1003.0, "seq": 3, "stage": "installing", "component": "fw"},
+        {"ts": 1004.0, "seq": 4, "stage": "installing", "component": "fw", "rc": True, "message": "half way"},
+        {"ts": 1005.5, "seq": 5, "stage": "installing", "component": "fw", "message": "still"},  # the start stays 1003
+        {"ts": 1007.25, "seq": 6, "stage": "failed", "component": "fw", "rc": 3, "message": "exit code 3"},
+        {"ts": 1008.0, "seq": 7, "stage": "cleaned"},
+    ])
+    model = report.build_model(str(run), {"n1": {"ledger": str(run / "ledger" / "n1.jsonl"), "run_tag": "from-result",
+                                                  "failed": True}}, run_tag="given")
+    assert model["run_tag"] == "given"  # the caller's tag first
+    stages = model["nodes"][0]["stages"]
+    assert [(s["stage"], s["component"], s["message"], s["rc"], s["duration_s"]) for s in stages] == [
+        ("staged", None, None, None, 2.0),
+        ("planned", None, "2 to install", None, 1.0),
+        ("installing", "fw", "still", None, 4.25),  # rc True is no return code
+        ("failed", "fw", "exit code 3", 3, 0.0),  # the last component's outcome is an instant
+        ("cleaned", None, None, None, 0.0),
+    ]
+    model = report.build_model(str(run))  # no result: the components come from the ledger
+    [component] = model["nodes"][0]["components"]
+    assert (component["status"], component["rc"], component["message"], component["duration_s"]) == ("failed", 3, "exit code 3", 4.25)
+    assert model["run_tag"] == "run-y"  # no tag given nor in a result: the run folder's name
+
+
+def test_a_long_host_name_becomes_a_node_id_of_128_characters():
+    assert report._node_of("h" * 200, {}) == "h" * 128  # pylint: disable=protected-access
+    assert report._node_of("..a b", {}) == "a_b" and report._node_of("...", {}) == "node"  # pylint: disable=protected-access
