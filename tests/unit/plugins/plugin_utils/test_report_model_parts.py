@@ -136,3 +136,9 @@ def test_segments_and_components_from_the_ledger_alone(tmp_path):
 def test_a_long_host_name_becomes_a_node_id_of_128_characters():
     assert report._node_of("h" * 200, {}) == "h" * 128  # pylint: disable=protected-access
     assert report._node_of("..a b", {}) == "a_b" and report._node_of("...", {}) == "node"  # pylint: disable=protected-access
+
+
+def test_a_bad_component_entry_of_a_result_is_skipped_not_the_rest():
+    result = {"components": [{"name": ""}, "junk", {"name": "fw", "status": "installed", "rc": 0}, {"name": "nic", "status": "odd"}]}
+    model = report.build_model(None, {"h1": result})
+    assert [(c["name"], c["status"], c["rc"]) for c in model["nodes"][0]["components"]] == [("fw", "installed", 0), ("nic", "not_attempted", None)]
