@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import hashlib
 import threading
-import time
 from pathlib import Path
 
 import yaml
 
 import fleetlab
 import spp_pki
+from checks import wait_for
 from firewall_helpers import ours, snapshot
 
 
@@ -75,6 +75,18 @@ class RebootWatcher(threading.Thread):
         self.halt = threading.Event()
         self.rebooted: list[str] = []
 
+    def asking(self, node) -> list[int]:
+        """The node's processes still running the reboot command (touch, or a shell around it)."""
+        inode = fleetlab.netns_inode(node.netns)
+        found = []
+        for pid in fleetlab.pids_in_netns([inode] if inode else []):
+            try:
+                if self.REQUEST.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    found.append(pid)
+            except OSError:
+                continue
+        return found
+
     def run(self) -> None:
         while not self.halt.wait(0.3):
             for node in self.lab.nodes():
@@ -82,7 +94,8 @@ class RebootWatcher(threading.Thread):
                 request = Path(f"/proc/{holder}/root") / self.REQUEST if holder else None
                 if request is not None and request.exists():
                     request.unlink()
-                    time.sleep(0.5)  # let the command's SSH session answer first, as a real reboot would
+                    # The command that asked ends and answers first, as with a real reboot (a bound, not a wait for time).
+                    wait_for(lambda n=node: not self.asking(n), 60, f"the reboot command on {node.name} to end")
                     self.lab.reboot(node)
                     self.rebooted.append(node.name)
 

@@ -234,7 +234,7 @@ def test_lease_expiry_after_kill_9_of_the_holder_leaves_nothing(lab, ruleset, no
         assert holder.stdout.readline().strip() == "renewed"
         first = client(lab, node).status()["lease_expires"]
         # Two more renewals (the holder says each one): they moved the lease's end, and the agent lives on.
-        assert [holder.stdout.readline().strip() for _ in range(2)] == ["renewed", "renewed"]
+        assert [holder.stdout.readline().strip() for _renewal in range(2)] == ["renewed", "renewed"]
         assert client(lab, node).status()["lease_expires"] > first and agent_processes(lab, node)
         holder.send_signal(signal.SIGKILL)
         holder.wait()

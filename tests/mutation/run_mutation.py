@@ -94,10 +94,10 @@ COUNTERPART = {
 
 def kept(operator: str) -> bool:
     """Is this cosmic-ray operator (``core/ReplaceBinaryOperator_Add_Mul``...) one that is run?"""
-    family, _, pair = operator.partition("_")
+    family, _sep, pair = operator.partition("_")
     if family not in ("core/ReplaceBinaryOperator", "core/ReplaceComparisonOperator"):
         return True
-    source, _, target = pair.partition("_")
+    source, _sep, target = pair.partition("_")
     return COUNTERPART.get(source) == target
 
 
@@ -129,7 +129,7 @@ def tally(session: Path) -> dict:
                 counts["incompetent"] += 1
             else:
                 counts["killed"] += 1
-        counts["pending"] = sum(1 for _ in db.pending_work_items)
+        counts["pending"] = sum(1 for _item in db.pending_work_items)
     return {"counts": counts, "survivors": survivors}
 
 

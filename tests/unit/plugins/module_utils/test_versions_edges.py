@@ -36,3 +36,27 @@ def test_two_words_without_a_number_after_the_family_are_not_a_version():
 ])
 def test_rpm_caret_and_release(a, b, order):
     assert versions.compare(a, b, "rpm")[0] == order
+
+
+def test_a_month_past_twelve_is_not_a_date_even_with_a_good_day():
+    assert "is not a date" in versions.check("U30 v2.90 (13/01/2023)")
+
+
+def test_a_family_then_a_plain_number():
+    parsed = versions.parse("BIOS 2.90")
+    assert (parsed.family, parsed.key) == ("bios", ((2, ""), (90, "")))
+    # A first word that starts with a digit is no family: which part is the version is unclear.
+    assert versions.check("1A 2.90") == "cannot tell which part of '1A 2.90' is the version (write it as FAMILY vX.Y (MM/DD/YYYY))"
+
+
+@pytest.mark.parametrize("a, b, order", [
+    ("1.0.1", "1.0^git1", 1),  # a caret version is older than the next release, from either side
+    ("1.0~rc2", "1.0~rc1", 1), ("1.0~rc1", "1.0~rc2", -1), ("1.0~rc1", "1.0", -1),  # tilde: before the release
+])
+def test_rpm_tilde_and_caret_from_both_sides(a, b, order):
+    assert versions.compare(a, b, "rpm")[0] == order
+
+
+def test_dpkg_a_missing_number_counts_as_zero():
+    assert versions.compare("1.0a", "1.0a0", "dpkg")[0] == 0
+    assert versions.compare("1.0a0", "1.0a", "dpkg")[0] == 0
