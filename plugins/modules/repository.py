@@ -214,7 +214,8 @@ EXAMPLES = r"""
 
 - name: Say what will never be deployed, and why
   ansible.builtin.debug:
-    msg: "{{ baseline.components | rejectattr('deployable') | map(attribute='not_deployable') | list + baseline.not_imported | map(attribute='reason') | list }}"
+    msg: "{{ baseline.components | rejectattr('deployable') | map(attribute='not_deployable') | list
+             + baseline.not_imported | map(attribute='reason') | list }}"
 
 - name: Re-approve a replaced file under a signed manifest, and sign the manifest again
   fleet.firmware.repository:

@@ -159,11 +159,11 @@ def parse_xml(path):
     except ParseError as exc:
         line, column = getattr(exc, "position", (0, 0))
         raise SppError([Problem(path, "line %d column %d" % (line, column), "not well-formed XML: %s" % exc)])
+    except OSError as exc:
+        raise SppError([Problem(path, "", "cannot read: %s" % (exc.strerror or exc))])
     except DefusedXmlException as exc:
         # EntitiesForbidden, ExternalReferenceForbidden, DTDForbidden: never expanded, never fetched.
         raise SppError([Problem(path, _defused_element(exc), "refused: %s (entity expansion and external references are never followed)" % exc)])
-    except OSError as exc:
-        raise SppError([Problem(path, "", "cannot read: %s" % (exc.strerror or exc))])
 
 
 def _defused_element(exc):
