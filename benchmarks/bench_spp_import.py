@@ -224,8 +224,8 @@ def report(args, total, generated, cached, rounds, signed) -> None:
     for what in variants:
         row = best[what]
         ratio = "" if what == "floor" else "%.2fx" % ratios[what]
-        lines.append("%-18s %10.2f %14s %10.0f %12s %8s" % (what, row["seconds"], human(row["bytes_read"]), total / MIB / row["seconds"],
-                                                          human(row["peak_rss"]), ratio))
+        cells = (what, row["seconds"], human(row["bytes_read"]), total / MIB / row["seconds"], human(row["peak_rss"]), ratio)
+        lines.append("%-18s %10.2f %14s %10.0f %12s %8s" % cells)
     lines += [""]
     for what in variants[1:]:
         lines.append("ratio %s/floor (median of %d round(s)): %.2fx (goal <= 1.5x): %s; per round: %s"
