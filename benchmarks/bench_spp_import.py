@@ -154,7 +154,7 @@ def human(size: float) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--count", type=int, default=800)
     parser.add_argument("--min-size", type=spp_gen.parse_size, default=MIB)
     parser.add_argument("--max-size", type=spp_gen.parse_size, default=64 * MIB)
@@ -212,18 +212,20 @@ def report(args, total, generated, cached, rounds, signed) -> None:
     lines = [
         "SPP import benchmark: %d components (%d imported, %d skipped), %s of component files, %d worker thread(s), %d round(s)%s"
         % (args.count, imported["components"], imported["skipped"], human(total), args.workers, len(rounds), " (--quick)" if args.quick else ""),
-        "signature checks: %s" % ("measured (signatures=required, lab CA, real openssl CMS signatures); not verified: %d (the .fwpkg, signed inside)"
-                                  % best["import+signatures"]["unverified"] if signed else "NOT measured (--no-signatures)"),
-        "page cache: %s of %s RAM %s" % (human(total), human(memory), "(fits: every side reads from memory)" if total < memory * 0.6 else
-                                           "(does not fit: every side reads from disk)"),
+        "signature checks: %s" % (
+            "measured (signatures=required, lab CA, real openssl CMS signatures); not verified: %d (the .fwpkg, signed inside)"
+            % best["import+signatures"]["unverified"] if signed else "NOT measured (--no-signatures)"),
+        "page cache: %s of %s RAM %s" % (
+            human(total), human(memory),
+            "(fits: every side reads from memory)" if total < memory * 0.6 else "(does not fit: every side reads from disk)"),
         "",
         "%-18s %10s %14s %10s %12s %8s" % ("", "seconds", "bytes read", "MiB/s", "peak RSS", "ratio"),
     ]
     for what in variants:
         row = best[what]
         ratio = "" if what == "floor" else "%.2fx" % ratios[what]
-        lines.append("%-18s %10.2f %14s %10.0f %12s %8s" % (what, row["seconds"], human(row["bytes_read"]), total / MIB / row["seconds"],
-                                                          human(row["peak_rss"]), ratio))
+        cells = (what, row["seconds"], human(row["bytes_read"]), total / MIB / row["seconds"], human(row["peak_rss"]), ratio)
+        lines.append("%-18s %10.2f %14s %10.0f %12s %8s" % cells)
     lines += [""]
     for what in variants[1:]:
         lines.append("ratio %s/floor (median of %d round(s)): %.2fx (goal <= 1.5x): %s; per round: %s"

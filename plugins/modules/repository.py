@@ -214,7 +214,8 @@ EXAMPLES = r"""
 
 - name: Say what will never be deployed, and why
   ansible.builtin.debug:
-    msg: "{{ baseline.components | rejectattr('deployable') | map(attribute='not_deployable') | list + baseline.not_imported | map(attribute='reason') | list }}"
+    msg: "{{ baseline.components | rejectattr('deployable') | map(attribute='not_deployable') | list
+             + baseline.not_imported | map(attribute='reason') | list }}"
 
 - name: Re-approve a replaced file under a signed manifest, and sign the manifest again
   fleet.firmware.repository:
@@ -248,6 +249,15 @@ components:
   returned: always
   type: list
   elements: dict
+  contains:
+    deployable:
+      description: Whether the component may be planned for install (V(false) for a BMC-only package, or without a valid signature).
+      returned: always
+      type: bool
+    not_deployable:
+      description: Why not, when C(deployable) is V(false).
+      returned: when deployable is false
+      type: str
   sample:
     - name: bios-u30
       version: U30 v2.92 (11/03/2023)

@@ -172,7 +172,8 @@ def catalogue() -> list[Spec]:
         type_id="", version="1.24", revision="F", oses=LINUX_OSES + WINDOWS_OSES, roms=("U54",),
         devices=[Device("UBM4 backplane", ["9675b54e-1c96-44c3-a7a1-901504000000"], "1.24", 200)])
     add(filename="PowerPIC_1.0.9.fwpkg", title="Firmware Package - Power Management Controller", category="power_fw",
-        type_id="", version="1.0.9", oses=(), roms=gen10, devices=[Device("Power Management Controller", ["00000000-0000-0000-0000-000000000208"], "1.0.9", 240)])
+        type_id="", version="1.0.9", oses=(), roms=gen10,
+        devices=[Device("Power Management Controller", ["00000000-0000-0000-0000-000000000208"], "1.0.9", 240)])
     # Drivers (Linux RPMs, Windows cp*.exe).
     for index, (what, cat) in enumerate((("hpe-nic-ixgbe", "nic_drv"), ("hpe-nic-bnxt", "nic_drv"), ("hpe-smartpqi", "storage_drv"),
                                         ("hpe-ilo-chif", "chipset_drv"))):
@@ -283,7 +284,7 @@ def small_sizes(index: int) -> int:
 
 
 def random_bytes(rng: random.Random, size: int) -> bytes:
-    return rng.randbytes(size) if hasattr(rng, "randbytes") else bytes(rng.getrandbits(8) for _ in range(size))
+    return rng.randbytes(size) if hasattr(rng, "randbytes") else bytes(rng.getrandbits(8) for _byte in range(size))
 
 
 def write_file(path: Path, size: int, rng: Optional[random.Random]) -> None:
@@ -386,7 +387,7 @@ def log_uniform_sizes(count: int, low: int, high: int, total: Optional[int] = No
     """Sizes between ``low`` and ``high``, log-uniform (many small components, a few large ones, like
     a real SPP), scaled to ``total`` bytes when given."""
     rng = random.Random(seed)
-    sizes = [int(math.exp(rng.uniform(math.log(low), math.log(high)))) for _ in range(count)]
+    sizes = [int(math.exp(rng.uniform(math.log(low), math.log(high)))) for _index in range(count)]
     if total:
         factor = total / float(sum(sizes))
         sizes = [max(low, min(high, int(s * factor))) for s in sizes]
@@ -401,7 +402,7 @@ def parse_size(text: str) -> int:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("out", type=Path)
     parser.add_argument("--count", type=int, default=len(catalogue()))
     parser.add_argument("--min-size", type=parse_size, default=512)

@@ -159,11 +159,11 @@ def parse_xml(path):
     except ParseError as exc:
         line, column = getattr(exc, "position", (0, 0))
         raise SppError([Problem(path, "line %d column %d" % (line, column), "not well-formed XML: %s" % exc)])
+    except OSError as exc:
+        raise SppError([Problem(path, "", "cannot read: %s" % (exc.strerror or exc))])
     except DefusedXmlException as exc:
         # EntitiesForbidden, ExternalReferenceForbidden, DTDForbidden: never expanded, never fetched.
         raise SppError([Problem(path, _defused_element(exc), "refused: %s (entity expansion and external references are never followed)" % exc)])
-    except OSError as exc:
-        raise SppError([Problem(path, "", "cannot read: %s" % (exc.strerror or exc))])
 
 
 def _defused_element(exc):
@@ -477,20 +477,35 @@ def map_component(facts, source, relative, sha256, size, signature):
 # --------------------------------------------------------------------------------------------
 
 
-def signatures_for(filename, names):
-    # type: (str, Sequence[str]) -> Any
+PART_RE = re.compile(r"^(?P<stem>.+)_part(?P<number>\d+)\.compsig$", re.IGNORECASE)
+
+
+def signature_index(names):
+    # type: (Sequence[str]) -> Tuple[Dict[str, str], Dict[str, List[Tuple[int, str]]]]
+    """(single signatures by lower-case stem, ``_partN`` parts by lower-case stem) of a folder's
+    names, built once per folder (an SPP holds hundreds of .compsig files)."""
+    single, parts = {}, {}  # type: Dict[str, str], Dict[str, List[Tuple[int, str]]]
+    for name in names:
+        lower = name.lower()
+        if not lower.endswith(".compsig"):
+            continue
+        match = PART_RE.match(name)
+        if match:
+            parts.setdefault(match.group("stem").lower(), []).append((int(match.group("number")), name))
+        else:
+            single[lower[:-len(".compsig")]] = name
+    return single, parts
+
+
+def signatures_for(filename, index):
+    # type: (str, Tuple[Dict[str, str], Dict[str, List[Tuple[int, str]]]]) -> Any
     """``<stem>.compsig`` (a string) or the ``<stem>_partN.compsig`` parts in order (a list),
     matched case-insensitively (ref. section 8: iLOrest looks for the base name + .compsig)."""
     stem = os.path.splitext(filename)[0].lower()
-    lower = {name.lower(): name for name in names}
-    if stem + ".compsig" in lower:
-        return lower[stem + ".compsig"]
-    parts = []
-    for name in names:
-        match = re.match(r"^%s_part(\d+)\.compsig$" % re.escape(stem), name, re.IGNORECASE)
-        if match:
-            parts.append((int(match.group(1)), name))
-    return [name for _n, name in sorted(parts)] or None
+    single, parts = index
+    if stem in single:
+        return single[stem]
+    return [name for _number, name in sorted(parts.get(stem, []))] or None
 
 
 def scan_folder(folder, required):
@@ -504,6 +519,7 @@ def scan_folder(folder, required):
     except OSError as exc:
         raise SppError([Problem(directory, "", "cannot read the folder: %s" % (exc.strerror or exc))])
     found, problems = [], []  # type: List[Dict[str, Any]], List[Problem]
+    index = signature_index(names)
     for name in names:
         if not CP_XML_RE.match(name) or not os.path.isfile(os.path.join(directory, name)):
             continue
@@ -525,7 +541,7 @@ def scan_folder(folder, required):
         if not os.path.isfile(path):
             problems.append(Problem(xml_path, "filename", "names %s, which is not in %s" % (facts["filename"], directory)))
             continue
-        signature = signatures_for(facts["filename"], names)
+        signature = signatures_for(facts["filename"], index)
         if isinstance(signature, list):
             signature = ["/".join(p for p in (where, s) if p) for s in signature]
         elif signature:
