@@ -52,7 +52,7 @@ OSES = ("linux", "windows")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 # Files in the folder that are never components of their own.
-NOT_COMPONENTS_RE = re.compile(r"(^|/)\.|\.(sig|asc|sha256|md|txt)$|(^|/)README[^/]*$", re.IGNORECASE)
+NOT_COMPONENTS_RE = re.compile(r"(^|/)\.|\.(sig|compsig|asc|sha256|md|txt)$|(^|/)README[^/]*$", re.IGNORECASE)
 # What a new file's extension tells about it: (install, os, kind); None = a human must say.
 BY_EXTENSION = (
     (".scexe", ("smart_component", "linux", "firmware")),
@@ -646,7 +646,8 @@ def refresh(root, data, manifest_name=MANIFEST_NAME, add_new=True, remove_missin
         changes.extend(_update_hash(component, path))
         kept.append(component)
     if add_new:
-        named = {c.get("file") for c in kept if isinstance(c, dict)} | {c.get("signature") for c in kept if isinstance(c, dict)}
+        named = {c.get("file") for c in kept if isinstance(c, dict)}
+        named.update(part for c in kept if isinstance(c, dict) for part in signature_files(c) if isinstance(part, str))
         taken = [c.get("name") for c in kept if isinstance(c, dict)]
         for relative in folder_files(root, manifest_name):
             if relative in named:

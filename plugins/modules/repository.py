@@ -65,9 +65,9 @@ options:
     default: []
   overrides:
     description:
-      - Fields to set on imported components, by component name (C({cp045678: {timeout: 7200}})).
+      - "Fields to set on imported components, by component name (C({cp045678: {timeout: 7200}})).
         A field set to V(null) is removed. Every field but C(name) can be overridden, and the result
-        is validated like any manifest.
+        is validated like any manifest."
       - An override naming no imported component is an error. Overrides are applied at each import,
         so keep them in the playbook.
     type: dict
@@ -91,7 +91,7 @@ options:
         fields only a person can know (C(version), C(detect), often C(kind)) are left empty, and
         validation fails until they are filled in.
       - V(ignore) leaves them out.
-      - Hidden files, C(*.sig), C(*.asc), C(*.sha256), C(*.md), C(*.txt), C(README*) and the manifest itself are never components.
+      - Hidden files, C(*.sig), C(*.compsig), C(*.asc), C(*.sha256), C(*.md), C(*.txt), C(README*) and the manifest itself are never components.
       - A stub makes validation fail until a person fills it in, so nothing is written; copy
         RV(proposed) to the manifest and fill in the empty fields.
       - Not used with O(spp).
@@ -261,6 +261,39 @@ components:
       reboot: if_rc
       requires: []
       path: /srv/firmware/2024.04/bios/U30_2.92.scexe
+      deployable: true
+    - name: cp037722
+      identity: cp037722
+      description: "Online Flash Component for Windows x64 - Gen10 NVMe Backplane PIC Firmware: This component updates ..."
+      version: "1.20"
+      revision: D
+      release_date: "2018-10-27"
+      criticality: optional
+      kind: firmware
+      os: windows
+      source: /mnt/spp-2023.10.00.00
+      file: packages/cp037722.exe
+      sha256: 9b2c4e6a8d0f1b3c5e7a9d1f3b5c7e9a0d2f4b6c8e0a1c3e5f7b9d0e2a4c6f8b
+      size: 2408448
+      signature: packages/cp037722.compsig
+      applies_to: {bios_version: "^(I41|U34|U30|U32)"}
+      devices: [{name: NVMe Backplane PIC, targets: [00000000-0000-0000-0000-000049535320]}]
+      detect: {method: redfish, targets: [00000000-0000-0000-0000-000049535320]}
+      install: smart_component
+      timeout: 3600
+      reboot: if_rc
+      requires: []
+      path: /mnt/spp-2023.10.00.00/packages/cp037722.exe
+      deployable: true
+    - name: cp045168
+      identity: cp045168
+      version: "2.96"
+      kind: firmware
+      os: linux
+      source: /mnt/spp-2023.10.00.00
+      file: packages/ilo5_296.fwpkg
+      deployable: false
+      not_deployable: only a BMC can flash it (in-band deployment impossible)
 signatures:
   description:
     - The signature verdict of every component (empty with O(signatures=off) or when validation found problems).

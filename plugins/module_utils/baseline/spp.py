@@ -346,8 +346,6 @@ def install_kind(filename):
             return kind, ""
     if lower.endswith(BMC_EXTENSIONS):
         return None, BMC_ONLY
-    if lower.endswith(".zip"):
-        return None, "a .zip package has no in-band installer (ESXi, iLO or UEFI applies it, ref. section 9.2)"
     return None, "no in-band installer for %s" % os.path.splitext(lower)[1]
 
 

@@ -338,3 +338,73 @@ def test_not_an_spp_folder(tmp_path):
         spp.import_folders(str(tmp_path / "empty"))
     with pytest.raises(spp.SppError, match="is not a folder"):
         spp.import_folders(str(tmp_path / "nowhere"))
+
+
+# --------------------------------------------------------------------------------------------
+# Smaller mapping rules, on variants of the real sample
+# --------------------------------------------------------------------------------------------
+
+
+def variant(tmp_path: Path, replacements: dict, filename: str = "cp037722.exe", body: bytes = b"x") -> dict:
+    text = SAMPLE.read_text()
+    for old, new in replacements.items():
+        assert old in text, old
+        text = text.replace(old, new)
+    packages = tmp_path / "spp/packages"
+    packages.mkdir(parents=True)
+    (packages / "cp037722.xml").write_text(text.replace("<filename>cp037722.exe</filename>", "<filename>%s</filename>" % filename))
+    (packages / filename).write_bytes(body)
+    imported = spp.import_folders(str(tmp_path / "spp"))
+    return imported.components[0] if imported.components else imported.skipped[0]
+
+
+PAYLOAD = SAMPLE.read_text()[SAMPLE.read_text().index("<payload>"):SAMPLE.read_text().index("</payload>") + len("</payload>")]
+
+
+@pytest.mark.parametrize("replacements, filename, expected", [
+    # No category, no payload: the type id decides the kind; then the name.
+    ({PAYLOAD: '<type id="smartcomponent-windows-driver"/>'}, "cp037722.exe", {"kind": "driver", "detect": {"method": "component"}}),
+    ({PAYLOAD: "", "PIC Firmware</name_xlate>": "PIC Utility</name_xlate>"}, "cp037722.exe", {"kind": "software"}),
+    ({PAYLOAD: '<category key="11300095"><category_xlate lang="en">Driver - Network</category_xlate></category>'},
+     "cp037722.exe", {"kind": "driver"}),
+    # A Linux Smart Component of the same metadata: the file decides the OS; .deb -> deb.
+    ({}, "cp037722.scexe", {"os": "linux", "install": "smart_component"}),
+    ({"Microsoft Windows Server 2019": "Ubuntu 22.04"}, "hpe-tool_1.0_amd64.deb", {"os": "linux", "install": "deb"}),
+    # ResetRequired True -> reboot required; no durations -> no timeout; no payload -> neither.
+    ({"<ResetRequired>False": "<ResetRequired>True"}, "cp037722.exe", {"reboot": "required"}),
+    ({PAYLOAD: ""}, "cp037722.exe", {"reboot": None, "timeout": None, "devices": None}),
+    # A payload updatable only by the BMC is not deployable in-band, whatever the file.
+    ({"</Devices>": "</Devices><UpdatableBy>Bmc</UpdatableBy>"}, "cp037722.exe",
+     {"deployable": False, "not_deployable": spp.BMC_ONLY, "install": None}),
+    ({}, "cp037722.bin", {"deployable": False, "not_deployable": spp.BMC_ONLY}),
+    ({}, "cp037722.iso", {"deployable": False, "not_deployable": "no in-band installer for .iso"}),
+    # A large duration: 4 x the sum, above the floor.
+    ({"<InstallDurationSec>120": "<InstallDurationSec>1000"}, "cp037722.exe", {"timeout": 4000}),
+    # No English translation: the first one; criticality 2 -> critical; an empty revision is left out.
+    ({'<name_xlate lang="en">Online Flash Component for Windows x64 - Gen10 NVMe Backplane PIC Firmware</name_xlate>': "",
+      'type_of_change="0"': 'type_of_change="2"', 'revision="D"': 'revision=""'}, "cp037722.exe",
+     {"criticality": "critical", "revision": None}),
+    # Prerequisite notes (English parts) are kept for a person.
+    ({"<payload>": "<prerequisite_notes><prerequisite_notes_xlate lang=\"en\"><prerequisite_notes_xlate_part>Needs iLO 5 2.30"
+                   "</prerequisite_notes_xlate_part><prerequisite_notes_xlate_part>or later.</prerequisite_notes_xlate_part>"
+                   "</prerequisite_notes_xlate></prerequisite_notes><payload>"}, "cp037722.exe",
+     {"prerequisites": "Needs iLO 5 2.30 or later."}),
+])
+def test_mapping_rules(tmp_path, replacements, filename, expected):
+    component = variant(tmp_path, replacements, filename)
+    for key, value in expected.items():
+        assert component.get(key) == value, (key, component)
+    assert manifest.validate({"format": 2, "components": [component]}, str(tmp_path)) == []
+
+
+def test_the_first_translation_when_no_english(tmp_path):
+    component = variant(tmp_path, {'<name_xlate lang="en">Online Flash Component for Windows x64 - Gen10 NVMe Backplane PIC Firmware</name_xlate>': ""})
+    assert component["description"].startswith("オンラインフラッシュコンポーネント")
+
+
+def test_an_empty_os_list_takes_the_file_and_an_fwpkg_linux(tmp_path):
+    oses = SAMPLE.read_text()
+    block = oses[oses.index("<operating_systems>"):oses.index("</operating_systems>") + len("</operating_systems>")]
+    assert variant(tmp_path / "a", {block: "<operating_systems/>"})["os"] == "windows"
+    fwpkg = variant(tmp_path / "b", {block: "<operating_systems/>"}, filename="U30_1.40.fwpkg")
+    assert (fwpkg["os"], fwpkg["deployable"]) == ("linux", False)
