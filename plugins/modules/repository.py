@@ -126,7 +126,7 @@ options:
   signatures:
     description:
       - V(required) (the default) marks every component without a valid signature not deployable
-        (RV(components[].deployable) false, with the reason in RV(components[].not_deployable)).
+        (C(deployable=false) in RV(components), with the reason in C(not_deployable)).
         A component is trusted by its own signature (its C(signature) C(.compsig) or C(_partN.compsig) set,
         an RPM's header signature, Authenticode of a C(.exe)), or through a valid signed manifest (C(manifest.yml.sig)).
         A signature that is there but fails always makes the component not deployable.
@@ -214,8 +214,9 @@ EXAMPLES = r"""
 
 - name: Say what will never be deployed, and why
   ansible.builtin.debug:
-    msg: "{{ baseline.components | rejectattr('deployable') | map(attribute='not_deployable') | list
-             + baseline.not_imported | map(attribute='reason') | list }}"
+    msg: >-
+      {{ baseline.components | rejectattr('deployable') | map(attribute='not_deployable') | list
+         + baseline.not_imported | map(attribute='reason') | list }}
 
 - name: Re-approve a replaced file under a signed manifest, and sign the manifest again
   fleet.firmware.repository:

@@ -42,7 +42,8 @@ def run_dir(lab, tag: str) -> str:
 
 
 def deploy(lab, pattern: str, repo: Path, tag: str, extra: list[str] | None = None, **kwargs) -> dict[str, conftest.HostResult]:
-    return lab.adhoc(pattern, MODULE, module_args(**dict(dict(repository=str(repo), tag=tag, run_dir=run_dir(lab, tag), lease=30, trust=lab_trust()), **kwargs)),
+    args = dict(dict(repository=str(repo), tag=tag, run_dir=run_dir(lab, tag), lease=30, trust=lab_trust()), **kwargs)
+    return lab.adhoc(pattern, MODULE, module_args(**args),
                      extra=extra, timeout=300)
 
 

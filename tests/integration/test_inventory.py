@@ -194,7 +194,8 @@ def test_repository_then_inventory_in_one_playbook(lab, tool, nodes_state, tmp_p
     playbook.write_text(yaml.safe_dump([{
         "hosts": "lin01:lin02", "gather_facts": False,
         "tasks": [
-            {"name": "manifest", "fleet.firmware.repository": {"path": str(repo), "trust": lab_trust(), **signing()}, "delegate_to": "localhost", "run_once": True,
+            {"name": "manifest", "fleet.firmware.repository": {"path": str(repo), "trust": lab_trust(), **signing()},
+             "delegate_to": "localhost", "run_once": True,
              "register": "repo"},
             {"name": "plan", "fleet.firmware.inventory": {"baseline": "{{ repo.components }}"}, "register": "plan"},
             {"ansible.builtin.copy": {"content": "{{ {'repo': repo, 'plan': plan} | to_json }}", "dest": str(tmp_path) + "/{{ inventory_hostname }}.json"},
