@@ -551,7 +551,8 @@ class Bench:
             self.lab.down()
         log(f"lab up: {biggest} nodes ({dual} dual-stack, {ipv6_only} IPv6-only)")
         started = time.monotonic()
-        self.nodes = self.lab.up(fleetlab.plan_nodes(linux=dual, ipv6_only=ipv6_only, windows=0, bmc=False))  # no BMC: detection by Redfish is not measured here, and 50 BMCs cost about 1 GB
+        # No BMCs: Redfish detection is not what this measures, and 50 of them cost about 1 GB.
+        self.nodes = self.lab.up(fleetlab.plan_nodes(linux=dual, ipv6_only=ipv6_only, windows=0, bmc=False))
         up_s = time.monotonic() - started
         log(f"lab up in {up_s:.1f} s ({up_s / biggest:.2f} s per node)")
         return {"nodes": biggest, "dual": dual, "ipv6_only": ipv6_only, "up_s": up_s}
