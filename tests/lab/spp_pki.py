@@ -124,7 +124,7 @@ def make_ca(folder: Path, name: str, not_before: dt.datetime | None = None,
                                          crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
             .sign(key, hashes.SHA256()))
-    key_path, _ = _save_key(key, folder / f"{name}.key", None)
+    key_path = _save_key(key, folder / f"{name}.key", None)[0]
     cert_path = folder / f"{name}.crt"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return Identity(name, cert_path, key_path)

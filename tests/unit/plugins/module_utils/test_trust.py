@@ -315,7 +315,7 @@ def test_check_repository_marks_unverified_components_not_deployable(pki, anchor
     assert manifest_verdict.reason == "not signed"
     assert (checked[0]["deployable"], checked[0]["not_deployable"]) == (False, "signer not trusted")
     assert "deployable" not in checked[1] and checked[1]["signature_verdict"]["ok"]
-    warned, _ = trust.check_repository(str(repo), components, anchors, "warn")
+    warned = trust.check_repository(str(repo), components, anchors, "warn")[0]
     assert "deployable" not in warned[0] and warned[0]["signature_verdict"]["reason"] == "signer not trusted"
 
 
