@@ -116,8 +116,8 @@ def test_segments_and_components_from_the_ledger_alone(tmp_path):
         {"ts": 1007.25, "seq": 6, "stage": "failed", "component": "fw", "rc": 3, "message": "exit code 3"},
         {"ts": 1008.0, "seq": 7, "stage": "cleaned"},
     ])
-    model = report.build_model(str(run), {"n1": {"ledger": str(run / "ledger" / "n1.jsonl"), "run_tag": "from-result",
-                                                  "failed": True}}, run_tag="given")
+    results = {"n1": {"ledger": str(run / "ledger" / "n1.jsonl"), "run_tag": "from-result", "failed": True}}
+    model = report.build_model(str(run), results, run_tag="given")
     assert model["run_tag"] == "given"  # the caller's tag first
     stages = model["nodes"][0]["stages"]
     assert [(s["stage"], s["component"], s["message"], s["rc"], s["duration_s"]) for s in stages] == [
