@@ -32,7 +32,7 @@ options:
         variables that depend on each other, WinRM settings that would send secrets in clear), and for V(fleet_update)
         the path (C(fleet_path), else the connection), the preflight (C(fleet_preflight)) and, on Linux, the free space
         of C(/var/tmp) (C(fleet_staging_min_free_mb)): all inside this one task, nothing touches the node when a check fails."
-      - No other option may be given with it. M(fleet.firmware.update_fleet) runs C(role=fleet_update), one task per host.
+      - No other option may be given with it. The playbook C(fleet.firmware.update_fleet) runs C(role=fleet_update), one task per host.
       - Become (sudo or su) and the WinRM connection settings are task keywords, set on the task as the roles do.
     type: str
     choices: [fleet_update, linux_node, windows_node]
