@@ -26,13 +26,15 @@ from ansible_collections.fleet.firmware.plugins.module_utils.firewall import sta
 
 PACKAGE = "ansible_collections.fleet.firmware.plugins.module_utils.firewall"
 MODULES = ("__init__", "common", "state", "lease", "iptables", "nftables", "firewalld", "ufw", "api")
+# module_utils outside the package that it imports (the watchdog has no other copy of them).
+PARENT = PACKAGE.rsplit(".", 1)[0]
+SHARED = ("runtag",)
 BOOT = ("import sys; sys.path.insert(0, sys.argv[1]); "
         "from %s.lease import watchdog_main; watchdog_main(sys.argv[2], sys.argv[3], sys.argv[4])" % PACKAGE)
 POLL = 0.5  # seconds between looks at the lease file: a lease closes at most this late
 
 
-def _source(name: str) -> str:
-    full = PACKAGE if name == "__init__" else PACKAGE + "." + name
+def _source(full: str) -> str:
     module = importlib.import_module(full)
     loader = getattr(module, "__loader__", None)
     source = loader.get_source(full) if loader is not None and hasattr(loader, "get_source") else None
@@ -43,15 +45,21 @@ def _source(name: str) -> str:
 
 
 def install_lib() -> str:
-    """Copy this package under the state folder (once per version); return the sys.path entry."""
-    sources = {name: _source(name) for name in MODULES}
-    digest = hashlib.sha256("".join(sources[n] for n in MODULES).encode("utf-8")).hexdigest()[:16]
+    """Copy this package, and the module_utils it imports, under the state folder (once per
+    version); return the sys.path entry."""
+    names = [PACKAGE] + [PACKAGE + "." + name for name in MODULES if name != "__init__"] + [PARENT + "." + name for name in SHARED]
+    sources = {full: _source(full) for full in names}
+    digest = hashlib.sha256("".join(sources[n] for n in sorted(sources)).encode("utf-8")).hexdigest()[:16]
     root = os.path.join(state.state_dir(), "lib-" + digest)
     target = os.path.join(root, *PACKAGE.split("."))
     if not os.path.exists(os.path.join(target, "api.py")):
         os.makedirs(target, mode=0o700, exist_ok=True)
-        for name, source in sources.items():
-            with open(os.path.join(target, name + ".py"), "w") as handle:
+        for full, source in sources.items():
+            if full == PACKAGE:
+                path = os.path.join(target, "__init__.py")
+            else:
+                path = os.path.join(root, *full.split(".")) + ".py"
+            with open(path, "w") as handle:
                 handle.write(source)
     return root
 
