@@ -80,6 +80,15 @@ METHOD_KEYS = {
     "component": {"required": (), "optional": ()},
 }
 PACKAGE_MANAGERS = ("auto", "dpkg", "rpm")
+# The BMC's connection options, one declaration for the inventory module and the deploy action.
+REDFISH_OPTIONS = {
+    "redfish_address": {"type": "str"},
+    "redfish_username": {"type": "str"},
+    "redfish_password": {"type": "str", "no_log": True},
+    "redfish_validate_certs": {"type": "bool", "default": True},
+    "redfish_ca_path": {"type": "path"},
+    "redfish_timeout": {"type": "float", "default": 30.0},
+}
 WINDOWS_ONLY = ("registry",)
 LINUX_ONLY = ("package", "fwupd")
 DMI_ROOT = "/sys/class/dmi/id"

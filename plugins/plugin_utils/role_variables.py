@@ -18,16 +18,16 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-import re
 import typing as t
 
 import yaml
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
+from ansible_collections.fleet.firmware.plugins.module_utils.runtag import TAG_RE  # the one run-tag pattern
+
 ROLES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "roles")
 ROLES = ("fleet_update", "linux_node", "windows_node")
 WINDOWS_CONNECTIONS = ("winrm", "psrp")
-TAG_RE = re.compile(r"^[a-z0-9-]{1,32}$")
 # deploy option <- role variable (the roles' tasks passed exactly these).
 DEPLOY_OPTIONS = ("repository", "run_dir", "delivery", "repository_url", "open_firewall", "engine_port", "engine_address",
                   "agent_port", "staging_dir", "lease", "firewall_backend", "allow_downgrade", "rewrite", "force", "only",

@@ -9,6 +9,7 @@ any time.
 """
 from __future__ import annotations
 
+from ansible_collections.fleet.firmware.plugins.module_utils import detect as detect_mod
 from ansible_collections.fleet.firmware.plugins.plugin_utils import engine as engine_mod, role_variables
 
 POLICY_KEYS = ("allow_downgrade", "rewrite", "force", "only", "components")
@@ -46,15 +47,10 @@ ARGUMENT_SPEC = dict(
     trust=dict(type="path"),
     signatures=dict(type="str", choices=["required", "warn", "off"], default="required"),
     # The BMC for redfish detection, asked from the node (fleet.firmware.inventory's options).
-    redfish_address=dict(type="str"),
-    redfish_username=dict(type="str"),
-    redfish_password=dict(type="str", no_log=True),
-    redfish_validate_certs=dict(type="bool", default=True),
-    redfish_ca_path=dict(type="path"),
-    redfish_timeout=dict(type="float", default=30.0),
+    **detect_mod.REDFISH_OPTIONS,
 )
 # What the node needs of a manifest entry (not the controller path).
 NODE_KEYS = ("name", "version", "file", "sha256", "size", "kind", "os", "applies_to", "detect", "install", "args",
              "timeout", "reboot", "requires", "returncodes", "env", "action", "force")
 # Deploy's redfish_* options, as fleet.firmware.inventory takes them.
-REDFISH_KEYS = ("redfish_address", "redfish_username", "redfish_password", "redfish_validate_certs", "redfish_ca_path", "redfish_timeout")
+REDFISH_KEYS = tuple(detect_mod.REDFISH_OPTIONS)
