@@ -149,7 +149,6 @@ class ActionModule(ActionBase):
         """The manifest's components; each file's hash checked once per run (``run_cache``), not once per host."""
         if args["delivery"] == "url" and not args["repository_url"]:
             raise DeployError("delivery=url needs repository_url")
-        existed = run_dir is not None and os.path.isdir(run_dir)
         try:
             # Signatures first (fail closed, before anything reaches a node); the verdicts once per run.
             components, self._signature_warnings = run_cache.trusted_components(
@@ -158,14 +157,14 @@ class ActionModule(ActionBase):
             if run_dir is not None:
                 run_cache.verify_digests(run_dir, components)
         except manifest_mod.ManifestError:
-            if run_dir is not None and not existed:
-                shutil.rmtree(run_dir, ignore_errors=True)
+            if run_dir is not None:
+                run_cache.discard_if_only_cache(run_dir)
             # A bad manifest: every problem, the hashes too (only this failing path hashes here).
             manifest_mod.load_components(args["repository"], verify=True)
             raise
         except Exception:
-            if run_dir is not None and not existed:
-                shutil.rmtree(run_dir, ignore_errors=True)  # a failed validation leaves nothing behind
+            if run_dir is not None:
+                run_cache.discard_if_only_cache(run_dir)  # a failed validation leaves nothing behind
             raise
         unknown = sorted(set(args["components"]) - {c["name"] for c in components})
         if unknown:

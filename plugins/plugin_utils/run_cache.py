@@ -24,14 +24,19 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import fnmatch
 import hashlib
 import json
 import os
+import shutil
 import typing as t
 
 from ansible_collections.fleet.firmware.plugins.plugin_utils import engine as engine_mod
 
 DIGESTS = "digests.json"
+# What this module writes into the run folder. A folder holding nothing else has no run in it yet
+# (no CA, no engine, no ledger): a failed validation may remove it (``discard_if_only_cache``).
+CACHE_PATTERNS = (DIGESTS, "trusted-*.json", "play-*.json", ".*.lock", "*.tmp")
 
 
 class DigestMismatch(Exception):
@@ -41,8 +46,13 @@ class DigestMismatch(Exception):
 @contextlib.contextmanager
 def locked(run_dir: str, name: str) -> t.Iterator[None]:
     """One worker at a time on ``<run_dir>/<name>`` (the others wait, then read its result)."""
-    os.makedirs(run_dir, mode=0o700, exist_ok=True)
-    fd = os.open(os.path.join(run_dir, f".{name}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    fd = None
+    while fd is None:
+        os.makedirs(run_dir, mode=0o700, exist_ok=True)
+        try:
+            fd = os.open(os.path.join(run_dir, f".{name}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        except FileNotFoundError:
+            continue  # another worker's failed validation removed the folder just now: make it again
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -59,10 +69,31 @@ def read_json(path: str) -> t.Any:
 
 
 def write_json(path: str, data: t.Any) -> None:
+    """Write ``path`` whole or not at all. A run folder removed meanwhile (another worker's failed
+    validation, ``discard_if_only_cache``) is not made again: the cache is only a saving."""
     tmp = f"{path}.{os.getpid()}.tmp"
-    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as handle:
-        json.dump(data, handle)
-    os.replace(tmp, path)
+    try:
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as handle:
+            json.dump(data, handle)
+        os.replace(tmp, path)
+    except FileNotFoundError:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
+def discard_if_only_cache(run_dir: str) -> bool:
+    """Remove the run folder when it holds nothing but this module's files; True when it is gone.
+
+    Every worker whose validation fails calls this, so the last one to fail leaves nothing behind,
+    whoever made the folder; a folder with a run in it (anything else) is kept."""
+    try:
+        names = os.listdir(run_dir)
+    except FileNotFoundError:
+        return True
+    if not all(any(fnmatch.fnmatchcase(name, pattern) for pattern in CACHE_PATTERNS) for name in names):
+        return False
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return not os.path.exists(run_dir)
 
 
 def identity(st: os.stat_result) -> list:

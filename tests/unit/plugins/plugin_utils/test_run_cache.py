@@ -52,6 +52,33 @@ def test_the_play_addresses_are_computed_once_per_play(tmp_path):
     assert len(calls) == 2
 
 
+def test_a_failed_validation_removes_a_folder_of_only_cache_and_keeps_a_run(tmp_path):
+    run_dir = str(tmp_path / "run")
+    run_cache.verify_digests(run_dir, [component(tmp_path, "a", b"a")])
+    run_cache.play_addresses(run_dir, ["lin01"], lambda: {"addresses": []})
+    assert run_cache.discard_if_only_cache(run_dir) and not os.path.exists(run_dir)
+    run_cache.verify_digests(run_dir, [component(tmp_path, "a", b"a")])
+    (tmp_path / "run" / "agent.lock").write_text("")  # a run is underway: its CA, engine, ledgers
+    assert not run_cache.discard_if_only_cache(run_dir) and os.path.isdir(run_dir)
+
+
+def test_a_worker_whose_folder_is_removed_under_it_neither_fails_nor_makes_it_again(tmp_path):
+    """Worker A's validation fails and removes the folder while worker B holds its lock and writes
+    (CI saw B fail with ENOENT on its .tmp file): B's result stands, only its saving is lost."""
+    run_dir = str(tmp_path / "run")
+    calls = []
+
+    def compute_while_a_discards():
+        calls.append(1)
+        assert run_cache.discard_if_only_cache(run_dir)
+        return {"addresses": ["192.0.2.1"]}
+
+    assert run_cache.play_addresses(run_dir, ["lin01"], compute_while_a_discards) == {"addresses": ["192.0.2.1"]}
+    assert not os.path.exists(run_dir)
+    with run_cache.locked(run_dir, "x"):  # the next worker makes the folder again to lock in it
+        assert os.path.isdir(run_dir)
+
+
 def test_the_agent_is_built_once_and_rebuilt_when_a_source_changes(tmp_path, monkeypatch):
     builds = []
     real = agent_build.build_bytes
