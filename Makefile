@@ -63,19 +63,10 @@ $(VENV)/.stamp: requirements.txt requirements-dev.txt
 	touch $@
 
 # No package may start or enable a host-wide service (the lab runs its own sshd, Samba and firewalld
-# inside its nodes; a host firewalld would take over the host's firewall): the install runs behind a
-# policy-rc.d that refuses every start (invoke-rc.d and deb-systemd-invoke ask it; one the machine
-# already has stays as it is), and firewalld's unit, which its postinst enables, is disabled again.
-POLICY_RC := /usr/sbin/policy-rc.d
+# inside its nodes): hacking/apt-install.sh installs behind a policy-rc.d that refuses every start
+# and disables again the units a postinst enabled (firewalld's here, nginx's and iperf3's for bench-apt).
 apt: venv
-	@missing="$$($(BIN)/bindep -b 2>/dev/null | tr '\n' ' ')"; \
-	if [ -n "$${missing// }" ]; then \
-		echo "apt-get install: $$missing"; \
-		guard=""; if [ ! -e $(POLICY_RC) ]; then printf '#!/bin/sh\nexit 101\n' >$(POLICY_RC) && chmod 0755 $(POLICY_RC) && guard=1; fi; \
-		rc=0; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing || rc=$$?; \
-		case " $$missing " in *" firewalld "*) DPKG_MAINTSCRIPT_PACKAGE=firewalld deb-systemd-helper disable firewalld.service >/dev/null 2>&1 || true;; esac; \
-		[ -z "$$guard" ] || rm -f $(POLICY_RC); exit $$rc; \
-	fi
+	@hacking/apt-install.sh $(BIN)/bindep -- firewalld
 
 collection: deps
 	@mkdir -p $(dir $(COLLECTION_LINK))
@@ -147,23 +138,8 @@ units: collection
 # policy-rc.d (a container usually has one), one is placed for the install only and removed after it;
 # under systemd the services installed here are also disabled, so that no boot starts them either.
 BENCH_SERVICES := nginx iperf3
-POLICY_RC := /usr/sbin/policy-rc.d
 bench-apt: venv
-	@missing="$$($(BIN)/bindep -b bench 2>/dev/null | tr '\n' ' ')"; \
-	if [ -n "$${missing// }" ]; then \
-		ours=""; \
-		if [ ! -e $(POLICY_RC) ]; then \
-			printf '#!/bin/sh\n# make bench-apt (fleet.firmware), for the install only: start no service\nexit 101\n' >$(POLICY_RC) && \
-			chmod 0755 $(POLICY_RC) && ours=1; \
-		fi; \
-		echo "apt-get install (no service started): $$missing"; \
-		rc=0; { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; } || rc=$$?; \
-		[ -z "$$ours" ] || rm -f $(POLICY_RC); \
-		if [ $$rc -eq 0 ] && [ -d /run/systemd/system ]; then \
-			for pkg in $$missing; do case " $(BENCH_SERVICES) " in *" $$pkg "*) systemctl disable --quiet "$$pkg.service" || true;; esac; done; \
-		fi; \
-		exit $$rc; \
-	fi
+	@hacking/apt-install.sh $(BIN)/bindep bench -- $(BENCH_SERVICES)
 
 # Everything the benchmarks need: their Debian packages and their Python packages (matplotlib for
 # fleet.py's --plot; make test's smoke draws no plot, so it needs bench-apt only).
