@@ -152,7 +152,8 @@ class ActionModule(ActionBase):
         if answer.get("failed") or not answer.get("changed"):
             return answer
         session.update(addresses=answer["address"], port=answer["agent_port"], pid=answer["pid"], staged_path=answer["staged_path"])
-        if args["verify"]:
+        if args["verify"] and answer.get("inbound", True):
+            # Pull mode has no port to verify: the agent's first uplink to the engine is its sign of life.
             self._verify_or_roll_back(args, task_vars, session)
         answer.update(transfer, session=agent_client.save_session(run_dir, node, session))
         return answer
@@ -266,7 +267,7 @@ class ActionModule(ActionBase):
         staging = (module_args.get("staging_dir") or f"/var/tmp/fleet-firmware-{module_args['tag']}").rstrip("/")
         params = {"tag": module_args["tag"], "staging": staging, "agent_size": len(data), "secrets": module_args["secrets"],
                   "config": config, "start_timeout": module_args.get("start_timeout") or 30,
-                  "plan": self.launch_extras.get("plan"), "engine": self.launch_extras.get("engine")}
+                  "plan": self.launch_extras.get("plan"), "engine": self.launch_extras.get("engine"), "pull": self.launch_extras.get("pull")}
         in_data = str(len(loader)).encode() + b"\n" + loader + json.dumps(params).encode("utf-8") + b"\n" + data
         try:
             out = self._low_level_execute_command(self._python_command(task_vars), sudoable=True, in_data=in_data)

@@ -31,10 +31,11 @@ from ansible_collections.fleet.firmware.plugins.plugin_utils.engine.registry imp
 from ansible_collections.fleet.firmware.plugins.plugin_utils.engine.settings import (
     FIREWALL_API, SETTINGS_FILE, SOCKET_FILE, STATE_FILE, EngineError, EngineSettings, _log, _write_private,
 )
+from ansible_collections.fleet.firmware.plugins.plugin_utils.engine.uplink import UplinkSide
 from ansible_collections.fleet.firmware.plugins.plugin_utils.engine.watch import _open_pidfd, _still_running, process_start_time
 
 
-class Engine(Registry, ControlSide):
+class Engine(Registry, ControlSide, UplinkSide):
     """One run's engine, in this process. ``start()``, then ``wait()`` or ``stop()``."""
 
     def __init__(self, run_dir: str, settings: t.Optional[EngineSettings] = None) -> None:
@@ -63,6 +64,7 @@ class Engine(Registry, ControlSide):
         self._done = threading.Event()  # stopping has finished: hooks ran, CA key gone
         self._stop_reason = ""
         self._last_activity = time.monotonic()
+        self._links_init()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
