@@ -87,6 +87,7 @@ class Uplink(object):
         self.pull_job = None  # type: Optional[Dict[str, Any]]
         self.after_plan = None  # type: Optional[List[Dict[str, Any]]]
         self.acked = 0
+        self.uplink_failing = False
         self.uplink_thread = threading.Thread(target=self._uplink_loop, name="uplink", daemon=True)
         self.uplink_thread.start()
 
@@ -112,14 +113,15 @@ class Uplink(object):
             self.uplink_wake.clear()
             try:
                 answer = self._uplink_once()
-                failing_since = None
+                failing_since, self.uplink_failing = None, False
                 self._obey(answer)
             except (OSError, ValueError, AgentError) as exc:
                 now = time.time()
-                failing_since = failing_since or now
+                failing_since, self.uplink_failing = failing_since or now, True
                 if now - failing_since >= UPLINK_PATIENCE and self._may_fall_back():
                     self.open_inbound("the engine cannot be reached for %d s: %s" % (now - failing_since, exc))
-            self.uplink_wake.wait(UPLINK_INTERVAL)
+            # Until the job comes, a short beat: the deploy sets it a moment after the agent said ready.
+            self.uplink_wake.wait(UPLINK_INTERVAL if self.pull_job is not None else UPLINK_INTERVAL / 4)
 
     def _may_fall_back(self) -> bool:
         return self.config["engine"]["fallback"] and not self.inbound and not self.stopping.is_set()
@@ -151,6 +153,9 @@ class Uplink(object):
                     self.after_plan = self.plan(job["plan_after"])["plan"]
                 except AgentError as exc:
                     log("the plan after the installs failed: %s" % exc)
+            if self.uplink_failing and self._may_fall_back():
+                # Done, but the engine cannot hear it: wait on the port for the deploy instead.
+                self.open_inbound("the job is done and the engine cannot be reached")
             if self.inbound:
                 return  # the deploy took over on the inbound port: it stops us
             self.request_stop("the job is done")
@@ -170,7 +175,7 @@ class Uplink(object):
             except FetchFailed as exc:
                 message = "pull delivery of %s failed: %s" % (component["name"], exc)
                 if engine["fallback"]:
-                    self.open_inbound(message)
+                    self.open_inbound(message)  # the deploy pushes from here on (or, failing that, we stopped)
                     return False
                 self.pull_error = message
                 self.event("failed", component=component["name"], reason=message)
@@ -195,7 +200,13 @@ class Uplink(object):
                 self._listen(self.tls_context)
                 self._open_firewall()
             except (AgentError, OSError) as exc:
-                log("the inbound port cannot be opened: %s" % exc)
+                # Neither way works: stop (the deploy hears it, or its cleanup and the lease end it).
+                self.pull_error = "%s; and the agent's port cannot be opened: %s" % (reason, exc)
+                log(self.pull_error)
+                for server in self.servers:
+                    server.server_close()
+                self.servers = []
+                self.request_stop(self.pull_error)
                 return
             for server in self.servers:
                 if not server.serving:

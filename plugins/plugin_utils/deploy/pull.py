@@ -49,13 +49,15 @@ def job_for(todo: t.Sequence[dict], on_failed_dependency: str, plan_after: dict 
     return job
 
 
-def probe_agent(session) -> dict | None:
+def probe_agent(session, why: list | None = None) -> dict | None:
     """The agent's status over its port, if it listens there now (short timeouts: it usually does not)."""
     try:
         client = agent_client.AgentClient(session.client.addresses, session.client.port, session.client._token,  # pylint: disable=protected-access
                                           session.client.context, timeout=3.0)
         status = client.status()
-    except agent_client.AgentClientError:
+    except agent_client.AgentClientError as exc:
+        if why is not None:
+            why[:] = [str(exc)]
         return None
     return status  # it answers on its port: it listens there (it opens it only to fall back)
 
@@ -69,6 +71,7 @@ class EngineWait:
         self.status: dict = {}
         self.final = False
         self.cancelled = False
+        self.probe_error: list = []
 
     def _wait(self, timeout: float = 5.0) -> dict:
         news = self.engine.node_wait(self.session.node, self.version, timeout=timeout)
@@ -114,13 +117,22 @@ class EngineWait:
                 last_line = time.monotonic()
 
     def _silence(self, news: dict, started: float) -> None:
+        if self.fallback and self.status.get("inbound"):
+            # It said so while it still could (a download failed, the uplink did not): take over now.
+            status = probe_agent(self.session)
+            if status is not None:
+                raise TakeOver(dict(status, pull_error=self.status.get("pull_error")))
         silent = news.get("silent")
         silent = time.monotonic() - started if silent is None else silent
         if silent < SILENCE:
             return
-        status = probe_agent(self.session) if self.fallback else None
+        status = probe_agent(self.session, self.probe_error) if self.fallback else None
         if status is not None:
             raise TakeOver(status)
+        if self.fallback and silent >= self.args["lease"] + 2 * SILENCE:
+            # Its lease has run out unheard and it never opened its port: it stopped by itself.
+            raise DeployError(f"the agent on {self.session.node} has not been heard from for {silent:.0f} s (neither through the "
+                              f"engine nor on its own port: {'; '.join(self.probe_error) or 'no answer'}): the cleanup finds out what it left")
         if not self.fallback and silent >= 2 * SILENCE:
             raise DeployError(f"pull delivery failed: the agent on {self.session.node} has not reached the engine for {silent:.0f} s "
                               "(delivery=pull: no fallback; use delivery=auto or push where the node cannot reach the controller)")

@@ -70,6 +70,9 @@ class EngineHandle:
     def stats(self) -> dict:
         return self._call("stats")
 
+    def issue_agent(self, node_id: str, addresses: list) -> dict:
+        return self._call("issue_agent", node_id=node_id, addresses=list(addresses))
+
     # -- pull mode (engine/uplink.py): the ledger's one writer, the agent's orders, its news
 
     def record(self, node_id: str, event: dict, source: str = "deploy") -> int:

@@ -91,6 +91,16 @@ class Engine(Registry, ControlSide, UplinkSide):
         cert, key = tls_mod.issue(self.run_dir, "engine", "server", self.advertised())
         self.ssl_context = tls_mod.server_context(cert, key)
 
+    def issue_agent(self, node_id: str, addresses: list) -> dict:
+        """A node agent's two certificates, issued here: the engine has the run's CA and
+        ``cryptography`` loaded already, so a worker neither imports it nor makes keys (issue 15)."""
+        ledger_mod.check_node_id(node_id)
+        if not isinstance(addresses, list) or not all(isinstance(a, str) for a in addresses):
+            raise EngineError(f"addresses must be a list of strings, got {addresses!r}"[:200])
+        if not os.path.exists(os.path.join(tls_mod.tls_dir(self.run_dir), "ca.pem")):
+            tls_mod.create_ca(self.run_dir, self.settings.run_id)
+        return tls_mod.issue_agent(self.run_dir, node_id, addresses)
+
     def _listen(self) -> None:
         port = self.settings.port
         for address in self.settings.address:

@@ -32,7 +32,7 @@ NODE_PATH = re.compile(r"^/v1/nodes/([^/]{1,128})/(job|events|uplink)$")
 MAX_UPLINK_BODY = 1024 * 1024
 # Control-socket operations a worker may call (EngineHandle methods of the same name).
 FIREWALL_API = "ansible_collections.fleet.firmware.plugins.module_utils.firewall.api"
-CONTROL_OPS = ("ping", "register_component", "register_node", "set_job", "stats", "stop", "record", "node_wait", "node_order")
+CONTROL_OPS = ("ping", "register_component", "register_node", "set_job", "stats", "stop", "record", "node_wait", "node_order", "issue_agent")
 
 
 class EngineError(Exception):
