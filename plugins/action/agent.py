@@ -25,6 +25,7 @@ from ansible_collections.fleet.firmware.plugins.module_utils import agent_launch
 from ansible_collections.fleet.firmware.plugins.module_utils.agent import AgentError, validate_tag
 from ansible_collections.fleet.firmware.plugins.modules.agent import argument_spec
 from ansible_collections.fleet.firmware.plugins.plugin_utils import agent_build, agent_client, agent_windows, smb_stage, tls
+from ansible_collections.fleet.firmware.plugins.plugin_utils import engine as engine_mod
 from ansible_collections.fleet.firmware.plugins.plugin_utils.smb_stage import SmbStageError, SmbTarget
 from ansible_collections.fleet.firmware.plugins.plugin_utils._twin_action import prefer_native_twin
 # Moved to the deploy's rooms (issue 15); the old names stay importable from here.
@@ -152,7 +153,8 @@ class ActionModule(ActionBase):
         if answer.get("failed") or not answer.get("changed"):
             return answer
         session.update(addresses=answer["address"], port=answer["agent_port"], pid=answer["pid"], staged_path=answer["staged_path"])
-        if args["verify"]:
+        if args["verify"] and answer.get("inbound", True):
+            # Pull mode has no port to verify: the agent's first uplink to the engine is its sign of life.
             self._verify_or_roll_back(args, task_vars, session)
         answer.update(transfer, session=agent_client.save_session(run_dir, node, session))
         return answer
@@ -195,10 +197,19 @@ class ActionModule(ActionBase):
 
     def _credentials(self, run_dir: str, tag: str, node: str, node_addresses: list[str]) -> dict:
         """The run's CA (made once), this node's two certificates and a new token."""
-        with run_lock(run_dir):
-            if not os.path.exists(os.path.join(tls.tls_dir(run_dir), "ca.pem")):
-                tls.create_ca(run_dir, tag)
-            issued = tls.issue_agent(run_dir, node, node_addresses)
+        # The run's engine (a deploy started it) issues them: this worker then never imports cryptography.
+        engine = engine_mod.attach(run_dir) if os.path.exists(os.path.join(run_dir, engine_mod.STATE_FILE)) else None
+        issued = None
+        if engine is not None:
+            try:
+                issued = engine.issue_agent(node, node_addresses)
+            except engine_mod.EngineError as exc:
+                display.vvv(f"the run's engine did not issue the agent's certificates ({exc}); issuing them here")
+        if issued is None:
+            with run_lock(run_dir):
+                if not os.path.exists(os.path.join(tls.tls_dir(run_dir), "ca.pem")):
+                    tls.create_ca(run_dir, tag)
+                issued = tls.issue_agent(run_dir, node, node_addresses)
         token = secrets.token_urlsafe(32)
         with open(issued["ca_cert"], encoding="ascii") as ca, open(issued["server_cert"], encoding="ascii") as cert, \
                 open(issued["server_key"], encoding="ascii") as key:
@@ -266,7 +277,7 @@ class ActionModule(ActionBase):
         staging = (module_args.get("staging_dir") or f"/var/tmp/fleet-firmware-{module_args['tag']}").rstrip("/")
         params = {"tag": module_args["tag"], "staging": staging, "agent_size": len(data), "secrets": module_args["secrets"],
                   "config": config, "start_timeout": module_args.get("start_timeout") or 30,
-                  "plan": self.launch_extras.get("plan"), "engine": self.launch_extras.get("engine")}
+                  "plan": self.launch_extras.get("plan"), "engine": self.launch_extras.get("engine"), "pull": self.launch_extras.get("pull")}
         in_data = str(len(loader)).encode() + b"\n" + loader + json.dumps(params).encode("utf-8") + b"\n" + data
         try:
             out = self._low_level_execute_command(self._python_command(task_vars), sudoable=True, in_data=in_data)

@@ -27,7 +27,7 @@ from ansible_collections.fleet.firmware.plugins.module_utils.baseline import tru
 from ansible_collections.fleet.firmware.plugins.plugin_utils import agent_client, engine as engine_mod, ledger as ledger_mod
 from ansible_collections.fleet.firmware.plugins.plugin_utils import role_variables, run_cache, tls
 from ansible_collections.fleet.firmware.plugins.plugin_utils._twin_action import prefer_native_twin
-from ansible_collections.fleet.firmware.plugins.plugin_utils.deploy import delivery, reboot, signals
+from ansible_collections.fleet.firmware.plugins.plugin_utils.deploy import delivery, pull, reboot, signals
 from ansible_collections.fleet.firmware.plugins.plugin_utils.deploy.addresses import (
     AddressError, default_run_dir, facing_address, node_id_of, resolve, run_lock,
 )
@@ -253,17 +253,24 @@ class ActionModule(ActionBase):
             address=engine_addresses, port=args["engine_port"], tls=True, open_firewall=open_controller,
             advertise=args["controller_address"] or [], firewall_tag=session.tag,
             firewall_sources=play_addresses, run_id=session.tag))
+        session.engine = engine  # the ledger's one writer from now on
         token = engine.register_node(session.node)
         # Behind NAT (an AWX pod) the nodes see the controller under another address than its own.
         facing = args["controller_address"] or [facing_address(a) for a in node_addresses]
         node_components = [self._for_node(c) for c in components]
-        # The plan is asked for once the ledger says the agent runs (a plan may take long: detection
-        # tools), not inside the launch: the ledger then shows what is on the node while it plans.
-        launch = {"start": args["agent_start"], "plan": None,
-                  "engine": [[address, args["engine_port"]] for address in facing] if args["delivery"] in ("auto", "pull") else None}
+        pulling = args["delivery"] in ("auto", "pull")
+        # Pull mode (issue 15): the node calls the engine and needs no inbound port. Its agent has no
+        # port to plan over then, so the launcher plans (the same plan code) before it answers.
+        launch = {"start": args["agent_start"],
+                  "plan": {"components": node_components, "policy": self._policy(args), "redfish": self._redfish(args)} if pulling else None,
+                  "engine": [[address, args["engine_port"]] for address in facing] if pulling else None,
+                  "pull": {"urls": delivery.engine_urls(engine, facing), "token": token, "fallback": args["delivery"] == "auto"} if pulling else None}
         started = self._start_agent(session, args, task_vars, facing, launch)
         session.checkpoint("the agent started")
         session.stage("inventoried")
+        if session.uplink:
+            session.keeper.renew = lambda seconds: engine.node_order(session.node, lease=seconds)
+            engine.node_order(session.node, lease=args["lease"])
         # Started over stdin, the agent's launcher planned already (the same plan code): no round trip.
         entries = started.get("plan") if isinstance(started.get("plan"), list) else session.client.plan(
             node_components, self._policy(args), redfish=self._redfish(args))
@@ -280,10 +287,70 @@ class ActionModule(ActionBase):
             return
         self._check_space(started, todo)
         session.checkpoint("planning")
-        self._deliver(session, args, engine, token, facing, todo)
-        self._install(session, args, todo)
+        if session.uplink:
+            self._through_engine(session, args, engine, todo, node_components)
+        else:
+            self._deliver(session, args, engine, token, facing, todo)
+            self._install(session, args, todo)
         if not self._reboot_if_needed(session, args, task_vars, node_components):
-            self._versions_after(session, session.client.plan(node_components, dict(self._policy(args), rewrite=True), redfish=self._redfish(args)))
+            self._versions_after(session, self._plan_after(session, args, task_vars, node_components))
+
+    def _plan_after(self, session: Session, args: dict, task_vars: dict, node_components: list[dict]) -> list[dict]:
+        """The versions after the installs: from the agent's final report in pull mode, else asked."""
+        if session.after is not None:
+            return session.after
+        if session.agent_started and not session.uplink:
+            return session.client.plan(node_components, dict(self._policy(args), rewrite=True), redfish=self._redfish(args))
+        prefer_native_twin(self._connection)
+        answer = self._execute_module(module_name="fleet.firmware.inventory", task_vars=task_vars,
+                                      module_args=dict(self._policy(args), baseline=node_components, rewrite=True, **self._redfish(args)))
+        return answer.get("inventory") or []
+
+    # -- pull mode: the node calls the engine (plugin_utils/deploy/pull.py)
+
+    def _through_engine(self, session: Session, args: dict, engine, todo: list[dict], node_components: list[dict]) -> None:
+        """The job goes to the engine, the agent fetches it with its components; we wait on the engine."""
+        for component in todo:
+            session.checkpoint(f"delivering {component['name']}")
+            engine.register_component(component["path"], component["sha256"])
+        plan_after = {"components": node_components, "policy": dict(self._policy(args), rewrite=True), "redfish": self._redfish(args) or None}
+        engine.set_job(session.node, pull.job_for(todo, args["on_failed_dependency"], plan_after))
+        session.delivery = "pull"
+        waiter = pull.EngineWait(session, engine, args, fallback=args["delivery"] == "auto")
+        try:
+            status = waiter.until_done(lambda current: self._progress(session, current))
+        except pull.TakeOver as over:
+            self._take_over(session, args, engine, todo, over.status)
+            return
+        except engine_mod.EngineError:
+            session.checkpoint("installing", in_flight=True)  # the engine went with ansible-playbook
+            raise
+        session.installed = status.get("components") or []
+        if isinstance(status.get("plan_after"), list):
+            session.after = status["plan_after"]
+        if waiter.final and status.get("clean"):
+            # The agent tore itself down (process, staging, lock; it opened no rule): no round trip.
+            session.agent_started = False
+            session.agent_gone = True
+            session.cleanup.append(f"agent pid {status.get('pid') or '?'} (stopped itself after its job)")
+            session.cleanup.append(args["staging_dir"] or f"/var/tmp/fleet-firmware-{session.tag}")
+        if status.get("pull_error") and not session.installed:
+            raise DeployError(status["pull_error"])
+
+    def _take_over(self, session: Session, args: dict, engine, todo: list[dict], status: dict) -> None:
+        """auto: the node lost the engine and opened its port; from here on as push does."""
+        display.warning(f"{session.node}: the node cannot reach the engine ({status.get('pull_error') or 'no uplink'}); "
+                        "pushing over the agent's port instead")
+        session.uplink = False
+        session.keeper.renew = session.client.renew
+        session.client.renew(args["lease"])
+        if status.get("job") is None:
+            delivery.deliver_all(session, delivery.Push(), engine, todo)
+            self._install(session, args, todo)
+        else:
+            seen = max([e.get("seq", 0) for e in status.get("events", [])] or [0])
+            session.delivery = "push"
+            self._install(session, args, todo, submit=False, seen=seen)
 
     @staticmethod
     def _fresh_ca_for_a_new_run(run_dir: str) -> None:
@@ -314,7 +381,9 @@ class ActionModule(ActionBase):
         self._remove_tmp_path(self._connection._shell.tmpdir)
         session.stage("staged")
         session.stage("started")
-        session.stage("firewall_open")
+        session.uplink = answer.get("inbound", True) is False
+        if not session.uplink:
+            session.stage("firewall_open")  # pull mode opens nothing on the node
         return answer
 
     @contextlib.contextmanager
@@ -392,11 +461,12 @@ class ActionModule(ActionBase):
 
     # -- installs
 
-    def _install(self, session: Session, args: dict, todo: list[dict]) -> None:
+    def _install(self, session: Session, args: dict, todo: list[dict], submit: bool = True, seen: int = 0) -> None:
         job = [{k: v for k, v in c.items() if k != "path"} for c in todo]
         session.checkpoint("delivering")
-        session.client.submit(job, args["on_failed_dependency"])
-        deadline, last_line, seen = time.monotonic() + args["timeout"], 0.0, 0
+        if submit:
+            session.client.submit(job, args["on_failed_dependency"])
+        deadline, last_line = time.monotonic() + args["timeout"], 0.0
         cancelled = False
         while True:
             try:

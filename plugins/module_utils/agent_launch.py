@@ -91,6 +91,9 @@ def spawn(agent_utils, params, staging, pyz):
     config = dict((key, params["secrets"][key]) for key in SECRET_KEYS)
     config.update(params["config"])
     config["staging"] = staging
+    if params.get("pull") and params.get("engine_reachable"):
+        # Pull mode: the node calls the engine; no inbound port, no firewall opening (uplink.py).
+        config.update(engine=params["pull"], inbound=False)
     log = os.open(os.path.join(staging, "agent.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
         process = subprocess.Popen([sys.executable, pyz], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
@@ -137,7 +140,7 @@ def extras(params, staging):
     except OSError:
         pass
     if params.get("engine"):
-        found["engine_reachable"] = reaches(params["engine"], params.get("engine_timeout", 2.0))
+        found["engine_reachable"] = params["engine_reachable"]
     return found
 
 
@@ -145,7 +148,7 @@ def already_running(agent_utils, params, staging):
     status = agent_utils.control(params["tag"], {"op": "status"})
     renewed = agent_utils.control(params["tag"], {"op": "lease", "seconds": params["config"]["lease"]})
     return {"changed": False, "agent_port": status["port"], "pid": status["pid"], "address": status["addresses"], "staged_path": staging,
-            "lease_expires": renewed.get("lease_expires", status["lease_expires"]),
+            "lease_expires": renewed.get("lease_expires", status["lease_expires"]), "inbound": bool(status.get("inbound", True)),
             "msg": "the agent of run %s is already running; lease renewed" % params["tag"]}
 
 
@@ -153,6 +156,8 @@ def launch(params, data):
     """Stage the zipapp, start the agent (or renew the one of this run), answer like the module."""
     tag = params["tag"]
     staging = params["staging"].rstrip("/")
+    # Before the start: whether the agent needs an inbound port depends on it.
+    params["engine_reachable"] = reaches(params["engine"], params.get("engine_timeout", 2.0)) if params.get("engine") else None
     existed = os.path.lexists(staging)
     incoming = os.path.join(staging, ".agent-%d.pyz" % os.getpid())
     try:
@@ -174,10 +179,12 @@ def launch(params, data):
                 os.unlink(pyz)  # left by a killed agent of this tag; nobody runs from it
             os.link(incoming, pyz)  # one file, two names: this process imports from the first until it ends
             ready = spawn(agent_utils, params, staging, pyz)
+            answer_inbound = ready.get("inbound", True)
             if not ready.get("ready"):
                 raise LaunchFailed("the agent of run %s did not start: %s" % (tag, ready.get("error")))
             answer = {"changed": True, "agent_port": ready["port"], "pid": ready["pid"], "address": ready["addresses"],
-                      "staged_path": staging, "lease_expires": ready["lease_expires"], "firewall_opened": ready.get("firewall", False)}
+                      "staged_path": staging, "lease_expires": ready["lease_expires"], "firewall_opened": ready.get("firewall", False),
+                      "inbound": answer_inbound}
     except LaunchRefused as exc:
         _discard(incoming, staging, existed)
         return {"failed": True, "msg": str(exc), "staged_path": staging}

@@ -393,6 +393,11 @@ def absent(module):
         removed.append("agent pid %s" % other.get("pid"))
         if not module.check_mode:
             stop_agent(module, tag, other)
+    now = holder()
+    if now is not None and now.get("tag") == tag and (other is None or now.get("pid") != other.get("pid")):
+        # A new agent of this run started meanwhile (a resume while an orphaned worker cleans up):
+        # its rules and its folder are its own, not leftovers of the one stopped here.
+        module.exit_json(changed=bool(removed), removed=removed, staged_path=staging)
     if rules and not module.check_mode:
         close_rules(module, tag, check_mode=False)
     removed.extend("firewall rule: %s" % rule for rule in rules)

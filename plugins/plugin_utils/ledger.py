@@ -22,6 +22,7 @@ line being written while a reader reads is picked up on the next call.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
@@ -124,55 +125,71 @@ def ledger_path(run_dir: str, node_id: str) -> str:
 
 
 class LedgerWriter:
-    """Appends events to the per-node files of one run (thread-safe, one writer process)."""
+    """Appends events to the per-node files of one run (thread-safe).
+
+    The engine is the ledger's one writer while it runs (the deploy sends its stages over the
+    engine's control socket). A worker whose engine is gone (``kill -9`` of ansible-playbook)
+    still writes its ``cancelled``/``cleaned`` itself: every append therefore takes an ``flock``
+    on the node's file and continues from the file's last ``seq``, so a node has one sequence
+    whoever wrote a line.
+    """
 
     def __init__(self, run_dir: str) -> None:
         self.folder = os.path.join(run_dir, LEDGER_DIR)
         os.makedirs(self.folder, mode=0o700, exist_ok=True)
         self._lock = threading.Lock()
         self._stage: dict[str, str | None] = {}
-        self._seq: dict[str, int] = {}
 
     def append(self, node_id: str, event: dict, source: str = "node") -> dict:
         """Append one event (already validated) for ``node_id``; return the stored record."""
         path = ledger_path(os.path.dirname(self.folder), node_id)
         with self._lock:
-            if node_id not in self._seq:
-                self._resume(node_id, path)
-            self._seq[node_id] += 1
-            record = {"ts": round(time.time(), 6), "seq": self._seq[node_id], "node": node_id, "source": source}
-            record.update(event)
-            line = (json.dumps(record, separators=(",", ":"), sort_keys=True) + "\n").encode("utf-8")
-            stage = event.get("stage")
-            # A stage change must survive a crash; progress lines may be lost with the page cache.
-            durable = stage is not None and stage != self._stage.get(node_id)
-            self._write(path, line, durable)
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            except OSError as exc:
+                raise LedgerError(f"cannot open ledger file {path}: {exc.strerror}") from exc
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                seq, last_stage = _tail(fd)
+                record = {"ts": round(time.time(), 6), "seq": seq + 1, "node": node_id, "source": source}
+                record.update(event)
+                line = (json.dumps(record, separators=(",", ":"), sort_keys=True) + "\n").encode("utf-8")
+                stage = event.get("stage")
+                # A stage change must survive a crash; progress lines may be lost with the page cache.
+                durable = stage is not None and stage != self._stage.get(node_id, last_stage)
+                # One write() of a whole line with O_APPEND: lines never interleave.
+                os.write(fd, line)
+                if durable:
+                    os.fsync(fd)
+            except OSError as exc:
+                raise LedgerError(f"cannot write ledger file {path}: {exc.strerror}") from exc
+            finally:
+                os.close(fd)  # releases the flock
             if stage is not None:
                 self._stage[node_id] = stage
             return record
 
-    def _resume(self, node_id: str, path: str) -> None:
-        """Continue the sequence of an existing file (an engine restarted within a run)."""
-        events = read_since(os.path.dirname(self.folder), node_id, 0)[0]
-        self._seq[node_id] = events[-1]["seq"] if events else 0
-        stages = [e["stage"] for e in events if "stage" in e]
-        self._stage[node_id] = stages[-1] if stages else None
 
-    @staticmethod
-    def _write(path: str, line: bytes, durable: bool) -> None:
+def _tail(fd: int, window: int = 65536) -> tuple[int, str | None]:
+    """(the last complete line's ``seq``, the last stage in the window) of an open ledger file."""
+    size = os.fstat(fd).st_size
+    start = max(0, size - window)
+    data = os.pread(fd, size - start, start)
+    seq, stage = 0, None
+    for raw in reversed(data.splitlines()):
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        except OSError as exc:
-            raise LedgerError(f"cannot open ledger file {path}: {exc.strerror}") from exc
-        try:
-            # One write() of a whole line with O_APPEND: lines never interleave.
-            os.write(fd, line)
-            if durable:
-                os.fsync(fd)
-        except OSError as exc:
-            raise LedgerError(f"cannot write ledger file {path}: {exc.strerror}") from exc
-        finally:
-            os.close(fd)
+            record = json.loads(raw)
+        except ValueError:
+            continue  # a torn line (a crash mid-write), or the first, cut line of the window
+        if not isinstance(record, dict):
+            continue
+        if not seq and isinstance(record.get("seq"), int):
+            seq = record["seq"]
+        if stage is None and "stage" in record:
+            stage = record["stage"]
+        if seq and stage is not None:
+            break
+    return seq, stage
 
 
 def read_since(run_dir: str, node_id: str, offset: int = 0) -> tuple[list[dict], int]:

@@ -26,14 +26,28 @@ import os
 import ssl
 import typing as t
 
-try:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-    HAS_CRYPTOGRAPHY = True
-except ImportError:  # pragma: no cover - reported by require_cryptography()
-    HAS_CRYPTOGRAPHY = False
+# ``cryptography`` is imported on first use, not with this module: a worker that only talks TLS
+# (the agent client, the pinned contexts) never pays for the import; the engine issues the
+# certificates of a deploy (issue 15), so deploy workers do not import it at all.
+x509 = hashes = serialization = ec = ExtendedKeyUsageOID = NameOID = None  # type: t.Any
+HAS_CRYPTOGRAPHY: t.Optional[bool] = None  # None: not tried yet
+
+
+def _load_cryptography() -> bool:
+    global x509, hashes, serialization, ec, ExtendedKeyUsageOID, NameOID, HAS_CRYPTOGRAPHY  # pylint: disable=global-statement
+    if HAS_CRYPTOGRAPHY is None:
+        try:
+            from cryptography import x509 as _x509
+            from cryptography.hazmat.primitives import hashes as _hashes, serialization as _serialization
+            from cryptography.hazmat.primitives.asymmetric import ec as _ec
+            from cryptography.x509.oid import ExtendedKeyUsageOID as _eku, NameOID as _name
+        except ImportError:  # reported by require_cryptography()
+            HAS_CRYPTOGRAPHY = False
+        else:
+            x509, hashes, serialization, ec, ExtendedKeyUsageOID, NameOID = _x509, _hashes, _serialization, _ec, _eku, _name
+            HAS_CRYPTOGRAPHY = True
+    return bool(HAS_CRYPTOGRAPHY)
+
 
 TLS_DIR = "tls"
 # Short-lived on purpose: a run's certificates are worthless after the run.
@@ -47,7 +61,7 @@ class TLSError(Exception):
 
 
 def require_cryptography() -> None:
-    if not HAS_CRYPTOGRAPHY:
+    if not _load_cryptography():
         raise TLSError("the Python package 'cryptography' is needed on the controller for the run's TLS (pip install cryptography)")
 
 

@@ -31,6 +31,10 @@ MAX_JSON_BODY = 8 * 1024 * 1024
 # Pull delivery: attempts per component, and seconds a silent engine connection may stall.
 FETCH_ATTEMPTS = 8
 FETCH_TIMEOUT = 15
+# Pull mode: seconds between uplinks when nothing happens, and how long the engine may stay
+# unreachable before an agent allowed to fall back opens its inbound port for the deploy.
+UPLINK_INTERVAL = 1.0
+UPLINK_PATIENCE = 10.0
 SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 NODE_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 REQUIRED = ("tag", "token", "ca_cert", "ca_fingerprint", "server_cert", "server_key", "controller", "staging")
@@ -96,6 +100,9 @@ def validate_config(raw: Dict[str, Any]) -> Dict[str, Any]:
     config["bind"] = [_address(a, "bind") for a in _as_list(config.get("bind") or [])]
     firewall = config.get("firewall") or {}
     config["firewall"] = {"open": bool(firewall.get("open", True)), "backend": str(firewall.get("backend", "auto"))}
+    config["engine"] = _engine(config.get("engine"))
+    # Pull mode: no inbound port (and no firewall opening) unless the engine cannot be reached.
+    config["inbound"] = bool(config.get("inbound", True)) or config["engine"] is None
     staging = str(config["staging"])
     if not os.path.isabs(staging) or os.path.normpath(staging) != staging.rstrip("/") or staging in ("/", "/var/tmp", "/tmp"):
         raise AgentError("staging folder %r is invalid: an absolute, normalized path of its own" % (staging,))
@@ -103,6 +110,18 @@ def validate_config(raw: Dict[str, Any]) -> Dict[str, Any]:
     if pem_fingerprint(config["ca_cert"]) != str(config["ca_fingerprint"]).lower().replace(":", ""):
         raise AgentError("the CA certificate does not match the pinned fingerprint %s" % (config["ca_fingerprint"],))
     return config
+
+
+def _engine(value: Any) -> Optional[Dict[str, Any]]:
+    """Pull mode's engine: {"urls": [https://...], "token": ..., "fallback": bool} (None: push as before)."""
+    if not value:
+        return None
+    if not isinstance(value, dict) or not isinstance(value.get("urls"), list) or not value["urls"] or not value.get("token"):
+        raise AgentError('engine must be {"urls": ["https://..."], "token": ..., "fallback": true|false}')
+    for url in value["urls"]:
+        if not isinstance(url, str) or not url.startswith("https://"):
+            raise AgentError("engine URL %r is not https" % (url,))
+    return {"urls": list(value["urls"]), "token": str(value["token"]), "fallback": bool(value.get("fallback", False))}
 
 
 def _as_list(value: Any) -> List[str]:

@@ -30,9 +30,10 @@ from ansible_collections.fleet.firmware.plugins.module_utils.agent.httpd import 
 from ansible_collections.fleet.firmware.plugins.module_utils.agent.jobs import Job, JobRunner
 from ansible_collections.fleet.firmware.plugins.module_utils.agent.lock import NodeLock
 from ansible_collections.fleet.firmware.plugins.module_utils.agent.logfile import close_log, log
+from ansible_collections.fleet.firmware.plugins.module_utils.agent.uplink import Uplink
 
 
-class Agent(JobRunner, Delivery):
+class Agent(JobRunner, Delivery, Uplink):
     """State, lease and job of one agent; the HTTP handler and the local socket call into it."""
 
     def __init__(self, config: Dict[str, Any]) -> None:
@@ -58,6 +59,13 @@ class Agent(JobRunner, Delivery):
         self.firewall_opened = False
         self.renew_backend = (config.get("firewall") or {}).get("backend", "auto")  # resolved by _open_firewall
         self.control = None  # type: Optional[socketserver.BaseServer]
+        # Pull mode (uplink.py): no inbound port until the engine cannot be reached.
+        self.inbound = config.get("inbound", True)
+        self.inbound_lock = threading.Lock()
+        self.tls_context = None  # type: Optional[ssl.SSLContext]
+        self.pull_error = None  # type: Optional[str]
+        self.link = None  # type: Any
+        self.uplink_wake = None  # type: Optional[threading.Event]
 
     # -- events and state
 
@@ -71,6 +79,8 @@ class Agent(JobRunner, Delivery):
             self.events.append(entry)
             del self.events[:-200]  # a bounded history: status stays small
         log("event %s" % json.dumps(entry, sort_keys=True))
+        if self.uplink_wake is not None:
+            self.uplink_wake.set()  # news goes to the engine at once, not at the next beat
 
     def status(self) -> Dict[str, Any]:
         with self.mutex:
@@ -99,10 +109,11 @@ class Agent(JobRunner, Delivery):
         self.lock.acquire(self.tag, {"port": self.config["port"], "staging": self.staging})
         try:
             self._prepare_staging()
-            context = self._tls_context()
+            self.tls_context = self._tls_context()
             self.addresses = self.config["bind"] or facing_addresses(self.config["controller"])
-            self._listen(context)
-            self._open_firewall()
+            if self.inbound:
+                self._listen(self.tls_context)
+                self._open_firewall()
             self._start_control()
         except BaseException:
             self.cleanup(remove_staging=False)
@@ -111,8 +122,11 @@ class Agent(JobRunner, Delivery):
         for server in self.servers:
             threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
         threading.Thread(target=self._watch_lease, name="lease", daemon=True).start()
+        if self.config.get("engine") is not None and not self.inbound:
+            self._start_uplink()
         return {"ready": True, "pid": os.getpid(), "addresses": self.addresses, "port": self.config["port"],
-                "lease_expires": utc(self.lease_expires), "staging": self.staging, "firewall": self.firewall_opened}
+                "lease_expires": utc(self.lease_expires), "staging": self.staging, "firewall": self.firewall_opened,
+                "inbound": self.inbound}
 
     def _prepare_staging(self) -> None:
         try:
@@ -184,7 +198,7 @@ class Agent(JobRunner, Delivery):
     def local_command(self, request: Dict[str, Any]) -> Dict[str, Any]:
         op = request.get("op")
         if op == "status":
-            return self.status()
+            return dict(self.status(), inbound=self.inbound)  # the launcher's "already running" says which mode
         if op == "lease":
             return self.renew(request.get("seconds"))
         if op == "shutdown":
@@ -229,6 +243,8 @@ class Agent(JobRunner, Delivery):
         if worker is not None:
             worker.join()
         self.cleanup(remove_staging=True)
+        if self.link is not None:
+            self.final_report()  # pull mode: the deploy hears that nothing is left, without a round trip
 
     def cleanup(self, remove_staging: bool) -> None:
         """The agent's own teardown (teardown.py): servers, control socket, firewall, staging, lock."""

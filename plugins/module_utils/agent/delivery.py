@@ -125,10 +125,13 @@ class Delivery(object):
         if not SHA_RE.match(sha256) or not isinstance(urls, list) or not urls:
             raise AgentError("a fetch is {\"sha256\": <64 hex>, \"urls\": [...], \"token\": ..., \"size\": ...}")
         final = self.component_path(sha256)
+        named = {"component": body["component"]} if body.get("component") else {}  # pull mode: the ledger names it
         if os.path.exists(final) and sha256_of(final) == sha256:
+            if named:
+                self.event("downloaded", sha256=sha256, size=os.path.getsize(final), delivery="pull", cached=True, **named)
             return {"sha256": sha256, "size": os.path.getsize(final), "cached": True}
         partial, errors = final + ".part", []  # type: str, list
-        self.event("downloading", sha256=sha256, delivery="pull")
+        self.event("downloading", sha256=sha256, delivery="pull", **named)
         for attempt in range(FETCH_ATTEMPTS):
             before = _size(partial)
             for url in urls:
@@ -140,20 +143,20 @@ class Delivery(object):
                 except (OSError, ssl.SSLError, http.client.HTTPException, AgentError) as exc:
                     errors.append("%s: %s" % (url, exc))
                     continue
-                return self._finish_fetch(partial, final, sha256)
+                return self._finish_fetch(partial, final, sha256, named)
             if _size(partial) == before and (attempt >= 2 or before == 0 and attempt >= 1):
                 break
             time.sleep(min(2.0 ** attempt, 5.0))
         raise FetchFailed("the node cannot download %s: %s" % (sha256[:12], "; ".join(errors[-len(urls):])))
 
-    def _finish_fetch(self, partial: str, final: str, sha256: str) -> Dict[str, Any]:
+    def _finish_fetch(self, partial: str, final: str, sha256: str, named: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
         if sha256_of(partial) != sha256:
             _unlink(partial)
             raise HashMismatch("the downloaded bytes of %s do not match the manifest's SHA-256: nothing kept" % sha256[:12])
         os.rename(partial, final)
         with self.mutex:
             self.transfers.pop(sha256, None)
-        self.event("downloaded", sha256=sha256, size=os.path.getsize(final), delivery="pull")
+        self.event("downloaded", sha256=sha256, size=os.path.getsize(final), delivery="pull", **(named or {}))
         return {"sha256": sha256, "size": os.path.getsize(final), "cached": False}
 
     def _download(self, url: str, token: Optional[str], partial: str, sha256: str, run_ca: bool) -> None:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import threading
 import time
+import typing as t
 
-from ansible_collections.fleet.firmware.plugins.plugin_utils import agent_client
+from ansible_collections.fleet.firmware.plugins.plugin_utils import agent_client, engine as engine_mod
 from ansible_collections.fleet.firmware.plugins.plugin_utils.deploy.controller import ControllerWatch
 
 
@@ -23,9 +24,12 @@ class LeaseKeeper(threading.Thread):
     too before it has cleaned up.
     """
 
-    def __init__(self, client: agent_client.AgentClient, lease: int, controller: ControllerWatch) -> None:
+    def __init__(self, client: agent_client.AgentClient, lease: int, controller: ControllerWatch,
+                 renew: t.Optional[t.Callable[[int], t.Any]] = None) -> None:
         super().__init__(name="fleet-lease", daemon=True)
         self.client, self.lease, self.controller = client, lease, controller
+        # Over the agent's port (push), or through the engine's answers to the agent (pull mode).
+        self.renew = renew or client.renew
         self.halt = threading.Event()
         self.failures = 0
         self.renewed_at = time.time()  # the agent was just started with a full lease
@@ -39,8 +43,8 @@ class LeaseKeeper(threading.Thread):
             if not self.controller.alive():
                 return
             try:
-                self.client.renew(self.lease)
+                self.renew(self.lease)
                 self.renewed_at = time.time()
                 self.failures = 0
-            except agent_client.AgentClientError:
+            except (agent_client.AgentClientError, engine_mod.EngineError):
                 self.failures += 1  # the lease still has two thirds left; try again next beat

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typing as t
 
-from ansible_collections.fleet.firmware.plugins.plugin_utils import agent_client, ledger as ledger_mod
+from ansible_collections.fleet.firmware.plugins.plugin_utils import agent_client, engine as engine_mod, ledger as ledger_mod
 from ansible_collections.fleet.firmware.plugins.plugin_utils.deploy.controller import ControllerGone, ControllerWatch
 from ansible_collections.fleet.firmware.plugins.plugin_utils.deploy.lease import LeaseKeeper
 
@@ -36,6 +36,10 @@ class Session:
         self.controller = ControllerWatch()
         self.agent_start: str | None = None  # stdin or staged
         self.engine_unreachable = False  # the launcher could not open the engine's port from the node
+        self.engine: t.Any = None  # the run's engine once attached: the ledger's one writer
+        self.uplink = False  # pull mode: the agent calls the engine, no inbound port (engine/uplink.py)
+        self.agent_gone = False
+        self.after: list | None = None  # pull mode: the agent's plan after its installs  # the agent said it tore itself down (its final uplink)
 
     def checkpoint(self, doing: str, in_flight: bool = False) -> None:
         """Raise ``ControllerGone`` if ``ansible-playbook`` is gone; called before each new step."""
@@ -50,4 +54,10 @@ class Session:
     def stage(self, stage: str, **fields: t.Any) -> None:
         event = {"stage": stage}
         event.update({k: v for k, v in fields.items() if k in ("component", "progress", "rc", "message") and v is not None})
+        if self.engine is not None:
+            try:
+                self.engine.record(self.node, event, source="deploy")
+                return
+            except engine_mod.EngineError:
+                self.engine = None  # gone (with ansible-playbook): this worker writes its last lines itself
         self.ledger.append(self.node, event, source="deploy")

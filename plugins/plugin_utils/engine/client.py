@@ -70,6 +70,20 @@ class EngineHandle:
     def stats(self) -> dict:
         return self._call("stats")
 
+    def issue_agent(self, node_id: str, addresses: list) -> dict:
+        return self._call("issue_agent", node_id=node_id, addresses=list(addresses))
+
+    # -- pull mode (engine/uplink.py): the ledger's one writer, the agent's orders, its news
+
+    def record(self, node_id: str, event: dict, source: str = "deploy") -> int:
+        return self._call("record", node_id=node_id, event=event, source=source)
+
+    def node_order(self, node_id: str, cancel: t.Optional[str] = None, lease: t.Optional[int] = None) -> dict:
+        return self._call("node_order", node_id=node_id, cancel=cancel, lease=lease)
+
+    def node_wait(self, node_id: str, version: int = 0, timeout: float = 5.0) -> dict:
+        return self._call("node_wait", node_id=node_id, version=version, timeout=timeout)
+
     def stop(self, timeout: float = 10.0) -> None:
         """Ask the engine to stop and wait until its process is gone."""
         start = process_start_time(self.pid)

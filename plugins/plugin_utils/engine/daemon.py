@@ -31,10 +31,11 @@ from ansible_collections.fleet.firmware.plugins.plugin_utils.engine.registry imp
 from ansible_collections.fleet.firmware.plugins.plugin_utils.engine.settings import (
     FIREWALL_API, SETTINGS_FILE, SOCKET_FILE, STATE_FILE, EngineError, EngineSettings, _log, _write_private,
 )
+from ansible_collections.fleet.firmware.plugins.plugin_utils.engine.uplink import UplinkSide
 from ansible_collections.fleet.firmware.plugins.plugin_utils.engine.watch import _open_pidfd, _still_running, process_start_time
 
 
-class Engine(Registry, ControlSide):
+class Engine(Registry, ControlSide, UplinkSide):
     """One run's engine, in this process. ``start()``, then ``wait()`` or ``stop()``."""
 
     def __init__(self, run_dir: str, settings: t.Optional[EngineSettings] = None) -> None:
@@ -63,6 +64,7 @@ class Engine(Registry, ControlSide):
         self._done = threading.Event()  # stopping has finished: hooks ran, CA key gone
         self._stop_reason = ""
         self._last_activity = time.monotonic()
+        self._links_init()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -88,6 +90,16 @@ class Engine(Registry, ControlSide):
         self.ca_fingerprint = tls_mod.create_ca(self.run_dir, self.settings.run_id)
         cert, key = tls_mod.issue(self.run_dir, "engine", "server", self.advertised())
         self.ssl_context = tls_mod.server_context(cert, key)
+
+    def issue_agent(self, node_id: str, addresses: list) -> dict:
+        """A node agent's two certificates, issued here: the engine has the run's CA and
+        ``cryptography`` loaded already, so a worker neither imports it nor makes keys (issue 15)."""
+        ledger_mod.check_node_id(node_id)
+        if not isinstance(addresses, list) or not all(isinstance(a, str) for a in addresses):
+            raise EngineError(f"addresses must be a list of strings, got {addresses!r}"[:200])
+        if not os.path.exists(os.path.join(tls_mod.tls_dir(self.run_dir), "ca.pem")):
+            tls_mod.create_ca(self.run_dir, self.settings.run_id)
+        return tls_mod.issue_agent(self.run_dir, node_id, addresses)
 
     def _listen(self) -> None:
         port = self.settings.port

@@ -18,7 +18,7 @@ import ssl
 import typing as t
 
 from ansible_collections.fleet.firmware.plugins.plugin_utils import ledger as ledger_mod
-from ansible_collections.fleet.firmware.plugins.plugin_utils.engine.settings import COMPONENT_PATH, MAX_EVENT_BODY, NODE_PATH
+from ansible_collections.fleet.firmware.plugins.plugin_utils.engine.settings import COMPONENT_PATH, MAX_EVENT_BODY, MAX_UPLINK_BODY, NODE_PATH
 
 if t.TYPE_CHECKING:  # pragma: no cover
     from ansible_collections.fleet.firmware.plugins.plugin_utils.engine.daemon import Engine  # noqa: F401  pylint: disable=unused-import
@@ -137,6 +137,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.server.engine.authorize(self._token(), node_id)
             if what == "job":
                 self._send_json(200, self.server.engine.job_for(node_id))
+            elif what == "uplink":
+                self._uplink(node_id)
             else:
                 self._events(node_id)
         except _HTTPError as exc:
@@ -160,6 +162,31 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if scheme.lower() != "bearer" or not token.strip():
             raise _HTTPError(401, "a bearer token is required", {"WWW-Authenticate": "Bearer"})
         return token.strip()
+
+    def _uplink(self, node_id: str) -> None:
+        """The agent's events and status in, the deploy's orders out (engine/uplink.py)."""
+        body = self._body(MAX_UPLINK_BODY)
+        try:
+            answer = self.server.engine.uplink(node_id, json.loads(body.decode("utf-8")))
+        except (UnicodeDecodeError, ValueError, ledger_mod.EventError) as exc:
+            raise _HTTPError(400, f"invalid uplink: {exc}"[:300]) from None
+        self._send_json(200, answer)
+
+    def _body(self, limit: int) -> bytes:
+        if self.headers.get("Transfer-Encoding"):
+            raise _HTTPError(411, "send a Content-Length, not chunked")
+        raw = self.headers.get("Content-Length")
+        if raw is None:
+            raise _HTTPError(411, "Content-Length required")
+        if not raw.isdigit() or len(raw) > 12:
+            raise _HTTPError(400, "invalid Content-Length")
+        length = int(raw)
+        if length > limit:
+            raise _HTTPError(413, f"body of {length} bytes exceeds {limit}")
+        body = self.rfile.read(length)
+        if len(body) != length:
+            raise _HTTPError(400, "truncated body")
+        return body
 
     def _events(self, node_id: str) -> None:
         if self.headers.get("Transfer-Encoding"):

@@ -27,10 +27,12 @@ LOCK_FILE = "engine.lock"
 LOG_FILE = "engine.log"
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 COMPONENT_PATH = re.compile(r"^/v1/components/([0-9a-f]{64})$")
-NODE_PATH = re.compile(r"^/v1/nodes/([^/]{1,128})/(job|events)$")
+NODE_PATH = re.compile(r"^/v1/nodes/([^/]{1,128})/(job|events|uplink)$")
+# The agent's uplink (pull mode) carries its job status besides its events.
+MAX_UPLINK_BODY = 1024 * 1024
 # Control-socket operations a worker may call (EngineHandle methods of the same name).
 FIREWALL_API = "ansible_collections.fleet.firmware.plugins.module_utils.firewall.api"
-CONTROL_OPS = ("ping", "register_component", "register_node", "set_job", "stats", "stop")
+CONTROL_OPS = ("ping", "register_component", "register_node", "set_job", "stats", "stop", "record", "node_wait", "node_order", "issue_agent")
 
 
 class EngineError(Exception):
