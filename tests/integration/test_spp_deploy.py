@@ -135,6 +135,13 @@ def test_an_imported_spp_installs_only_its_signed_applicable_components(lab, fre
     assert lin01[WINDOWS_TOOL]["action"] == "skip" and "for windows nodes" in lin01[WINDOWS_TOOL]["message"]
     assert lin01[ILO]["action"] == "skip" and "only a BMC can flash it" in lin01[ILO]["message"]
     assert VMWARE not in lin01
+    # Each says so in not_deployable (the report's "why not deployable"); what installs has none.
+    assert lin01[ILO]["not_deployable"] == "not deployable: only a BMC can flash it (in-band deployment impossible)"
+    assert lin01[WINDOWS_TOOL]["not_deployable"] == "for windows nodes, this node runs linux"
+    assert lin01[ROM_U32]["not_deployable"].startswith("does not apply to this node: DMI bios_version is 'U30'")
+    assert lin01[TOOL + "-1.0.0"]["not_deployable"].startswith("superseded by %s" % TOOL)
+    assert lin01[ROM_U30]["not_deployable"] is None and lin01[TOOL]["not_deployable"] is None
+    assert planned["lin01"].data["components"] and by_name(planned["lin01"])[ILO]["not_deployable"] == lin01[ILO]["not_deployable"]
     assert (installed(lab, ROM_U30), installed(lab, ROM_U32)) == ("2.92_11-03-2023", None)
     assert (installed(lab, ROM_U30, "v6n01"), installed(lab, ROM_U32, "v6n01")) == (None, "2.82_02-10-2023")
 
