@@ -23,7 +23,8 @@ detached CMS ``.compsig`` files by openssl (``_partN.compsig`` above 32 MiB); ``
 carry their signature inside (spp-format.md section 8) and get none.
 
 Command line (the benchmark uses it too):
-    python tests/lab/spp_gen.py OUT --count 800 --min-size 1MiB --max-size 64MiB
+    python tests/lab/spp_gen.py OUT --count 800 --min-size 1MiB --max-size 64MiB [--pki PKI_DIR]
+    python tests/lab/spp_gen.py OUT --lab --state-dir DIR --hotfix HOTFIX --pki PKI_DIR   # make demo-spp
 """
 from __future__ import annotations
 
@@ -484,12 +485,31 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--total-size", type=parse_size, default=None)
     parser.add_argument("--layout", choices=("current", "hp"), default="current")
     parser.add_argument("--hotfix", type=Path, default=None, help="also write an additional-package folder here")
+    parser.add_argument("--lab", action="store_true", help="the small deployable SPP of lab_specs() (make demo-spp): its "
+                        "Linux .scexe files are Smart Components that run on lab nodes (needs --state-dir)")
+    parser.add_argument("--state-dir", help="with --lab: the folder on the nodes where the Smart Components record their versions")
+    parser.add_argument("--pki", type=Path, default=None, help="sign every component with a new lab PKI written here "
+                        "(PKI/anchors is the trust folder)")
     args = parser.parse_args(argv)
+    if args.lab and not args.state_dir:
+        parser.error("--lab needs --state-dir")
+    sign = None
+    if args.pki:
+        import spp_pki
+        sign = signer(spp_pki.make_lab_pki(args.pki).signer)
+    if args.lab:
+        contents = smart_component(args.state_dir)
+        folder = write_spp(args.out, args.layout, lab_specs(), sign=sign, contents=contents)
+        if args.hotfix:
+            write_hotfix(args.hotfix, folder, sign=sign, specs=lab_hotfix_specs(), contents=contents)
+        print("%s: %d lab components%s" % (args.out, len(folder.specs), ", signed; trust anchors: %s" % (args.pki / "anchors")
+                                            if args.pki else ""))
+        return 0
     specs = bench_specs(args.count) if args.count != len(catalogue()) else catalogue()
     sizes = log_uniform_sizes(len(specs), args.min_size, args.max_size, args.total_size)
-    folder = write_spp(args.out, args.layout, specs, sizes=lambda i: sizes[i])
+    folder = write_spp(args.out, args.layout, specs, sizes=lambda i: sizes[i], sign=sign)
     if args.hotfix:
-        write_hotfix(args.hotfix, folder)
+        write_hotfix(args.hotfix, folder, sign=sign)
     print("%s: %d components, %d bytes" % (args.out, len(specs), sum(sizes)))
     return 0
 
