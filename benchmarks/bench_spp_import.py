@@ -80,18 +80,21 @@ def measure_floor(folder: Path, workers: int) -> dict:
 def measure_import(folder: Path, workers: int, anchors: str | None, out: Path) -> dict:
     from ansible_collections.fleet.firmware.plugins.module_utils import manifest
     from ansible_collections.fleet.firmware.plugins.module_utils.baseline import spp
+    from ansible_collections.fleet.firmware.plugins.module_utils.baseline import trust
     start = time.perf_counter()
-    imported = spp.import_folders(str(folder), workers=workers)
-    data = {"format": 2, "components": imported.components}
-    problems = manifest.validate(data, str(out), known_hashes=imported.hashes)
-    assert not problems, problems[:3]
-    checked = imported.components
-    if anchors:
-        from ansible_collections.fleet.firmware.plugins.module_utils.baseline import trust
-        anchor_set = trust.load_anchors(anchors)
-        try:
+    # As the module does: the anchors first, then each signature checked while its file is hashed.
+    anchor_set = trust.load_anchors(anchors) if anchors else None
+    try:
+        hasher = (lambda jobs, count: trust.hash_and_verify(jobs, anchor_set, count)) if anchor_set else None
+        imported = spp.import_folders(str(folder), workers=workers, hasher=hasher)
+        data = {"format": 2, "components": imported.components}
+        problems = manifest.validate(data, str(out), known_hashes=imported.hashes)
+        assert not problems, problems[:3]
+        checked = imported.components
+        if anchor_set:
             checked, _manifest_verdict = trust.check_repository(str(out), manifest.ordered_components(str(out), data), anchor_set, "required")
-        finally:
+    finally:
+        if anchor_set:
             anchor_set.close()
     (out / "manifest.yml").write_text(manifest.dump(data))
     bad = [c["name"] for c in checked if c.get("signature_verdict") and not c["signature_verdict"]["ok"]]
