@@ -2,6 +2,7 @@
 #
 #   make test    install what is missing, then sanity + unit + integration (lab) tests
 #   make demo    lab up, sample repository, preflight, update_fleet, report, lab down
+#   make demo-spp  the same on an imported, signed SPP (tests/lab/spp_gen.py --lab)
 #   make help    every target
 #
 # Everything the tests need is installed from this repository's own files: Debian packages
@@ -32,11 +33,12 @@ export ANSIBLE_NOCOLOR := 1
 export ANSIBLE_DEPRECATION_WARNINGS := 0
 export PATH := $(BIN):$(PATH):/usr/sbin:/sbin
 
-.PHONY: help deps apt venv collection sanity galaxy galaxy-venv docs-lint typecheck lint units integration test test-faults mutation demo bench bench-deps bench-apt lab-up lab-down lab-status clean
+.PHONY: help deps apt venv collection sanity galaxy galaxy-venv docs-lint typecheck lint units integration test test-faults mutation demo demo-spp bench bench-deps bench-apt lab-up lab-down lab-status clean
 
 help:
 	@echo "make test         sanity, unit and integration tests (installs what is missing; needs root for the lab)"
 	@echo "make demo         lab up, sample repository, preflight + update_fleet with progress, report, lab down"
+	@echo "make demo-spp     the same on a generated, signed SPP plus a hotfix folder imported by fleet.firmware.repository"
 	@echo "make sanity       ansible-test sanity only"
 	@echo "make galaxy       galaxy-importer (Galaxy's import checks) on the built tarball, offline"
 	@echo "make docs-lint    antsibull-docs: the collection's docs as the documentation site renders them"
@@ -190,6 +192,29 @@ demo: collection
 		-e fleet_repository=$(DEMO)/repository -e fleet_trust=$(DEMO)/pki/anchors -e fleet_hosts=linux \
 		-e demo_report_dir=$(DEMO)/report || rc=$$?; \
 	if [ -f $(DEMO)/report/report.html ]; then echo "report: $(DEMO)/report/report.html"; \
+	else echo "report: none written (plugins/callback/report.py missing or failed)"; fi; \
+	$(LAB) down || rc=1; trap - EXIT; \
+	exit $$rc
+
+# The same on an imported SPP (issue 14): a generated, signed SPP plus a hotfix folder
+# (tests/lab/spp_gen.py --lab: Smart Components that run on the nodes), imported by
+# fleet.firmware.repository (tests/lab/demo_spp_import.yml, signatures required), then preflight +
+# update_fleet on lab nodes of three ROM families; report in build/demo-spp/report, lab down.
+DEMO_SPP := $(BUILD)/demo-spp
+DEMO_SPP_HARDWARE := --hardware lin01=dl380-gen10 --hardware v6n01=dl360-gen10 --hardware lin02=dl385-gen10
+demo-spp: collection
+	@rc=0; rm -rf $(DEMO_SPP) && mkdir -p $(DEMO_SPP)/repository; \
+	trap '$(LAB) down >$(DEMO_SPP)/lab-down.log 2>&1' EXIT; \
+	$(LAB) up --linux 2 --ipv6-only 1 --windows 1 $(DEMO_SPP_HARDWARE) --inventory $(DEMO_SPP)/inventory.yml && \
+	state_dir="$$(sed -n 's/^ *fleet_lab_state_dir: *"\(.*\)"$$/\1/p' $(DEMO_SPP)/inventory.yml)" && \
+	$(PY) tests/lab/spp_gen.py $(DEMO_SPP)/spp --lab --hotfix $(DEMO_SPP)/hotfix --state-dir "$$state_dir" --pki $(DEMO_SPP)/pki && \
+	$(BIN)/ansible-playbook tests/lab/demo_spp_import.yml -e demo_spp=$(DEMO_SPP)/spp -e demo_hotfix=$(DEMO_SPP)/hotfix \
+		-e demo_repository=$(DEMO_SPP)/repository -e fleet_trust=$(DEMO_SPP)/pki/anchors && \
+	if [ -f plugins/callback/report.py ]; then export ANSIBLE_CALLBACKS_ENABLED=fleet.firmware.report FLEET_REPORT_DIR=$(DEMO_SPP)/report; fi && \
+	$(BIN)/ansible-playbook -i $(DEMO_SPP)/inventory.yml tests/lab/demo.yml \
+		-e fleet_repository=$(DEMO_SPP)/repository -e fleet_trust=$(DEMO_SPP)/pki/anchors -e fleet_hosts=linux \
+		-e demo_report_dir=$(DEMO_SPP)/report || rc=$$?; \
+	if [ -f $(DEMO_SPP)/report/report.html ]; then echo "report: $(DEMO_SPP)/report/report.html"; \
 	else echo "report: none written (plugins/callback/report.py missing or failed)"; fi; \
 	$(LAB) down || rc=1; trap - EXIT; \
 	exit $$rc

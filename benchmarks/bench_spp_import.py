@@ -44,6 +44,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "build" / "collections"), str(REPO / "tests" / "lab")]
@@ -79,18 +80,21 @@ def measure_floor(folder: Path, workers: int) -> dict:
 def measure_import(folder: Path, workers: int, anchors: str | None, out: Path) -> dict:
     from ansible_collections.fleet.firmware.plugins.module_utils import manifest
     from ansible_collections.fleet.firmware.plugins.module_utils.baseline import spp
+    from ansible_collections.fleet.firmware.plugins.module_utils.baseline import trust
     start = time.perf_counter()
-    imported = spp.import_folders(str(folder), workers=workers)
-    data = {"format": 2, "components": imported.components}
-    problems = manifest.validate(data, str(out), known_hashes=imported.hashes)
-    assert not problems, problems[:3]
-    checked = imported.components
-    if anchors:
-        from ansible_collections.fleet.firmware.plugins.module_utils.baseline import trust
-        anchor_set = trust.load_anchors(anchors)
-        try:
+    # As the module does: the anchors first, then each signature checked while its file is hashed.
+    anchor_set = trust.load_anchors(anchors) if anchors else None
+    try:
+        hasher = (lambda jobs, count: trust.hash_and_verify(jobs, anchor_set, count)) if anchor_set else None
+        imported = spp.import_folders(str(folder), workers=workers, hasher=hasher)
+        data = {"format": 2, "components": imported.components}
+        problems = manifest.validate(data, str(out), known_hashes=imported.hashes)
+        assert not problems, problems[:3]
+        checked = imported.components
+        if anchor_set:
             checked, _manifest_verdict = trust.check_repository(str(out), manifest.ordered_components(str(out), data), anchor_set, "required")
-        finally:
+    finally:
+        if anchor_set:
             anchor_set.close()
     (out / "manifest.yml").write_text(manifest.dump(data))
     bad = [c["name"] for c in checked if c.get("signature_verdict") and not c["signature_verdict"]["ok"]]
@@ -176,9 +180,14 @@ def main(argv: list[str] | None = None) -> int:
         args.count, args.min_size, args.max_size, args.total_size, args.rounds = 40, 4 * 1024, 64 * 1024, None, 1
 
     import spp_pki
-    pki = None if args.no_signatures else spp_pki.make_lab_pki(Path(tempfile.mkdtemp(prefix="bench-spp-pki-")))
     base = args.keep or Path(tempfile.mkdtemp(prefix="bench-spp-", dir=str(REPO / "build")))
     folder = base / "spp"
+    # With --keep the PKI that signed the kept SPP is kept beside it (a new one would trust nothing of it).
+    pki_folder = base / "pki" if args.keep else Path(tempfile.mkdtemp(prefix="bench-spp-pki-"))
+    pki = None
+    if not args.no_signatures:
+        kept = (pki_folder / "anchors").is_dir() and (folder / "packages").is_dir()
+        pki = SimpleNamespace(folder=pki_folder, anchors=pki_folder / "anchors") if kept else spp_pki.make_lab_pki(pki_folder)
     try:
         if (folder / "packages").is_dir():
             total, generated = sum(p.stat().st_size for p in (folder / "packages").iterdir() if p.is_file() and not p.name.endswith((".xml", ".compsig"))), 0.0
@@ -197,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if args.keep is None:
             shutil.rmtree(base, ignore_errors=True)
-        if pki is not None:
+        if pki is not None and args.keep is None:
             shutil.rmtree(pki.folder, ignore_errors=True)
     return 0
 

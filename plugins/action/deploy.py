@@ -210,7 +210,8 @@ class ActionModule(ActionBase):
         said = [text for text in (plan_entry.get("reason"), outcome.get("reason")) if text]
         return {"name": plan_entry.get("name"), "before": plan_entry.get("installed"), "after": None,
                 "action": plan_entry.get("action"), "status": status, "rc": outcome.get("rc"),
-                "message": " -> ".join(dict.fromkeys(said)) or None, "duration_s": outcome.get("duration")}
+                "message": " -> ".join(dict.fromkeys(said)) or None, "duration_s": outcome.get("duration"),
+                "not_deployable": plan_entry.get("not_deployable")}
 
     # -- the session
 

@@ -592,13 +592,25 @@ Function Test-FleetAppliesTo {
 
 Function New-FleetPlanEntry {
     param([System.Collections.IDictionary]$Component, [String]$Action, [String]$Reason, [AllowNull()][Object]$Installed = $null,
-        [AllowNull()][Object]$Comparison = $null, [AllowNull()][Hashtable]$Detection = $null)
+        [AllowNull()][Object]$Comparison = $null, [AllowNull()][Hashtable]$Detection = $null, [AllowNull()][Object]$NotDeployable = $null)
     return @{
         name = $Component.name; kind = $Component.kind; os = $Component.os
         installed = $Installed; available = $Component.version; action = $Action; reason = $Reason
         comparison = $Comparison; detection = $Detection; requires = @($Component.requires | Where-Object { $null -ne $_ })
-        source = if ($null -ne $Detection) { $Detection.source } else { $null }
+        source = if ($null -ne $Detection) { $Detection.source } else { $null }; not_deployable = $NotDeployable
     }
+}
+
+Function Get-FleetNotOffered {
+    # Why the repository holds this component back (plan.py not_offered), or $null.
+    param([System.Collections.IDictionary]$Component, [Hashtable]$Policy)
+    if ($Component.deployable -is [bool] -and -not $Component.deployable) {
+        return "not deployable: $($Component.not_deployable)"
+    }
+    if ($Component.superseded_by -and @($Policy.components) -notcontains $Component.name) {
+        return "superseded by $($Component.superseded_by) (name $($Component.name) in the policy's components to install this version)"
+    }
+    return $null
 }
 
 Function Get-FleetNotSelected {
@@ -671,6 +683,15 @@ Function Invoke-FleetInventory {
     param([Object[]]$Baseline, [Hashtable]$Policy, [Double]$Timeout = 30)
     $entries = New-Object System.Collections.Generic.List[Object]
     foreach ($component in $Baseline) {
+        # not_deployable: the repository holds it back or it is for another OS (plan.py plan).
+        $heldBack = Get-FleetNotOffered -Component $component -Policy $Policy
+        if (-not $heldBack -and $component.os -and $component.os -ne 'windows') {
+            $heldBack = "for $($component.os) nodes, this node runs windows"
+        }
+        if ($heldBack) {
+            $entries.Add((New-FleetPlanEntry $component 'skip' $heldBack -NotDeployable $heldBack))
+            continue
+        }
         $reason = Get-FleetNotSelected -Component $component -Policy $Policy
         if ($reason) {
             $entries.Add((New-FleetPlanEntry $component 'skip' $reason))
@@ -678,7 +699,8 @@ Function Invoke-FleetInventory {
         }
         $fits = Test-FleetAppliesTo -AppliesTo $component.applies_to
         if (-not $fits[0]) {
-            $entries.Add((New-FleetPlanEntry $component 'skip' "does not apply to this node: $($fits[1])"))
+            $why = "does not apply to this node: $($fits[1])"
+            $entries.Add((New-FleetPlanEntry $component 'skip' $why -NotDeployable $why))
             continue
         }
         $detection = Get-FleetDetection -Spec $component.detect -Timeout $Timeout

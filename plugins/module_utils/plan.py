@@ -48,20 +48,31 @@ def normalise_policy(policy):
     return merged
 
 
-def _entry(component, action, reason, installed=None, comparison=None, detection=None):
-    # type: (Mapping[str, Any], str, str, Optional[str], Optional[str], Optional[Mapping[str, Any]]) -> Dict[str, Any]
+def _entry(component, action, reason, installed=None, comparison=None, detection=None, not_deployable=None):
+    # type: (Mapping[str, Any], str, str, Optional[str], Optional[str], Optional[Mapping[str, Any]], Optional[str]) -> Dict[str, Any]
+    # not_deployable: why the component can never go to this node (data for the report's "why not
+    # deployable" column); None when it could, whatever the action (a policy's choice is not that).
     return {"name": component.get("name"), "kind": component.get("kind"), "os": component.get("os"),
             "installed": installed, "available": component.get("version"), "action": action, "reason": reason,
             "comparison": comparison, "detection": dict(detection) if detection else None,
             "source": detection.get("source") if detection else None,
-            "requires": list(component.get("requires") or [])}
+            "requires": list(component.get("requires") or []), "not_deployable": not_deployable}
+
+
+def not_for_os(component, os_name):
+    # type: (Mapping[str, Any], str) -> Optional[str]
+    """Why the node's OS rules this component out, or None."""
+    if component.get("os", os_name) != os_name:
+        return "for %s nodes, this node runs %s" % (component.get("os"), os_name)
+    return None
 
 
 def not_selected(component, policy, os_name):
     # type: (Mapping[str, Any], Mapping[str, Any], str) -> Optional[str]
     """Why the policy or the node's OS leaves this component out, or None."""
-    if component.get("os", os_name) != os_name:
-        return "for %s nodes, this node runs %s" % (component.get("os"), os_name)
+    other_os = not_for_os(component, os_name)
+    if other_os:
+        return other_os
     if policy["components"] and component.get("name") not in policy["components"]:
         return "not in the selected components"
     kind = component.get("kind")
@@ -132,13 +143,18 @@ def plan(components, policy=None, os_name="linux", timeout=detect_mod.DEFAULT_TI
     bmc = detect_mod.RedfishSource(redfish, items=redfish_inventory, error=redfish_error)
     entries = []
     for component in components:
-        reason = not_offered(component, settled) or not_selected(component, settled, os_name)
+        held_back = not_offered(component, settled) or not_for_os(component, os_name)
+        if held_back:
+            entries.append(_entry(component, SKIP, held_back, not_deployable=held_back))
+            continue
+        reason = not_selected(component, settled, os_name)
         if reason:
             entries.append(_entry(component, SKIP, reason))
             continue
         fits, why = detect_mod.applies(component.get("applies_to"), dmi_root)
         if not fits:
-            entries.append(_entry(component, SKIP, "does not apply to this node: %s" % why))
+            reason = "does not apply to this node: %s" % why
+            entries.append(_entry(component, SKIP, reason, not_deployable=reason))
             continue
         detection = detect_mod.detect(component.get("detect") or {}, os_name=os_name, timeout=timeout, redfish=bmc)
         entries.append(decide(component, detection, settled))

@@ -334,6 +334,13 @@ components:
     duration_s:
       description: Seconds the install took.
       type: float
+    not_deployable:
+      description:
+        - Why the component can never go to this node (the repository holds it back, such as a BMC-only
+          C(.fwpkg) or a superseded version; another OS; its C(applies_to) does not match the node's DMI),
+          the plan's C(not_deployable) (see M(fleet.firmware.inventory)); null when it could.
+      type: str
+      sample: "not deployable: only a BMC can flash it (in-band deployment impossible)"
 preflight:
   description:
     - With O(role=fleet_update) and C(fleet_preflight), what the preflight found for this host (M(fleet.firmware.preflight)'s

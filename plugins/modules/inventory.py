@@ -201,10 +201,28 @@ inventory:
     - C(source) says where the installed version came from (for example V(SMBIOS (DMI\) of the node),
       V(the rpm database), V(the BMC's Redfish firmware inventory of https://16.1.15.1 (asked from the node\)),
       V(the Smart Component itself)); null when nothing was detected.
+    - C(not_deployable) says why the component can never go to this node, for a "why not deployable"
+      column: the repository holds it back (V(not deployable: only a BMC can flash it (in-band deployment
+      impossible\)), a signature that does not verify, V(superseded by cp045014 ...)), it is for another OS
+      (V(for windows nodes, this node runs linux)), or its C(applies_to) does not match the node's DMI
+      (V(does not apply to this node: ...)). Null when it could be deployed here, whatever C(action) is
+      (a component the policy leaves out, such as one not in O(components), has a C(reason) but no C(not_deployable)).
   returned: always
   type: list
   elements: dict
   sample:
+    - name: ilo5
+      kind: firmware
+      os: linux
+      installed: null
+      available: "2.96"
+      action: skip
+      reason: "not deployable: only a BMC can flash it (in-band deployment impossible)"
+      not_deployable: "not deployable: only a BMC can flash it (in-band deployment impossible)"
+      comparison: null
+      requires: []
+      source: null
+      detection: null
     - name: bios-u30
       kind: firmware
       os: linux
@@ -214,6 +232,7 @@ inventory:
       reason: installed U30 v2.90 (07/20/2023) is older than U30 v2.92 (11/03/2023)
       comparison: older
       requires: []
+      not_deployable: null
       source: SMBIOS (DMI) of the node
       detection: {state: present, version: U30 v2.90 (07/20/2023), scheme: auto, method: dmi, reason: "", source: SMBIOS (DMI) of the node}
 summary:

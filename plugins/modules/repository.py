@@ -178,6 +178,7 @@ seealso:
   - module: fleet.firmware.inventory
 requirements:
   - defusedxml (on the controller, with O(spp))
+  - asn1crypto (optional, on the controller; reads each C(.compsig) without an extra C(openssl) process)
 """
 
 EXAMPLES = r"""
@@ -420,13 +421,18 @@ def is_imported(component):
     return isinstance(component, dict) and bool(component.get("identity")) and bool(component.get("source"))
 
 
-def import_baseline(module):
-    # type: (AnsibleModule) -> spp_mod.Imported
-    """The SPP and additional folders as components; fails (nothing written) on any problem."""
+def import_baseline(module, anchors=None):
+    # type: (AnsibleModule, object) -> spp_mod.Imported
+    """The SPP and additional folders as components; fails (nothing written) on any problem.
+    With ``anchors`` each signature is checked while its file is hashed (one read of each file)."""
     if not spp_mod.HAS_DEFUSEDXML:
         module.fail_json(msg=missing_required_lib("defusedxml"))
+    hasher = None
+    if anchors is not None and module.params["signatures"] != "off":
+        def hasher(jobs, workers):
+            return trust_mod.hash_and_verify(jobs, anchors, workers)
     try:
-        return spp_mod.import_folders(module.params["spp"], module.params["additional"] or [])
+        return spp_mod.import_folders(module.params["spp"], module.params["additional"] or [], hasher=hasher)
     except spp_mod.SppError as exc:
         module.fail_json(msg="import failed, nothing written: %s" % exc,
                          problems=[{"component": "", "field": p.element, "message": "%s: %s" % (p.file, p.message), "file": p.file}
@@ -487,12 +493,12 @@ def merge_import(module, root, data, imported, manifest_name):
     return merged, import_changes(old, components) + refreshed
 
 
-def build(module, root, data, manifest_name):
-    # type: (AnsibleModule, str, dict, str) -> tuple
+def build(module, root, data, manifest_name, anchors=None):
+    # type: (AnsibleModule, str, dict, str, object) -> tuple
     """(manifest, changes, import) for state=present: an import when O(spp) is given, else a refresh."""
     params = module.params
     if params["spp"]:
-        imported = import_baseline(module)
+        imported = import_baseline(module, anchors)
         merged, changes = merge_import(module, root, data, imported, manifest_name)
         return merged, changes, imported
     merged, changes = manifest_mod.refresh(root, data, manifest_name=manifest_name, add_new=params["new_files"] == "add",
@@ -615,7 +621,7 @@ def run_module(module):
     changes, imported = [], None
     after_text = before_text
     if params["state"] == "present":
-        data, changes, imported = build(module, root, data, manifest_name)
+        data, changes, imported = build(module, root, data, manifest_name, anchors)
         after_text = manifest_mod.dump(data)
         if not before_text:
             changes.insert(0, "created %s" % path)

@@ -23,7 +23,8 @@ detached CMS ``.compsig`` files by openssl (``_partN.compsig`` above 32 MiB); ``
 carry their signature inside (spp-format.md section 8) and get none.
 
 Command line (the benchmark uses it too):
-    python tests/lab/spp_gen.py OUT --count 800 --min-size 1MiB --max-size 64MiB
+    python tests/lab/spp_gen.py OUT --count 800 --min-size 1MiB --max-size 64MiB [--pki PKI_DIR]
+    python tests/lab/spp_gen.py OUT --lab --state-dir DIR --hotfix HOTFIX --pki PKI_DIR   # make demo-spp
 """
 from __future__ import annotations
 
@@ -92,6 +93,9 @@ class Spec:
     @property
     def identity(self) -> str:
         return "cp%06d" % self.number
+
+
+Contents = Callable[["Spec"], Optional[bytes]]
 
 
 def pci_target(vendor: str, device: str, subvendor: str, subdevice: str) -> str:
@@ -301,13 +305,20 @@ def write_file(path: Path, size: int, rng: Optional[random.Random]) -> None:
 
 
 def write_folder(root: Path, specs: list[Spec], package_dir: str, sizes: Callable[[int], int] = small_sizes, seed: int = 0,
-                 sign: Optional[Callable[[Path], object]] = None, extras: bool = True) -> Folder:
+                 sign: Optional[Callable[[Path], object]] = None, extras: bool = True, contents: Optional[Contents] = None) -> Folder:
+    """``contents``: a function spec -> the component file's bytes (a runnable Smart Component), or
+    None for random bytes of ``sizes(index)``."""
     target = root / package_dir if package_dir else root
     target.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
     for index, spec in enumerate(specs):
         (target / ("%s.xml" % spec.identity)).write_text(cp_xml(spec), encoding="utf-8")
-        write_file(target / spec.filename, sizes(index), rng)
+        body = contents(spec) if contents else None
+        if body is None:
+            write_file(target / spec.filename, sizes(index), rng)
+        else:
+            (target / spec.filename).write_bytes(body)
+            (target / spec.filename).chmod(0o755)
         if sign and not spec.filename.lower().endswith(".fwpkg"):
             sign(target / spec.filename)
     if extras:
@@ -319,12 +330,13 @@ def write_folder(root: Path, specs: list[Spec], package_dir: str, sizes: Callabl
 
 
 def write_spp(root: Path, layout: str = "current", specs: Optional[list[Spec]] = None, sizes: Callable[[int], int] = small_sizes,
-              seed: int = 0, sign: Optional[Callable[[Path], object]] = None, version: str = "2023.10.00.00") -> Folder:
+              seed: int = 0, sign: Optional[Callable[[Path], object]] = None, version: str = "2023.10.00.00",
+              contents: Optional[Contents] = None) -> Folder:
     """An SPP: ``current`` = packages/ + manifest/ (SPP 2017.07.0 and later), ``hp`` = hp/swpackages
     + hp_manifest/ (before), spp-format.md section 1."""
     specs = catalogue() if specs is None else specs
     package_dir, manifest_dir = ("packages", "manifest") if layout == "current" else ("hp/swpackages", "hp_manifest")
-    folder = write_folder(Path(root), specs, package_dir, sizes, seed, sign)
+    folder = write_folder(Path(root), specs, package_dir, sizes, seed, sign, contents=contents)
     manifest = Path(root) / manifest_dir
     manifest.mkdir(parents=True, exist_ok=True)
     (manifest / "meta.xml").write_text(meta_xml(specs), encoding="utf-8")
@@ -359,9 +371,72 @@ def hotfix_specs(base: Folder) -> list[Spec]:
 
 
 def write_hotfix(root: Path, base: Folder, sizes: Callable[[int], int] = small_sizes, seed: int = 1,
-                 sign: Optional[Callable[[Path], object]] = None, package_dir: str = "") -> Folder:
-    """An additional-package folder (flat, as hotfix downloads are, unless ``package_dir``)."""
-    return write_folder(Path(root), hotfix_specs(base), package_dir, sizes, seed, sign, extras=False)
+                 sign: Optional[Callable[[Path], object]] = None, package_dir: str = "", specs: Optional[list[Spec]] = None,
+                 contents: Optional[Contents] = None) -> Folder:
+    """An additional-package folder (flat, as hotfix downloads are, unless ``package_dir``);
+    ``specs`` default: hotfix_specs(base)."""
+    return write_folder(Path(root), hotfix_specs(base) if specs is None else specs, package_dir, sizes, seed, sign, extras=False,
+                        contents=contents)
+
+
+# --------------------------------------------------------------------------------------------
+# A deployable SPP for the lab: Smart Components that run (tests/integration/test_spp_deploy.py)
+# --------------------------------------------------------------------------------------------
+
+LAB_SMART_ARRAY = pci_target("9005", "028f", "103c", "0654")  # the lab BMCs' Smart Array E208i-a (labhardware)
+
+
+def lab_specs() -> list[Spec]:
+    """A small SPP for deploying to lab nodes: Linux ``.scexe`` Smart Components that run (two
+    system ROMs of different families, Smart Array firmware detected through the BMC, a tool that
+    decides for itself), and what must never reach a Linux node (a Windows ``cp*.exe``, a
+    BMC-only ``.fwpkg``, a VMware-only component)."""
+    linux = "smartcomponent-linux-firmware-system"
+    return [
+        Spec(number=46001, filename="cp046001.scexe", title="Online ROM Flash Component for Linux - HPE ProLiant DL380 Gen10 (U30) Servers",
+             category="rom", type_id=linux, version="2.92_11-03-2023", oses=LINUX_OSES, roms=("U30",),
+             devices=[Device("System ROM", ["00000000-0000-0000-0000-000000000205"], "2.92_11-03-2023", 60, False)]),
+        Spec(number=46002, filename="cp046002.scexe", title="Online ROM Flash Component for Linux - HPE ProLiant DL360 Gen10 (U32) Servers",
+             category="rom", type_id=linux, version="2.82_02-10-2023", oses=LINUX_OSES, roms=("U32",),
+             devices=[Device("System ROM", ["00000000-0000-0000-0000-000000000205"], "2.82_02-10-2023", 60, False)]),
+        Spec(number=46003, filename="cp046003.scexe", title="Online ROM Flash Component for Linux (x64) - HPE Smart Array E208i-a SR Gen10",
+             category="storage_fw", type_id="smartcomponent-linux-firmware-array", version="7.00", oses=LINUX_OSES,
+             roms=("U30", "U32", "A40"), devices=[Device("HPE Smart Array E208i-a SR Gen10", [LAB_SMART_ARRAY], "7.00", 90, False)]),
+        Spec(number=46004, filename="cp046004.scexe", title="HPE Lab Tool for Linux", category="mgmt_sw",
+             type_id="smartcomponent-linux-software", version="1.0.0", oses=LINUX_OSES),
+        Spec(number=46005, filename="cp046005.exe", title="HPE Lab Tool for Windows Server x64", category="mgmt_sw",
+             type_id="smartcomponent-windows-software", version="1.0.0", oses=WINDOWS_OSES),
+        Spec(number=46006, filename="ilo5_296.fwpkg", title="Online Firmware for HPE Integrated Lights-Out 5", category="lom_fw",
+             type_id="smartcomponent-linux-firmware-ilo", version="2.96", oses=(), roms=("U30", "U32", "A40"),
+             devices=[Device("iLO 5", ["00000000-0000-0000-0000-000000000204"], "2.96", 300)]),
+        Spec(number=46007, filename="cp046007.zip", title="HPE Agentless Management Service for VMware ESXi", category="mgmt_sw",
+             type_id="smartcomponent-vmware-software", version="701.11.9.0", oses=(ESXI8,)),
+    ]
+
+
+def lab_hotfix_specs() -> list[Spec]:
+    """The hotfix folder over lab_specs(): the Linux tool superseded (1.0.0 -> 1.0.1)."""
+    tool = next(s for s in lab_specs() if s.number == 46004)
+    return [replace(tool, version="1.0.1", type_of_change=2, date=(2023, 12, 1))]
+
+
+def smart_component(state_dir: str) -> Contents:
+    """``contents`` for write_spp: each Linux ``.scexe`` becomes a shell script that behaves like a
+    Smart Component (Linux return codes: 0 installed, 2 not needed) and records its version in
+    ``state_dir/<node's hostname>/<cpNNNNNN>.version`` on the node; every other file stays random bytes."""
+    def body(spec: Spec) -> Optional[bytes]:
+        if not spec.filename.endswith(".scexe"):
+            return None
+        lines = ["#!/bin/sh", "# %s %s (a lab Smart Component)" % (spec.identity, spec.version),
+                 "dir='%s'/\"$(cat /proc/sys/kernel/hostname)\"" % state_dir,
+                 "state=\"$dir/%s.version\"" % spec.identity,
+                 "if [ \"$(cat \"$state\" 2>/dev/null)\" = '%s' ]; then echo '%s %s: not needed'; exit 2; fi" % (
+                     spec.version, spec.identity, spec.version),
+                 "mkdir -p \"$dir\" && echo '%s' > \"$state\" && echo '%s %s: installed' && exit 0" % (
+                     spec.version, spec.identity, spec.version),
+                 "exit 3", ""]
+        return "\n".join(lines).encode("ascii")
+    return body
 
 
 def bench_specs(count: int) -> list[Spec]:
@@ -410,12 +485,31 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--total-size", type=parse_size, default=None)
     parser.add_argument("--layout", choices=("current", "hp"), default="current")
     parser.add_argument("--hotfix", type=Path, default=None, help="also write an additional-package folder here")
+    parser.add_argument("--lab", action="store_true", help="the small deployable SPP of lab_specs() (make demo-spp): its "
+                        "Linux .scexe files are Smart Components that run on lab nodes (needs --state-dir)")
+    parser.add_argument("--state-dir", help="with --lab: the folder on the nodes where the Smart Components record their versions")
+    parser.add_argument("--pki", type=Path, default=None, help="sign every component with a new lab PKI written here "
+                        "(PKI/anchors is the trust folder)")
     args = parser.parse_args(argv)
+    if args.lab and not args.state_dir:
+        parser.error("--lab needs --state-dir")
+    sign = None
+    if args.pki:
+        import spp_pki
+        sign = signer(spp_pki.make_lab_pki(args.pki).signer)
+    if args.lab:
+        contents = smart_component(args.state_dir)
+        folder = write_spp(args.out, args.layout, lab_specs(), sign=sign, contents=contents)
+        if args.hotfix:
+            write_hotfix(args.hotfix, folder, sign=sign, specs=lab_hotfix_specs(), contents=contents)
+        print("%s: %d lab components%s" % (args.out, len(folder.specs), ", signed; trust anchors: %s" % (args.pki / "anchors")
+                                            if args.pki else ""))
+        return 0
     specs = bench_specs(args.count) if args.count != len(catalogue()) else catalogue()
     sizes = log_uniform_sizes(len(specs), args.min_size, args.max_size, args.total_size)
-    folder = write_spp(args.out, args.layout, specs, sizes=lambda i: sizes[i])
+    folder = write_spp(args.out, args.layout, specs, sizes=lambda i: sizes[i], sign=sign)
     if args.hotfix:
-        write_hotfix(args.hotfix, folder)
+        write_hotfix(args.hotfix, folder, sign=sign)
     print("%s: %d components, %d bytes" % (args.out, len(specs), sum(sizes)))
     return 0
 

@@ -32,7 +32,7 @@ import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 from functools import cmp_to_key
-from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 try:
     from defusedxml import ElementTree as SafeET
@@ -617,11 +617,20 @@ def _merge_duplicates(entries):
     return list(kept.values()), problems
 
 
-def import_folders(spp, additional=(), workers=None):
-    # type: (str, Sequence[str], Optional[int]) -> Imported
+def _signature_paths(folder, signature):
+    # type: (str, Any) -> List[str]
+    """The absolute paths of a component's ``.compsig`` file(s) (``signature``: relative to ``folder``)."""
+    names = [signature] if isinstance(signature, str) else list(signature or [])
+    return [os.path.join(folder, *name.split("/")) for name in names]
+
+
+def import_folders(spp, additional=(), workers=None, hasher=None):
+    # type: (str, Sequence[str], Optional[int], Optional[Callable[..., Dict[str, str]]]) -> Imported
     """Every component of the SPP folder and the additional folders layered over it (in order).
 
     Only reads. Raises SppError with every problem; the caller then writes nothing.
+    ``hasher(jobs, workers)``: {path: SHA-256} of ``(path, [signature paths])`` jobs, instead of
+    hash_files (trust.hash_and_verify: the signature check reads each file once with the hash).
     """
     if not HAS_DEFUSEDXML:
         raise SppError([Problem(spp, "", "the Python package defusedxml is required (requirements.txt)")])
@@ -640,7 +649,10 @@ def import_folders(spp, additional=(), workers=None):
         scanned.extend((layer, folder, facts) for facts in found)
     if problems:
         raise SppError(problems)
-    hashes = hash_files([facts["path"] for _l, _f, facts in scanned], workers)
+    if hasher is None:
+        hashes = hash_files([facts["path"] for _l, _f, facts in scanned], workers)
+    else:
+        hashes = hasher([(facts["path"], _signature_paths(folder, facts["signature"])) for _l, folder, facts in scanned], workers)
     entries, skipped = [], []  # type: List[Dict[str, Any]], List[Dict[str, Any]]
     for layer, folder, facts in scanned:
         component, why = map_component(facts, folder, facts["relative"], hashes[facts["path"]],

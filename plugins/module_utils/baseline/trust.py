@@ -26,6 +26,7 @@ The reasons are HP SUM's: ``not signed``, ``signature invalid``, ``signature fil
 """
 import atexit
 import calendar
+import hashlib
 import os
 import re
 import shutil
@@ -35,6 +36,13 @@ import threading
 import time
 
 from ansible_collections.fleet.firmware.plugins.module_utils import manifest as manifest_mod
+
+try:
+    from asn1crypto import cms as asn1_cms  # an ASN.1 parser (requirements.txt): optional, saves a process
+    HAS_ASN1CRYPTO = True
+except ImportError:  # pragma: no cover - openssl parses instead
+    asn1_cms = None
+    HAS_ASN1CRYPTO = False
 
 NOT_SIGNED = "not signed"
 INVALID = "signature invalid"
@@ -156,6 +164,11 @@ class Anchors(object):
         self.cafile = os.path.join(workdir, "anchors.pem")
         self._rpmdb = None  # type: str
         self._lock = threading.Lock()  # components are verified in parallel threads
+        # (file, signature files) -> Verdict, for this run only: hash_and_verify checks a
+        # signature while it hashes the file for the import, check_repository then reuses it.
+        self.verdicts = {}  # type: dict
+        # certificate PEM -> (subject, problem): every component of an SPP has the same signer.
+        self.signer_facts = {}  # type: dict
 
     def close(self):
         # type: () -> None
@@ -285,21 +298,88 @@ def _cms_reason(stderr):
 
 
 def _parse_cms(signature):
+    # type: (str) -> tuple
+    """(problem, digest): problem is "" when ``signature`` is a detached CMS SignedData in DER that
+    openssl can read, else what openssl said. digest: the SHA-256 every signer signed as the
+    content's ``messageDigest`` (hex); None when a signer used another digest or has no signed
+    attributes. Only a signature that then verifies makes it the content's hash (openssl compared
+    it with the content's own digest).
+
+    Parsed in this process by asn1crypto when it is installed (a parser only: the verification is
+    openssl's); anything it does not find well-formed and detached goes to openssl, whose words
+    then name the problem. Saves one openssl process per signature (an SPP has hundreds)."""
+    found = _parse_cms_inline(signature)
+    if found is not None:
+        return "", found or None
+    return _parse_cms_openssl(signature)
+
+
+def _parse_cms_inline(signature):
     # type: (str) -> str
-    """"" when ``signature`` is a CMS SignedData in DER that openssl can read, else what openssl said."""
+    """The signers' one SHA-256 messageDigest (hex), "" when there is none such, or None when
+    asn1crypto is missing or the file is not a well-formed, detached CMS SignedData."""
+    if not HAS_ASN1CRYPTO:
+        return None
+    try:
+        with open(signature, "rb") as handle:
+            info = asn1_cms.ContentInfo.load(handle.read(), strict=True)
+        if info["content_type"].native != "signed_data":
+            return None
+        signed = info["content"]
+        if signed["encap_content_info"]["content"].native is not None or not len(signed["signer_infos"]):
+            return None
+        digests = set()
+        for signer in signed["signer_infos"]:
+            attributes = signer["signed_attrs"]
+            values = [a["values"] for a in attributes if a["type"].native == "message_digest"] if attributes.native else []
+            if signer["digest_algorithm"]["algorithm"].native != "sha256" or len(values) != 1 or len(values[0]) != 1:
+                return ""
+            digests.add(values[0][0].native.hex())
+        digest = digests.pop() if len(digests) == 1 else ""
+        return digest if len(digest) == 64 else ""
+    except Exception:  # pylint: disable=broad-except
+        return None  # whatever asn1crypto makes of it, openssl has the word
+
+
+def _parse_cms_openssl(signature):
+    # type: (str) -> tuple
+    """_parse_cms by ``openssl cms -cmsout -print``."""
     rc, out, err = _run([openssl(), "cms", "-cmsout", "-inform", "DER", "-in", signature, "-print", "-noout"])
     if rc != 0:
-        return _last_line(err) or "openssl cannot read it (rc %d)" % rc
+        return _last_line(err) or "openssl cannot read it (rc %d)" % rc, None
     if "contentType: pkcs7-signedData" not in out or "signerInfos:" not in out:
-        return "not a CMS SignedData structure"
+        return "not a CMS SignedData structure", None
     if "eContent: <ABSENT>" not in out:
-        return "the signed content is embedded (a detached signature is expected)"
-    return ""
+        return "the signed content is embedded (a detached signature is expected)", None
+    return "", _signed_digest(out.split("signerInfos:", 1)[1])
 
 
-def _signer_facts(pem_file):
-    # type: (str) -> tuple
-    """(subjects, problem): the signers' subjects; problem when a signer is not a code-signing certificate."""
+_DIGEST_ALGORITHM_RE = re.compile(r"^\s*digestAlgorithm:\s*\n\s*algorithm:\s*(\S+)", re.M)
+_MESSAGE_DIGEST_RE = re.compile(r"object: messageDigest \(1\.2\.840\.113549\.1\.9\.4\)\s*\n\s*set:\s*\n\s*OCTET STRING:\s*\n"
+                                r"((?:\s*[0-9a-f]{4} - .*\n?)+)")
+_DUMP_LINE_RE = re.compile(r"^\s*[0-9a-f]{4} - ((?:[0-9a-f]{2}[ -])*[0-9a-f]{2})", re.M)
+
+
+def _signed_digest(signer_infos):
+    # type: (str) -> str
+    """The one SHA-256 messageDigest of every signer in openssl's print of ``signerInfos`` (hex), or None."""
+    algorithms = _DIGEST_ALGORITHM_RE.findall(signer_infos)
+    dumps = _MESSAGE_DIGEST_RE.findall(signer_infos)
+    if not algorithms or len(dumps) != len(algorithms) or any(a != "sha256" for a in algorithms):
+        return None
+    digests = set()
+    for dump in dumps:
+        digest = "".join(re.sub(r"[ -]", "", hexes) for hexes in _DUMP_LINE_RE.findall(dump))
+        if not re.match(r"^[0-9a-f]{64}$", digest):
+            return None
+        digests.add(digest)
+    return digests.pop() if len(digests) == 1 else None
+
+
+def _signer_facts(pem_file, cache=None):
+    # type: (str, dict) -> tuple
+    """(subjects, problem): the signers' subjects; problem when a signer is not a code-signing certificate.
+    ``cache``: certificate PEM -> (subject, problem), filled here (openssl reads each certificate once)."""
     try:
         with open(pem_file, "r") as handle:
             blocks = PEM_CERT_RE.findall(handle.read())
@@ -307,28 +387,41 @@ def _signer_facts(pem_file):
         blocks = []
     if not blocks:
         return [], "openssl named no signer certificate"
+    cache = {} if cache is None else cache
     subjects = []
     for block in blocks:
-        rc, out, err = _run([openssl(), "x509", "-noout", "-subject", "-nameopt", "RFC2253", "-ext", "extendedKeyUsage"],
-                            stdin=block.encode("ascii"))
-        if rc != 0:
-            return subjects, "cannot read the signer certificate: %s" % _last_line(err)
-        lines = [line.strip() for line in out.splitlines() if line.strip()]
-        subject = lines[0][len("subject="):].strip() if lines and lines[0].startswith("subject=") else ""
+        if block not in cache:
+            cache[block] = _certificate_facts(block)
+        subject, problem = cache[block]
         subjects.append(subject)
-        usage_lines = [line for line in lines[1:] if not line.startswith("X509v3 Extended Key Usage")]
-        if usage_lines:
-            usages = [u.strip() for u in ",".join(usage_lines).split(",") if u.strip()]
-            if not any(u in SIGNING_USAGES for u in usages):
-                return subjects, "signer %s is not a code-signing certificate (extended key usage: %s)" % (subject, ", ".join(usages))
+        if problem:
+            return subjects, problem
     return subjects, ""
 
 
-def _cms_verify(signature, content, anchors, stdin=None, at_time=None):
-    # type: (str, str, Anchors, bytes, int) -> Verdict
-    """One detached CMS signature over ``content`` (a path, or ``/dev/stdin`` with ``stdin``)."""
+def _certificate_facts(block):
+    # type: (str) -> tuple
+    """(subject, problem) of one signer certificate (PEM), by openssl x509."""
+    rc, out, err = _run([openssl(), "x509", "-noout", "-subject", "-nameopt", "RFC2253", "-ext", "extendedKeyUsage"],
+                        stdin=block.encode("ascii"))
+    if rc != 0:
+        return "", "cannot read the signer certificate: %s" % _last_line(err)
+    lines = [line.strip() for line in out.splitlines() if line.strip()]
+    subject = lines[0][len("subject="):].strip() if lines and lines[0].startswith("subject=") else ""
+    usage_lines = [line for line in lines[1:] if not line.startswith("X509v3 Extended Key Usage")]
+    if usage_lines:
+        usages = [u.strip() for u in ",".join(usage_lines).split(",") if u.strip()]
+        if not any(u in SIGNING_USAGES for u in usages):
+            return subject, "signer %s is not a code-signing certificate (extended key usage: %s)" % (subject, ", ".join(usages))
+    return subject, ""
+
+
+def _cms_verify(signature, content, anchors, stdin=None, at_time=None, found=None):
+    # type: (str, str, Anchors, bytes, int, dict) -> Verdict
+    """One detached CMS signature over ``content`` (a path, or ``/dev/stdin`` with ``stdin``).
+    ``found``: gets ``digest``, the content's SHA-256 the signature vouches for, when it verifies."""
     basis = "timestamp" if at_time is not None else "verification"
-    problem = _parse_cms(signature)
+    problem, digest = _parse_cms(signature)
     if problem:
         return fail(UNRECOGNISED, detail=problem, time_basis=basis)
     fd, signers = tempfile.mkstemp(prefix="signer-", suffix=".pem", dir=anchors.workdir)
@@ -347,9 +440,11 @@ def _cms_verify(signature, content, anchors, stdin=None, at_time=None):
             return fail(_cms_reason(err) if rc > 0 else INVALID, detail=_last_line(err), time_basis=basis)
         if "Verification successful" not in err:
             return fail(INVALID, detail="openssl did not confirm the verification", time_basis=basis)
-        subjects, problem = _signer_facts(signers)
+        subjects, problem = _signer_facts(signers, anchors.signer_facts)
         if problem:
             return fail(NOT_TRUSTED, detail=problem, signer="; ".join(subjects), time_basis=basis)
+        if found is not None and digest:
+            found["digest"] = digest
         return Verdict(True, signer="; ".join(subjects), method="cms", time_basis=basis)
     finally:
         os.unlink(signers)
@@ -376,13 +471,13 @@ def _timestamp_time(signature, anchors):
         return None, "timestamp %s: unreadable time %r" % (os.path.basename(token), found.group(1))
 
 
-def verify_signature(signature, content, anchors, stdin=None):
-    # type: (str, str, Anchors, bytes) -> Verdict
+def verify_signature(signature, content, anchors, stdin=None, found=None):
+    # type: (str, str, Anchors, bytes, dict) -> Verdict
     """A detached CMS signature file over ``content``, judged at its trusted timestamp when it has one."""
     at_time, problem = _timestamp_time(signature, anchors)
     if problem:
         return fail(INVALID, detail=problem, time_basis="timestamp")
-    return _cms_verify(signature, content, anchors, stdin=stdin, at_time=at_time)
+    return _cms_verify(signature, content, anchors, stdin=stdin, at_time=at_time, found=found)
 
 
 def _signature_files(component):
@@ -405,25 +500,35 @@ def _ordered_parts(names):
     return [name for _n, name in by_number], ""
 
 
-def _verify_parts(path, names, root, anchors):
-    # type: (str, list, str, Anchors) -> Verdict
+def _verify_parts(path, names, root, anchors, whole=None):
+    # type: (str, list, str, Anchors, object) -> Verdict
     """Every ``_partN.compsig`` must verify over its 32 MiB chunk, and the parts must cover the whole file."""
     names, problem = _ordered_parts(names)
     if problem:
         return fail(INVALID, detail=problem)
+    return _verify_part_files(path, [(name, manifest_mod.resolve_file(root, name)[0]) for name in names], anchors, whole)
+
+
+def _verify_part_files(path, parts, anchors, whole=None):
+    # type: (str, list, Anchors, object) -> Verdict
+    """``parts``: (name, signature path) in part order. ``whole``: a hashlib object that gets every
+    byte of the file on the way (the import's SHA-256, read once with the verification)."""
     expected = max(1, -(-os.path.getsize(path) // PART_SIZE))
-    if len(names) != expected:
-        return fail(INVALID, detail="%d signature parts for a file of %d chunks of %d bytes" % (len(names), expected, PART_SIZE))
+    if len(parts) != expected:
+        return fail(INVALID, detail="%d signature parts for a file of %d chunks of %d bytes" % (len(parts), expected, PART_SIZE))
     verdicts = []
     with open(path, "rb") as handle:
-        for name in names:
-            signature, _why = manifest_mod.resolve_file(root, name)
+        for name, signature in parts:
             chunk = handle.read(PART_SIZE)
+            if whole is not None:
+                whole.update(chunk)
             verdict = verify_signature(signature, "/dev/stdin", anchors, stdin=chunk)
             if not verdict.ok:
                 verdict.detail = "%s: %s" % (name, verdict.detail)
                 return verdict
             verdicts.append(verdict)
+        if handle.read(1):
+            return fail(INVALID, detail="the file grew while its parts were verified: the parts do not cover it")
     first = verdicts[0]
     basis = "timestamp" if all(v.time_basis == "timestamp" for v in verdicts) else "verification"
     return Verdict(True, signer=first.signer, method="cms", time_basis=basis)
@@ -535,7 +640,8 @@ def verify_component(component, root, anchors):
         if path is None or not os.path.isfile(path):
             return fail(INVALID, detail="the component file is not there: %s" % (why or component.get("file")))
         if _signature_files(component):
-            return _verify_cms_component(component, path, root, anchors)
+            cached = _cached_verdict(anchors, path, [manifest_mod.resolve_file(root, name)[0] for name in _signature_files(component)])
+            return cached or _verify_cms_component(component, path, root, anchors)
         if _is_rpm(component):
             return verify_rpm(path, anchors)
         if _is_windows_exe(component):
@@ -544,6 +650,68 @@ def verify_component(component, root, anchors):
     except (OSError, ValueError, TrustError) as exc:
         # Fail closed: whatever broke, the component is not verified.
         return fail(INVALID, detail="verification failed: %s" % exc)
+
+
+# --------------------------------------------------------------------------------------------
+# The import's hashing and the signature check in one read of each file
+# --------------------------------------------------------------------------------------------
+
+
+def _file_key(path):
+    # type: (str) -> tuple
+    real = os.path.realpath(path)
+    info = os.stat(real)
+    return real, info.st_size, info.st_mtime_ns
+
+
+def _cached_verdict(anchors, path, signatures):
+    # type: (Anchors, str, list) -> Verdict
+    """A copy of the valid verdict hash_and_verify found for exactly these files, unchanged since; else None."""
+    if not anchors.verdicts or None in signatures:
+        return None
+    try:
+        found = anchors.verdicts.get((_file_key(path),) + tuple(_file_key(s) for s in signatures))
+    except OSError:
+        return None
+    return Verdict(**found.as_dict()) if found is not None else None
+
+
+def _hash_verifying(path, signatures, anchors):
+    # type: (str, list, Anchors) -> str
+    """The file's SHA-256, read once: by openssl verifying its detached signature (the digest the
+    signature vouches for), or, for a ``_partN`` set, by us while the parts are piped to openssl.
+    A valid verdict is kept in ``anchors.verdicts`` (check_repository then does not read the file
+    again); any other outcome is left for check_repository to find and report, and the file is
+    hashed on its own."""
+    try:
+        key = (_file_key(path),) + tuple(_file_key(s) for s in signatures)
+        found, whole = {}, None
+        if len(signatures) == 1 and not PART_RE.search(signatures[0]):
+            verdict = verify_signature(signatures[0], path, anchors, found=found)
+        else:
+            names, problem = _ordered_parts(signatures)
+            whole = hashlib.sha256()
+            verdict = fail(INVALID, detail=problem) if problem else _verify_part_files(path, [(n, n) for n in names], anchors, whole)
+            found["digest"] = whole.hexdigest() if verdict.ok else None
+        if verdict.ok and found.get("digest"):
+            anchors.verdicts[key] = verdict
+            return found["digest"]
+    except (OSError, ValueError, TrustError):
+        pass  # fail closed: nothing cached; check_repository verifies again and says why
+    return manifest_mod.sha256_of(path)
+
+
+def hash_and_verify(jobs, anchors, workers=None):
+    # type: (list, Anchors, int) -> dict
+    """{path: SHA-256} of every ``(path, signature paths)`` job, for spp.import_folders: each file is
+    read once for both its hash and its signature check (see _hash_verifying), in parallel."""
+    from concurrent.futures import ThreadPoolExecutor
+    unique = sorted(dict(((p, tuple(s)) for p, s in jobs)).items())
+    count = max(1, workers or min(4, os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        digests = pool.map(lambda job: _hash_verifying(job[0], list(job[1]), anchors) if job[1] else manifest_mod.sha256_of(job[0]),
+                           unique)
+        return dict(zip((p for p, _s in unique), digests))
 
 
 def manifest_signature_path(root, manifest_name=manifest_mod.MANIFEST_NAME):

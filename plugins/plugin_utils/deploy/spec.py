@@ -49,8 +49,11 @@ ARGUMENT_SPEC = dict(
     # The BMC for redfish detection, asked from the node (fleet.firmware.inventory's options).
     **detect_mod.REDFISH_OPTIONS,
 )
-# What the node needs of a manifest entry (not the controller path).
+# What the node needs of a manifest entry (not the controller path). The node's plan needs
+# deployable/not_deployable and superseded_by too (plan.not_offered): without them a BMC-only
+# .fwpkg was run in-band and an SPP's superseded version installed over the hotfix's newer one.
 NODE_KEYS = ("name", "version", "file", "sha256", "size", "kind", "os", "applies_to", "detect", "install", "args",
-             "timeout", "reboot", "requires", "returncodes", "env", "action", "force")
+             "timeout", "reboot", "requires", "returncodes", "env", "action", "force", "deployable", "not_deployable",
+             "superseded_by")
 # Deploy's redfish_* options, as fleet.firmware.inventory takes them.
 REDFISH_KEYS = tuple(detect_mod.REDFISH_OPTIONS)

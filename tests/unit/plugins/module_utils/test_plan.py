@@ -84,3 +84,28 @@ def test_summary():
     counts, needed = plan.summary([{"action": "skip"}, {"action": "upgrade"}])
     assert counts["skip"] == 1 and counts["upgrade"] == 1 and needed
     assert plan.summary([{"action": "skip"}])[1] is False
+
+
+def test_not_deployable_says_why_a_component_can_never_go_to_this_node(tmp_path):
+    dmi = tmp_path / "dmi"
+    dmi.mkdir()
+    (dmi / "bios_version").write_text("U30\n")
+    base = component(tmp_path, "1.0")
+    components = [
+        dict(base, name="fwpkg", deployable=False, not_deployable="only a BMC can flash it (in-band deployment impossible)"),
+        dict(base, name="old", superseded_by="new"),
+        dict(base, name="new"),
+        dict(base, name="win", os="windows"),
+        dict(base, name="u32", applies_to={"bios_version": "^(U32)"}),
+        dict(base, name="software", kind="software"),
+    ]
+    entries = {e["name"]: e for e in plan.plan(components, {"only": "firmware"}, dmi_root=str(dmi))}
+    assert entries["fwpkg"]["not_deployable"] == "not deployable: only a BMC can flash it (in-band deployment impossible)"
+    assert entries["old"]["not_deployable"].startswith("superseded by new (name old in the policy's components")
+    assert entries["win"]["not_deployable"] == "for windows nodes, this node runs linux"
+    assert entries["u32"]["not_deployable"].startswith("does not apply to this node: DMI bios_version is 'U30'")
+    for name in ("fwpkg", "old", "win", "u32"):
+        assert entries[name]["action"] == "skip" and entries[name]["reason"] == entries[name]["not_deployable"]
+    # Deployable here: the policy's choice (only firmware) and an upgrade carry no not_deployable.
+    assert entries["software"]["action"] == "skip" and entries["software"]["not_deployable"] is None
+    assert entries["new"]["action"] == "upgrade" and entries["new"]["not_deployable"] is None

@@ -440,3 +440,74 @@ def test_many_rpms_verified_in_parallel_share_one_throwaway_rpmdb(tmp_path, pki,
     with rpm_anchors(tmp_path, pki, rpm_keys[0]) as anchors:
         checked, _manifest = trust.check_repository(str(tmp_path), [dict(rpm_component(p), name=p.name) for p in packages], anchors, "required")
     assert [c["signature_verdict"]["ok"] for c in checked] == [True] * 6, [c["signature_verdict"] for c in checked]
+
+
+# -- the import's hash and the signature check in one read (hash_and_verify)
+
+
+def sha256(path: Path) -> str:
+    import hashlib
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(params=[True, False], ids=["asn1crypto", "openssl-parse"])
+def parser(request, monkeypatch):
+    """Both ways of reading a signature's messageDigest: in process (asn1crypto), and openssl's print."""
+    if request.param and not trust.HAS_ASN1CRYPTO:
+        pytest.skip("asn1crypto is not installed")
+    monkeypatch.setattr(trust, "HAS_ASN1CRYPTO", request.param)
+    return request.param
+
+
+def test_hash_and_verify_gives_each_file_its_sha256_and_keeps_only_valid_verdicts(pki, anchors, repo, small_parts, parser):
+    single = repo / "cp000001.exe"
+    spp_pki.sign_file(single, pki.signer)
+    big = repo / "cp000002.exe"
+    big.write_bytes(os.urandom(3 * small_parts + 7))
+    parts = spp_pki.sign_parts(big, pki.signer, part_size=small_parts)
+    unsigned = repo / "cp000003.exe"
+    unsigned.write_bytes(os.urandom(100))
+    foreign = repo / "cp000004.exe"
+    foreign.write_bytes(os.urandom(200))
+    spp_pki.sign_file(foreign, pki.untrusted_signer)
+    jobs = [(str(single), [str(repo / "cp000001.compsig")]), (str(big), [str(p) for p in parts]), (str(unsigned), []),
+            (str(foreign), [str(repo / "cp000004.compsig")])]
+    hashes = trust.hash_and_verify(jobs, anchors, workers=2)
+    assert hashes == {str(p): sha256(p) for p in (single, big, unsigned, foreign)}
+    # The two valid signatures were checked on the way; the untrusted one is left to check_repository.
+    assert len(anchors.verdicts) == 2 and all(v.ok for v in anchors.verdicts.values())
+    components = [component(), component(name="big", file="cp000002.exe", signature=[p.name for p in parts]),
+                  component(name="foreign", file="cp000004.exe", signature="cp000004.compsig")]
+    checked = {c["name"]: c for c in trust.check_repository(str(repo), components, anchors, "required")[0]}
+    assert checked["nic"]["signature_verdict"]["ok"] and checked["big"]["signature_verdict"]["ok"]
+    assert checked["foreign"]["not_deployable"] == "signer not trusted"
+
+
+def test_a_file_changed_after_hash_and_verify_is_checked_again_and_refused(pki, anchors, repo, parser):
+    path = repo / "cp000001.exe"
+    spp_pki.sign_file(path, pki.signer)
+    trust.hash_and_verify([(str(path), [str(repo / "cp000001.compsig")])], anchors)
+    assert len(anchors.verdicts) == 1
+    data = bytearray(path.read_bytes())
+    data[0] ^= 1
+    path.write_bytes(bytes(data))  # same size; a new mtime
+    verdict = trust.verify_component(component(), str(repo), anchors)
+    assert not verdict.ok and verdict.reason == "signature invalid"
+
+
+def test_a_tampered_file_is_hashed_as_it_is_and_not_trusted(pki, anchors, repo, parser):
+    path = repo / "cp000001.exe"
+    spp_pki.sign_file(path, pki.signer)
+    path.write_bytes(os.urandom(4096))
+    hashes = trust.hash_and_verify([(str(path), [str(repo / "cp000001.compsig")])], anchors)
+    assert hashes[str(path)] == sha256(path) and anchors.verdicts == {}
+
+
+def test_the_signed_digest_is_read_alike_by_both_parsers(pki, repo):
+    path = repo / "cp000001.exe"
+    signature = spp_pki.sign_file(path, pki.signer)
+    assert trust._parse_cms_openssl(str(signature)) == ("", sha256(path))
+    if trust.HAS_ASN1CRYPTO:
+        assert trust._parse_cms_inline(str(signature)) == sha256(path)
+        (repo / "junk.compsig").write_bytes(b"\x30\x03\x02\x01")
+        assert trust._parse_cms_inline(str(repo / "junk.compsig")) is None  # openssl then names the problem
