@@ -231,6 +231,25 @@ def plan(components, policy=None, os_name="linux", timeout=detect_mod.DEFAULT_TI
     return entries
 
 
+SITE_KEYS = ("approved_hashes", "denied_versions", "required_versions", "min_criticality")
+
+
+def apply_site_policy(entries, components, policy):
+    # type: (List[Dict[str, Any]], List[Mapping[str, Any]], Optional[Mapping[str, Any]]) -> List[Dict[str, Any]]
+    """The site policy over a plan a node made without it (the controller's side, whatever the
+    node's OS): a refused component becomes ``skip``, then each required version. Applying it to a
+    plan that already has it changes nothing."""
+    settled = normalise_policy({key: (policy or {}).get(key) for key in SITE_KEYS})
+    by_name = {c.get("name"): c for c in components}
+    result = []
+    for entry in entries:
+        refused = site_refusal(by_name.get(entry["name"], {}), settled) if entry["action"] != SKIP else None
+        result.append(dict(entry, action=SKIP, reason=refused[1], policy=refused[0]) if refused else entry)
+    for rule in settled["required_versions"]:
+        result = required_first(result, components, rule, settled)
+    return result
+
+
 def _intermediate(components, name, version):
     # type: (List[Mapping[str, Any]], str, str) -> Optional[Mapping[str, Any]]
     """The repository's component that is version ``version`` of ``name`` (an older SPP version is
@@ -250,6 +269,8 @@ def required_first(entries, components, rule, policy):
     if index is None:
         return entries
     target = entries[index]
+    if target.get("policy") == "required_versions":
+        return entries  # applied already (by the node's plan)
     installed, step = target.get("installed"), rule["version"]
     if target["action"] not in (UPGRADE, DOWNGRADE, REWRITE) or installed is None:
         return entries  # nothing installed (nothing to pass through), or nothing to do

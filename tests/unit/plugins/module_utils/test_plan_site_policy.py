@@ -115,3 +115,20 @@ def test_bad_policy_is_refused_naming_the_value(tmp_path, policy, text):
     with pytest.raises(ValueError, match=None) as caught:
         plan.plan([ilo(tmp_path, "1.0")], policy)
     assert text in str(caught.value)
+
+
+def test_the_controller_applies_the_site_policy_to_a_plan_made_without_it(tmp_path):
+    components = repository(tmp_path, "1.20") + [ilo(tmp_path, "1.0", name="opt", criticality="optional")]
+    node_plan = plan.plan(components)  # what a node without the site policy answers (a Windows agent)
+    policy = dict(RULE, min_criticality="recommended")
+    enforced = plan.apply_site_policy(node_plan, components, policy)
+    def shape(entries):
+        return [(e["name"], e["action"], e["reason"], e.get("policy"), e.get("requires")) for e in entries]
+
+    # The same decisions as a node's plan with the policy (the node skips before detection, so
+    # the entries differ in what was detected only).
+    assert shape(enforced) == shape(plan.plan(components, policy))
+    assert [(e["name"], e["action"]) for e in enforced] == [
+        ("ilo5-1.40", "upgrade"), ("ilo5", "upgrade"), ("nic", "install"), ("opt", "skip")]
+    # Once is enough: applying it again changes nothing.
+    assert plan.apply_site_policy(enforced, components, policy) == enforced
