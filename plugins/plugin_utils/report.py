@@ -643,3 +643,8 @@ def _write_atomic(path: str, text: str, mode: int) -> None:
         if os.path.exists(temp):
             os.unlink(temp)
         raise ReportError(f"cannot write {path}: {exc.strerror}") from exc
+
+
+# Shared with the compliance report (plugin_utils/compliance.py): one page style, one atomic write.
+CSS = _CSS
+write_atomic = _write_atomic
