@@ -114,7 +114,7 @@ def test_a_host_that_cannot_be_reached_is_in_the_table_with_why(lab, fleet, tmp_
     extra.write_text("[linux]\nghost01 ansible_host=127.0.0.1 ansible_port=9\n")
     rows, output = report(lab, fleet, tmp_path, "mixed", "lin01:ghost01", "-i", str(extra))
     nodes = by_node(rows["rows"])
-    assert nodes["ghost01"] == {"-": "ERROR"} and nodes["lin01"] == {name: "install" for name, *_ in SAMPLE}, output
+    assert nodes["ghost01"] == {"-": "ERROR"} and nodes["lin01"] == {name: "install" for name, *_rest in SAMPLE}, output
     error = next(r for r in rows["rows"] if r["node"] == "ghost01")
     assert error["reason"].startswith("unreachable: "), error
     assert "1 node(s) could not be planned" in output

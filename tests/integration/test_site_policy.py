@@ -99,7 +99,7 @@ def test_each_rule_in_the_plan_and_in_the_deploy(lab, node, tmp_path):
     done = run(lab, repo, "pol-deploy", policy(hashes), check=False)
     assert not done.get("failed"), done
     got = {c["name"]: c for c in done["components"]}
-    assert {name: got[name]["status"] for name, *_ in EXPECTED} == {
+    assert {name: got[name]["status"] for name, *_rest in EXPECTED} == {
         "bmc-firmware": "installed", "nic-firmware": "skipped", "storage-driver": "skipped", "ilo5-1.40": "installed", "ilo5": "installed",
         "opt-tool": "skipped"}, done["components"]
     assert "corrupts the array cache" in got["storage-driver"]["message"] and "approved_hashes" in got["nic-firmware"]["message"]

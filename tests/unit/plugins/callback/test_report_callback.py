@@ -165,9 +165,10 @@ def test_every_host_of_the_play_is_in_the_report_with_why(tmp_path):
     (tmp_path / "action_plugins").mkdir()
     (tmp_path / "action_plugins" / "fake_deploy.py").write_text(FAKE_DEPLOY)
     hosts = ["ok1", "pre1", "cond1", "away1", "limited1"]
-    (tmp_path / "inventory.ini").write_text("".join(f"{h} ansible_connection=local\n" for h in hosts[:-2])
-                                             + "away1 ansible_connection=ssh ansible_host=192.0.2.1 ansible_ssh_common_args='-o ConnectTimeout=1'\n"
-                                             + "limited1 ansible_connection=local\n")
+    # away1: SSH to a closed loopback port (refused at once; nothing leaves the machine).
+    inventory = "".join(f"{h} ansible_connection=local\n" for h in hosts[:-2])
+    inventory += "away1 ansible_connection=ssh ansible_host=127.0.0.1 ansible_port=9\nlimited1 ansible_connection=local\n"
+    (tmp_path / "inventory.ini").write_text(inventory)
     (tmp_path / "play.yml").write_text(textwrap.dedent(f"""\
         - hosts: all
           gather_facts: false

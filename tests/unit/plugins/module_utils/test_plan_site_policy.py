@@ -122,6 +122,7 @@ def test_the_controller_applies_the_site_policy_to_a_plan_made_without_it(tmp_pa
     node_plan = plan.plan(components)  # what a node without the site policy answers (a Windows agent)
     policy = dict(RULE, min_criticality="recommended")
     enforced = plan.apply_site_policy(node_plan, components, policy)
+
     def shape(entries):
         return [(e["name"], e["action"], e["reason"], e.get("policy"), e.get("requires")) for e in entries]
 
