@@ -21,7 +21,7 @@ from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
-from ansible_collections.fleet.firmware.plugins.module_utils import manifest as manifest_mod
+from ansible_collections.fleet.firmware.plugins.module_utils import manifest as manifest_mod, plan as plan_mod
 from ansible_collections.fleet.firmware.plugins.module_utils.agent import AgentError, validate_tag
 from ansible_collections.fleet.firmware.plugins.module_utils.baseline import trust as trust_mod
 from ansible_collections.fleet.firmware.plugins.plugin_utils import agent_client, engine as engine_mod, ledger as ledger_mod
@@ -37,7 +37,7 @@ from ansible_collections.fleet.firmware.plugins.plugin_utils.deploy.controller i
 )
 from ansible_collections.fleet.firmware.plugins.plugin_utils.deploy.lease import LeaseKeeper
 from ansible_collections.fleet.firmware.plugins.plugin_utils.deploy.session import Session
-from ansible_collections.fleet.firmware.plugins.plugin_utils.deploy.spec import ARGUMENT_SPEC, NODE_KEYS, POLICY_KEYS, REDFISH_KEYS  # noqa: F401
+from ansible_collections.fleet.firmware.plugins.plugin_utils.deploy.spec import ARGUMENT_SPEC, NODE_KEYS, POLICY_KEYS, REDFISH_KEYS, SITE_POLICY_KEYS  # noqa: F401
 
 display = Display()
 
@@ -62,6 +62,7 @@ class ActionModule(ActionBase):
             run_dir = args["run_dir"] or default_run_dir(tag)
             # Check mode writes nothing, not even the run folder: it hashes the files itself.
             components = self._components(args, None if self._task.check_mode else run_dir)
+            self._site_policy(args)  # a bad site policy fails here, before anything reaches the node
             if update is not None:
                 result.update(self._node_checks(update, task_vars))
         except (AgentError, manifest_mod.ManifestError, DeployError, run_cache.DigestMismatch,
@@ -183,6 +184,16 @@ class ActionModule(ActionBase):
         return {key: args[key] for key in POLICY_KEYS}
 
     @staticmethod
+    def _site_policy(args: dict) -> dict:
+        """issue 19: applied here to every node's plan (whatever the node's OS), never left to the node."""
+        policy = {key: args.get(key) for key in SITE_POLICY_KEYS}
+        try:
+            plan_mod.normalise_policy(policy)
+        except ValueError as exc:
+            raise DeployError(str(exc)) from exc
+        return policy
+
+    @staticmethod
     def _redfish(args: dict) -> dict:
         """detect stream: the inventory module's BMC options (the agent gets them in its plan request body)."""
         return {key: args[key] for key in REDFISH_KEYS if args.get("redfish_address")}
@@ -198,7 +209,7 @@ class ActionModule(ActionBase):
         answer = self._execute_module(module_name="fleet.firmware.inventory", module_args=module_args, task_vars=task_vars)
         if answer.get("failed"):
             return answer
-        entries = answer.get("inventory") or []
+        entries = plan_mod.apply_site_policy(answer.get("inventory") or [], components, self._site_policy(args))
         return {"changed": any(e.get("action") != "skip" for e in entries), "run_tag": tag, "plan": entries,
                 "components": [self._entry(e, "not_attempted") for e in entries], "reboot_required": False, "rebooted": False,
                 "cleanup": [], "msg": "check mode: planned only (no agent, no firewall change, no transfer)"}
@@ -280,7 +291,7 @@ class ActionModule(ActionBase):
             self._pipeline_from_now_on()
         if started.get("engine_reachable") is False and args["delivery"] == "auto":
             session.engine_unreachable = True
-        session.plan = {e["name"]: e for e in entries}
+        session.plan = {e["name"]: e for e in plan_mod.apply_site_policy(entries, components, self._site_policy(args))}
         session.components = components
         session.stage("planned")
         todo = self._todo(session, args, components)
@@ -439,14 +450,17 @@ class ActionModule(ActionBase):
     def _todo(self, session: Session, args: dict, components: list[dict]) -> list[dict]:
         done_before = self._installed_earlier(session) if args["resume"] else set()
         todo = []
-        for component in components:
-            entry = session.plan[component["name"]]
+        by_name = {c["name"]: c for c in components}
+        # The plan's order (a required intermediate version goes before its target) and its requires.
+        for name, entry in session.plan.items():
+            component = by_name[name]
             if entry["action"] == "skip":
                 continue
             if component["name"] in done_before:
                 entry.update(action="skip", reason="resume: installed and verified in an earlier run of this tag")
                 continue
-            todo.append(dict(self._for_node(component), action=entry["action"], force=args["force"], path=component["path"]))
+            todo.append(dict(self._for_node(component), action=entry["action"], force=args["force"], path=component["path"],
+                             requires=entry.get("requires", component.get("requires", []))))
         return todo
 
     @staticmethod

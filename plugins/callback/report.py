@@ -27,6 +27,9 @@ description:
   - The stages and timeline come from the run folder's ledger (C(<run_dir>/ledger/<node>.jsonl)),
     found through the C(ledger) path of the results. A host that was unreachable in a deploy task
     is reported as C(unreachable) in that task's run.
+  - "Every host of a play that ran a deploy task of the run (after C(--limit)) is in the run's report. A host the deploy never
+    ran on is C(skipped) with its C(reason) (the earlier task that failed, such as a preflight or a pre-hook, a false
+    condition, or a wave that never started because the run ended before it), or C(unreachable) with the message."
   - The same report can be rendered later from a ledger alone with the playbook
     C(fleet.firmware.report) (action M(fleet.firmware.render_report)).
   - This callback must be enabled, see the examples.
@@ -106,6 +109,17 @@ class CallbackModule(CallbackBase):
         # task uuid -> run tag (to place an unreachable host, whose result names no run)
         self.task_runs: dict[str, str] = {}
         self.unreachable: list[tuple[str, str, dict]] = []
+        # Every play's hosts (after --limit) and the runs its deploy tasks belong to; why a host has no deploy result.
+        self.plays: list[dict] = []
+        self.why: dict[str, dict] = {}
+
+    def v2_playbook_on_play_start(self, play) -> None:
+        try:
+            inventory = play.get_variable_manager()._inventory  # pylint: disable=protected-access
+            hosts = [h.get_name() for h in inventory.get_hosts(play.hosts)]
+        except Exception:  # pylint: disable=broad-except  # a report never breaks the playbook
+            hosts = []
+        self.plays.append({"hosts": hosts, "tags": set()})
 
     # -- collecting
 
@@ -114,8 +128,19 @@ class CallbackModule(CallbackBase):
 
     def v2_runner_on_failed(self, result, ignore_errors=False) -> None:
         self._collect(result, "failed")
+        if not self._is_deploy(result._task) and not ignore_errors:
+            msg = self._plain(result._result).get("msg") or "failed"
+            self.why[result._host.get_name()] = {"skipped": True, "reason": f"task '{result._task.get_name()}' failed: {msg}"[:2000]}
+
+    def v2_runner_on_skipped(self, result) -> None:
+        if self._is_deploy(result._task):
+            self.why.setdefault(result._host.get_name(), {"skipped": True, "reason": f"task '{result._task.get_name()}' was skipped (its condition)"})
 
     def v2_runner_on_unreachable(self, result) -> None:
+        if not self._is_deploy(result._task):
+            msg = self._plain(result._result).get("msg") or "unreachable"
+            self.why[result._host.get_name()] = {"unreachable": True, "msg": str(msg)[:2000],
+                                                 "reason": f"unreachable in task '{result._task.get_name()}'"}
         if self._is_deploy(result._task):
             data = self._plain(result._result)
             data["unreachable"] = True
@@ -151,11 +176,14 @@ class CallbackModule(CallbackBase):
             run["run_dir"] = os.path.dirname(os.path.dirname(ledger))
         run["results"][result._host.get_name()] = data
         self.task_runs[result._task._uuid] = tag
+        if self.plays:
+            self.plays[-1]["tags"].add(tag)
 
     # -- writing
 
     def v2_playbook_on_stats(self, stats) -> None:
         self._place_unreachable()
+        self._place_absent()
         if not self.runs:
             return
         try:
@@ -183,6 +211,18 @@ class CallbackModule(CallbackBase):
                 self._display.warning(f"fleet.firmware.report: {host} was unreachable in a deploy task of no known run; not in any report")
                 continue
             self.runs[tag]["results"].setdefault(host, data)
+
+    def _place_absent(self) -> None:
+        """Hosts of a play with deploy tasks of a run that have no deploy result in it, with why."""
+        for play in self.plays:
+            if len(play["tags"]) != 1:
+                continue  # no run, or several: a host without a result belongs to none of them for sure
+            run = self.runs[next(iter(play["tags"]))]
+            for host in play["hosts"]:
+                if host not in run["results"]:
+                    why = self.why.get(host) or {"skipped": True, "reason": "not started: the run ended before this host's wave "
+                                                 "(a failed canary, max_fail_percentage or any_errors_fatal)"}
+                    run["results"][host] = dict(why)
 
     def _folder(self, tag: str, run: dict) -> str:
         chosen = self.get_option("output_dir")

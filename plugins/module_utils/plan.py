@@ -12,6 +12,13 @@ Policy (HP SUM's names): ``allow_downgrade``, ``rewrite`` (install the same vers
 (``firmware``, ``software`` — drivers count as software — or ``all``), ``components`` (names;
 empty = all).
 
+Site policy (issue 19): ``approved_hashes`` (an allow-list of component SHA-256s: any other
+component is never installed), ``denied_versions`` (``{name, version, reason}``: never installed),
+``required_versions`` (``{name, version}``: a node older than that version gets it first, then the
+target; when it needs a reboot the target waits for the next run) and ``min_criticality``
+(``critical``, ``recommended``, ``optional``: a component the baseline rates lower is left out; one
+without a rating is kept). An entry a site rule decided carries ``policy``: the rule's name.
+
 Actions: ``install`` (nothing installed), ``upgrade``, ``downgrade``, ``rewrite``, ``skip``;
 every entry has a ``reason`` a person can read and a ``source``: where the installed version
 came from (DMI, the package manager, the BMC's Redfish inventory and from where it was asked,
@@ -32,7 +39,10 @@ from ansible_collections.fleet.firmware.plugins.module_utils import versions
 INSTALL, UPGRADE, DOWNGRADE, REWRITE, SKIP = "install", "upgrade", "downgrade", "rewrite", "skip"
 ACTIONS = (INSTALL, UPGRADE, DOWNGRADE, REWRITE, SKIP)
 ONLY = ("all", "firmware", "software")
-DEFAULT_POLICY = {"allow_downgrade": False, "rewrite": False, "force": False, "only": "all", "components": []}
+DEFAULT_POLICY = {"allow_downgrade": False, "rewrite": False, "force": False, "only": "all", "components": [],
+                  "approved_hashes": [], "denied_versions": [], "required_versions": [], "min_criticality": None}
+CRITICALITY = ("optional", "recommended", "critical")  # lowest first
+_HEX = "0123456789abcdef"
 _ORDER_WORD = {-1: "older", 0: "same", 1: "newer", None: "unknown"}
 _Options = Optional[Mapping[str, Any]]
 COMPONENT_DECIDES = 'the component decides (its "not needed" return code)'
@@ -45,7 +55,77 @@ def normalise_policy(policy):
     if merged["only"] not in ONLY:
         raise ValueError("policy only=%r is not one of %s" % (merged["only"], ", ".join(ONLY)))
     merged["components"] = list(merged["components"] or [])
+    merged["approved_hashes"] = _hashes(merged["approved_hashes"])
+    merged["denied_versions"] = _version_rules("denied_versions", merged["denied_versions"])
+    merged["required_versions"] = _version_rules("required_versions", merged["required_versions"])
+    if merged["min_criticality"] not in (None, "") + CRITICALITY:
+        raise ValueError("policy min_criticality=%r is not one of %s" % (merged["min_criticality"], ", ".join(CRITICALITY)))
+    merged["min_criticality"] = merged["min_criticality"] or None
     return merged
+
+
+def _hashes(values):
+    # type: (Any) -> List[str]
+    if not isinstance(values, (list, tuple)):
+        raise ValueError("policy approved_hashes=%r must be a list of SHA-256 hex digests" % (values,))
+    found = []
+    for value in values:
+        text = str(value).strip().lower()
+        if len(text) != 64 or any(char not in _HEX for char in text):
+            raise ValueError("policy approved_hashes: %r is not a SHA-256 hex digest (64 hex digits)" % (value,))
+        found.append(text)
+    return found
+
+
+def _version_rules(key, values):
+    # type: (str, Any) -> List[Dict[str, Any]]
+    if not isinstance(values, (list, tuple)):
+        raise ValueError("policy %s=%r must be a list of {name, version}" % (key, values))
+    rules = []
+    for value in values:
+        if not isinstance(value, Mapping) or not value.get("name") or value.get("version") in (None, ""):
+            raise ValueError("policy %s: %r needs a name and a version" % (key, value))
+        rules.append({"name": str(value["name"]), "version": str(value["version"]), "reason": value.get("reason")})
+    return rules
+
+
+def _same_version(one, other, scheme="auto"):
+    # type: (Any, Any, str) -> bool
+    if str(one) == str(other):
+        return True
+    return versions.compare(str(one), str(other), scheme).order == 0
+
+
+def _older(one, other, scheme="auto"):
+    # type: (Any, Any, str) -> Optional[bool]
+    """one < other; None when the versions cannot be ordered."""
+    order = versions.compare(str(one), str(other), scheme).order
+    return None if order is None else order < 0
+
+
+def _base_name(component):
+    # type: (Mapping[str, Any]) -> Any
+    """The name a rule uses for a component: an older SPP version (``cp045678-1.40``) is named by
+    the component that supersedes it (``cp045678``)."""
+    return component.get("superseded_by") or component.get("name")
+
+
+def site_refusal(component, policy):
+    # type: (Mapping[str, Any], Mapping[str, Any]) -> Optional[Tuple[str, str]]
+    """(rule, why) when the site policy never installs this component, else None."""
+    approved = policy.get("approved_hashes") or []
+    if approved and str(component.get("sha256") or "").lower() not in approved:
+        return "approved_hashes", "not approved by the site policy: its sha256 %s is not in approved_hashes" % (
+            str(component.get("sha256") or "(none)")[:16])
+    for rule in policy.get("denied_versions") or []:
+        if rule["name"] in (component.get("name"), _base_name(component)) and _same_version(component.get("version"), rule["version"]):
+            return "denied_versions", "version %s is denied by the site policy, never installed%s" % (
+                component.get("version"), ": %s" % rule["reason"] if rule.get("reason") else "")
+    wanted = policy.get("min_criticality")
+    rating = component.get("criticality")
+    if wanted and rating in CRITICALITY and CRITICALITY.index(rating) < CRITICALITY.index(wanted):
+        return "min_criticality", "criticality %s is below the site's min_criticality %s" % (rating, wanted)
+    return None
 
 
 def _entry(component, action, reason, installed=None, comparison=None, detection=None, not_deployable=None):
@@ -151,6 +231,10 @@ def plan(components, policy=None, os_name="linux", timeout=detect_mod.DEFAULT_TI
         if reason:
             entries.append(_entry(component, SKIP, reason))
             continue
+        refused = site_refusal(component, settled)
+        if refused:
+            entries.append(dict(_entry(component, SKIP, refused[1]), policy=refused[0]))
+            continue
         fits, why = detect_mod.applies(component.get("applies_to"), dmi_root)
         if not fits:
             reason = "does not apply to this node: %s" % why
@@ -158,7 +242,78 @@ def plan(components, policy=None, os_name="linux", timeout=detect_mod.DEFAULT_TI
             continue
         detection = detect_mod.detect(component.get("detect") or {}, os_name=os_name, timeout=timeout, redfish=bmc)
         entries.append(decide(component, detection, settled))
+    for rule in settled["required_versions"]:
+        entries = required_first(entries, components, rule, settled)
     return entries
+
+
+SITE_KEYS = ("approved_hashes", "denied_versions", "required_versions", "min_criticality")
+
+
+def apply_site_policy(entries, components, policy):
+    # type: (List[Dict[str, Any]], List[Mapping[str, Any]], Optional[Mapping[str, Any]]) -> List[Dict[str, Any]]
+    """The site policy over a plan a node made without it (the controller's side, whatever the
+    node's OS): a refused component becomes ``skip``, then each required version. Applying it to a
+    plan that already has it changes nothing."""
+    settled = normalise_policy({key: (policy or {}).get(key) for key in SITE_KEYS})
+    by_name = {c.get("name"): c for c in components}
+    result = []
+    for entry in entries:
+        refused = site_refusal(by_name.get(entry["name"], {}), settled) if entry["action"] != SKIP else None
+        result.append(dict(entry, action=SKIP, reason=refused[1], policy=refused[0]) if refused else entry)
+    for rule in settled["required_versions"]:
+        result = required_first(result, components, rule, settled)
+    return result
+
+
+def _intermediate(components, name, version):
+    # type: (List[Mapping[str, Any]], str, str) -> Optional[Mapping[str, Any]]
+    """The repository's component that is version ``version`` of ``name`` (an older SPP version is
+    kept as ``<name>-<version>`` with ``superseded_by: <name>``)."""
+    for component in components:
+        if component.get("name") != name and component.get("superseded_by") == name and _same_version(component.get("version"), version):
+            return component
+    return None
+
+
+def required_first(entries, components, rule, policy):
+    # type: (List[Dict[str, Any]], List[Mapping[str, Any]], Mapping[str, Any], Mapping[str, Any]) -> List[Dict[str, Any]]
+    """required_versions: a node older than ``rule.version`` gets that version before the target
+    (HP SUM flashes iLO 5 1.40 before 2.10). The intermediate goes just before the target in the
+    plan (the install order); when it may need a reboot the target waits for the next run."""
+    index = next((i for i, e in enumerate(entries) if e["name"] == rule["name"]), None)
+    if index is None:
+        return entries
+    target = entries[index]
+    if target.get("policy") == "required_versions":
+        return entries  # applied already (by the node's plan)
+    installed, step = target.get("installed"), rule["version"]
+    if target["action"] not in (UPGRADE, DOWNGRADE, REWRITE) or installed is None:
+        return entries  # nothing installed (nothing to pass through), or nothing to do
+    if not (_older(installed, step) and _older(step, target["available"])):
+        return entries  # the node is at the step already, or the target is not past it
+    component = _intermediate(components, rule["name"], step)
+    rule_word = "required_versions"
+    if component is None:
+        entries[index] = dict(target, action=SKIP, policy=rule_word,
+                              reason="needs %s first (the node has %s; required_versions), which is not in the repository" % (step, installed))
+        return entries
+    refused = site_refusal(component, policy)
+    if refused:
+        entries[index] = dict(target, action=SKIP, policy=rule_word,
+                              reason="needs %s first (the node has %s), which the site policy refuses: %s" % (step, installed, refused[1]))
+        return entries
+    first = dict(_entry(component, UPGRADE, "required intermediate version before %s: installed %s is older than %s" % (
+        target["available"], installed, step), installed, "older", target.get("detection")), policy=rule_word)
+    if (component.get("reboot") or "none") != "none":
+        then = dict(target, action=SKIP, policy=rule_word, reason="waits for %s to be activated (it may need a reboot: reboot %s); "
+                    "%s installs in the next run, after the reboot" % (step, component.get("reboot"), target["available"]))
+    else:
+        then = dict(target, policy=rule_word, requires=list(target.get("requires") or []) + [component["name"]],
+                    reason="%s, after the required intermediate version %s" % (target["reason"], step))
+    rest = [e for i, e in enumerate(entries) if i != index and e["name"] != component["name"]]
+    place = sum(1 for i in range(index) if entries[i]["name"] != component["name"])
+    return rest[:place] + [first, then] + rest[place:]
 
 
 def summary(entries):

@@ -126,6 +126,34 @@ options:
     type: list
     elements: str
     default: []
+  approved_hashes:
+    description:
+      - "Site policy: the SHA-256 of every component the site approved (an allow-list). Any other component is never installed and the plan says
+        so (C(policy: approved_hashes)). Empty: no allow-list."
+    type: list
+    elements: str
+    default: []
+  denied_versions:
+    description:
+      - "Site policy: versions never installed, each C({name, version, reason}) (C(reason) optional, shown in the plan). An older SPP version
+        (C(cp045678-1.40)) is named by the component that supersedes it (C(cp045678))."
+    type: list
+    elements: dict
+    default: []
+  required_versions:
+    description:
+      - "Site policy: intermediate versions, each C({name, version}): a node older than C(version) gets that version (the repository's
+        C(<name>-<version>) with C(superseded_by: <name>)) before the newer target. When the intermediate may need a reboot
+        (its C(reboot) is not V(none)), the target waits for the next run, and the plan says so."
+    type: list
+    elements: dict
+    default: []
+  min_criticality:
+    description:
+      - "Site policy: leave out components the baseline rates lower (C(criticality): V(optional) < V(recommended) < V(critical)); a component
+        without a rating is kept."
+    type: str
+    choices: [critical, recommended, optional]
   on_failed_dependency:
     description:
       - When a component fails, what happens to the ones that require it. V(omit_component) skips those;

@@ -32,7 +32,9 @@ FORMAT_VERSION = 1
 FORMATS = ("json", "xml", "html")
 FILE_NAMES = {"json": "report.json", "xml": "report.xml", "html": "report.html"}
 COMPONENT_STATUSES = ("installed", "failed", "skipped", "not_attempted", "cancelled")
-NODE_STATUSES = ("ok", "failed", "cancelled", "unreachable", "incomplete")
+# skipped: a host of the play the deploy never ran on (its reason says why: a failed earlier task, a
+# false condition, a wave that never started).
+NODE_STATUSES = ("ok", "failed", "cancelled", "unreachable", "incomplete", "skipped")
 # Component stages the agent reports (copied into the ledger by the deploy action).
 TERMINAL_COMPONENT_STAGES = ("installed", "failed", "skipped")
 # The timeline's colour groups: the ledger's stages by phase of the session.
@@ -54,6 +56,8 @@ _COMPONENT_SCHEMA = {
         "name": {"type": "string"}, "before": _NULL_STR, "after": _NULL_STR, "action": _NULL_STR,
         "status": {"enum": list(COMPONENT_STATUSES)}, "rc": {"type": ["integer", "null"]},
         "message": _NULL_STR, "duration_s": _NULL_NUM, "source": {"enum": ["result", "ledger"]},
+        # Why the plan chose this (a site policy rule, "not deployable: ..."), when the result says.
+        "reason": _NULL_STR, "policy": _NULL_STR,
     },
     "additionalProperties": False,
 }
@@ -72,7 +76,8 @@ _NODE_SCHEMA = {
     "required": ["node", "status", "components", "stages", "start", "end", "duration_s", "reboot_required", "rebooted"],
     "properties": {
         "node": {"type": "string"}, "host": _NULL_STR, "status": {"enum": list(NODE_STATUSES)},
-        "task_status": {"enum": ["ok", "changed", "failed", "unreachable", None]}, "msg": _NULL_STR,
+        "task_status": {"enum": ["ok", "changed", "failed", "unreachable", "skipped", None]}, "msg": _NULL_STR,
+        "reason": _NULL_STR,
         "run_tag": _NULL_STR, "ledger": _NULL_STR, "delivery": _NULL_STR, "transfer": _NULL_STR,
         "reboot_required": {"type": ["boolean", "null"]}, "rebooted": {"type": ["boolean", "null"]},
         "cleanup": {"type": "array", "items": {"type": "string"}}, "last_stage": _NULL_STR,
@@ -168,6 +173,7 @@ def _node_model(run_dir: str | None, node: str, host: str | None, result: dict |
     times = [e["ts"] for e in events]
     model = {
         "node": node, "host": host, "status": "ok", "task_status": _task_status(result), "msg": _text(result.get("msg")) if result else None,
+        "reason": _text(result.get("reason") or result.get("why")) if result else None,
         "run_tag": _text(result.get("run_tag")) if result else None,
         "ledger": ledger_mod.ledger_path(run_dir, node) if run_dir and events else (_text(result.get("ledger")) if result else None),
         "delivery": _text(result.get("delivery")) if result else None, "transfer": _text(result.get("transfer")) if result else None,
@@ -234,9 +240,14 @@ def _components_from_result(result: dict) -> list[dict]:
         if not isinstance(item, dict) or not item.get("name"):
             continue
         status = item.get("status") if item.get("status") in COMPONENT_STATUSES else "not_attempted"
-        rows.append({"name": str(item["name"]), "before": _text(item.get("before")), "after": _text(item.get("after")),
-                     "action": _text(item.get("action")), "status": status, "rc": _int(item.get("rc")),
-                     "message": _text(item.get("message")), "duration_s": _number(item.get("duration_s")), "source": "result"})
+        row = {"name": str(item["name"]), "before": _text(item.get("before")), "after": _text(item.get("after")),
+               "action": _text(item.get("action")), "status": status, "rc": _int(item.get("rc")),
+               "message": _text(item.get("message")), "duration_s": _number(item.get("duration_s")), "source": "result"}
+        # Rendered generically: any result's reason for a component (spelt reason or why), and the site rule.
+        for key, value in (("reason", item.get("reason") or item.get("why")), ("policy", item.get("policy"))):
+            if value not in (None, ""):
+                row[key] = str(value)
+        rows.append(row)
     return rows
 
 
@@ -293,6 +304,8 @@ def _task_status(result: dict | None) -> str | None:
         return None
     if result.get("unreachable"):
         return "unreachable"
+    if result.get("skipped"):
+        return "skipped"
     if result.get("failed"):
         return "failed"
     return "changed" if result.get("changed") else "ok"
@@ -302,6 +315,8 @@ def _node_status(node: dict, events: list[dict]) -> str:
     stages = {e.get("stage") for e in events}
     if node["task_status"] == "unreachable":
         return "unreachable"
+    if node["task_status"] == "skipped" and not events:
+        return "skipped"
     if "cancelled" in stages or any(c["status"] == "cancelled" for c in node["components"]):
         return "cancelled"
     if node["task_status"] == "failed" or "failed" in stages or any(c["status"] == "failed" for c in node["components"]):
@@ -404,8 +419,11 @@ def _session_case(suite: ET.Element, node: dict, classname: str, counts: dict) -
         return
     counts["tests"] += 1
     case = ET.SubElement(suite, "testcase", name="session", classname=classname, time=f"{node['duration_s'] or 0:.3f}")
-    message = node["msg"] or f"the node's session ended {node['status']} (last stage {node['last_stage'] or 'none'})"
-    if node["status"] == "unreachable":
+    message = node["reason"] or node["msg"] or f"the node's session ended {node['status']} (last stage {node['last_stage'] or 'none'})"
+    if node["status"] == "skipped":
+        counts["skipped"] += 1
+        ET.SubElement(case, "skipped", message=_xml_text(f"skipped: {message}"))
+    elif node["status"] == "unreachable":
         counts["errors"] += 1
         ET.SubElement(case, "error", message=_xml_text(message), type="unreachable").text = _xml_text(message)
     else:
@@ -446,7 +464,7 @@ td.st{min-width:7em}
 td.st small{display:block;color:#1b1f24;opacity:.8}
 .s-installed{background:#c7f0d2}.s-failed{background:#ffc9c9}.s-skipped{background:#e6e6e6}
 .s-not_attempted{background:#fff3bf}.s-cancelled{background:#ffd8a8}.s-none{background:#fff}
-.n-ok{color:#1a7f37}.n-failed,.n-unreachable{color:#cf222e}.n-cancelled,.n-incomplete{color:#9a6700}
+.n-ok{color:#1a7f37}.n-failed,.n-unreachable{color:#cf222e}.n-cancelled,.n-incomplete{color:#9a6700}.n-skipped{color:#57606a}
 .legend span{display:inline-block;padding:.1em .5em;margin-right:.3em;border:1px solid #d0d7de}
 svg text{font-size:12px;fill:#1b1f24}
 svg rect{stroke:#fff;stroke-width:.5}
@@ -512,9 +530,11 @@ def _html_matrix(model: dict) -> str:
                 continue
             versions = f"{_version(component['before'])} &#8594; {_version(component['after'])}" if component["source"] == "result" else ""
             tip = f"rc={component['rc']}; {component['message'] or ''}; {_seconds(component['duration_s'])}"
+            why = "".join(f"<small class='{key}'>{esc(key)}: {esc(component[key])}</small>"
+                          for key in ("reason", "policy") if component.get(key))
             cells.append(f'<td class="st s-{esc(component["status"])}" data-status="{esc(component["status"])}" title="{esc(tip)}">'
                          f"{esc(component['status'].replace('_', ' '))}<small class='versions'>{versions}</small>"
-                         f"<small>{esc(component['message'] or '')}</small></td>")
+                         f"<small>{esc(component['message'] or '')}</small>{why}</td>")
         rows.append(f'<tr data-node="{esc(node["node"])}"><th scope="row" class="n-{esc(node["status"])}">{esc(node["node"])}'
                     f"<small> {esc(node['status'])}</small></th>{''.join(cells)}</tr>")
     legend = "".join(f'<span class="s-{s}">{esc(s.replace("_", " "))}</span>' for s in COMPONENT_STATUSES)
@@ -569,8 +589,9 @@ def _html_nodes(model: dict) -> str:
             f"<tr><td>{esc(node['node'])}</td><td class=\"n-{esc(node['status'])}\">{esc(node['status'])}</td>"
             f"<td>{esc(node['last_stage'] or '-')}</td><td>{esc(node['delivery'] or '-')}</td>"
             f"<td>{esc(_yes_no(node['reboot_required']))}</td><td>{esc(_yes_no(node['rebooted']))}</td>"
-            f"<td>{esc(_seconds(node['duration_s']))}</td><td>{esc(node['msg'] or '')}{_html_warnings(node)}</td></tr>")
-    head = "".join(f"<th>{h}</th>" for h in ("node", "status", "last stage", "delivery", "reboot required", "rebooted", "duration", "message"))
+            f"<td>{esc(_seconds(node['duration_s']))}</td><td class=\"reason\">{esc(node.get('reason') or '')}</td>"
+            f"<td>{esc(node['msg'] or '')}{_html_warnings(node)}</td></tr>")
+    head = "".join(f"<th>{h}</th>" for h in ("node", "status", "last stage", "delivery", "reboot required", "rebooted", "duration", "why", "message"))
     return f'<h2>Nodes</h2><table id="nodes"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
 
 
@@ -622,3 +643,8 @@ def _write_atomic(path: str, text: str, mode: int) -> None:
         if os.path.exists(temp):
             os.unlink(temp)
         raise ReportError(f"cannot write {path}: {exc.strerror}") from exc
+
+
+# Shared with the compliance report (plugin_utils/compliance.py): one page style, one atomic write.
+CSS = _CSS
+write_atomic = _write_atomic

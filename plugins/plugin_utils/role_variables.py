@@ -32,9 +32,10 @@ WINDOWS_CONNECTIONS = ("winrm", "psrp")
 DEPLOY_OPTIONS = ("repository", "run_dir", "delivery", "repository_url", "open_firewall", "engine_port", "engine_address",
                   "agent_port", "staging_dir", "lease", "firewall_backend", "allow_downgrade", "rewrite", "force", "only",
                   "components", "on_failed_dependency", "reboot", "reboot_command", "reboot_delay", "reboot_timeout", "resume",
-                  "timeout", "progress_interval", "agent_start", "trust", "signatures")
+                  "timeout", "progress_interval", "agent_start", "trust", "signatures",
+                  "approved_hashes", "denied_versions", "required_versions", "min_criticality")
 EMPTY_MEANS_UNSET = ("run_tag", "run_dir", "repository_url", "engine_address", "staging_dir", "node_addresses", "controller_address",
-                     "trust", "signatures")
+                     "trust", "signatures", "min_criticality")
 
 
 class RoleVariablesError(Exception):

@@ -13,6 +13,8 @@ from ansible_collections.fleet.firmware.plugins.module_utils import detect as de
 from ansible_collections.fleet.firmware.plugins.plugin_utils import engine as engine_mod, role_variables
 
 POLICY_KEYS = ("allow_downgrade", "rewrite", "force", "only", "components")
+# The site policy (issue 19): applied by the controller to every node's plan (plan.apply_site_policy).
+SITE_POLICY_KEYS = ("approved_hashes", "denied_versions", "required_versions", "min_criticality")
 ARGUMENT_SPEC = dict(
     repository=dict(type="path"),
     role=dict(type="str", choices=list(role_variables.ROLES)),
@@ -34,6 +36,10 @@ ARGUMENT_SPEC = dict(
     force=dict(type="bool", default=False),
     only=dict(type="str", choices=["all", "firmware", "software"], default="all"),
     components=dict(type="list", elements="str", default=[]),
+    approved_hashes=dict(type="list", elements="str", default=[]),
+    denied_versions=dict(type="list", elements="dict", default=[]),
+    required_versions=dict(type="list", elements="dict", default=[]),
+    min_criticality=dict(type="str", choices=["critical", "recommended", "optional"]),
     on_failed_dependency=dict(type="str", choices=["omit_component", "omit_host", "force"], default="omit_component"),
     reboot=dict(type="str", choices=["never", "if_needed", "always"], default="never"),
     reboot_command=dict(type="str", default="systemctl reboot"),
@@ -53,7 +59,8 @@ ARGUMENT_SPEC = dict(
 # deployable/not_deployable and superseded_by too (plan.not_offered): without them a BMC-only
 # .fwpkg was run in-band and an SPP's superseded version installed over the hotfix's newer one.
 NODE_KEYS = ("name", "version", "file", "sha256", "size", "kind", "os", "applies_to", "detect", "install", "args",
-             "timeout", "reboot", "requires", "returncodes", "env", "action", "force", "deployable", "not_deployable",
-             "superseded_by")
+             "timeout", "reboot", "requires", "returncodes", "env", "action", "force",
+             # what plan.not_offered and the site policy read (an older SPP version is not planned by itself)
+             "deployable", "not_deployable", "superseded_by", "criticality")
 # Deploy's redfish_* options, as fleet.firmware.inventory takes them.
 REDFISH_KEYS = tuple(detect_mod.REDFISH_OPTIONS)

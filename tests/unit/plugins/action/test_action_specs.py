@@ -38,6 +38,7 @@ ACTIONS = {
     "preflight": lambda: _action_spec("preflight"),
     "preflight_report": lambda: _action_spec("preflight_report"),
     "render_report": lambda: _action_spec("render_report"),
+    "compliance_report": lambda: _action_spec("compliance_report"),
     "sweep": lambda: _action_spec("sweep"),
 }
 FIELDS = ("type", "elements", "choices", "default", "required", "aliases")

@@ -155,3 +155,54 @@ def test_the_report_playbook_without_a_run_folder_says_what_to_give(tmp_path):
     proc = subprocess.run([playbook_bin(), "fleet.firmware.report", "-e", f"fleet_run_dir={tmp_path}"], capture_output=True, text=True,
                           env=ansible_env(), cwd=tmp_path, timeout=300, check=False)
     assert proc.returncode != 0 and "is not a run folder" in proc.stdout
+
+
+def test_every_host_of_the_play_is_in_the_report_with_why(tmp_path):
+    """issue 19: a host the deploy never ran on is in the report: skipped with the task that failed
+    before (a preflight, a pre-hook), skipped by its condition, or unreachable earlier; a host left
+    out with --limit is not."""
+    run_dir = tmp_path / "runs" / "cb-why"
+    (tmp_path / "action_plugins").mkdir()
+    (tmp_path / "action_plugins" / "fake_deploy.py").write_text(FAKE_DEPLOY)
+    hosts = ["ok1", "pre1", "cond1", "away1", "limited1"]
+    # away1: SSH to a closed loopback port (refused at once; nothing leaves the machine).
+    inventory = "".join(f"{h} ansible_connection=local\n" for h in hosts[:-2])
+    inventory += "away1 ansible_connection=ssh ansible_host=127.0.0.1 ansible_port=9\nlimited1 ansible_connection=local\n"
+    (tmp_path / "inventory.ini").write_text(inventory)
+    (tmp_path / "play.yml").write_text(textwrap.dedent(f"""\
+        - hosts: all
+          gather_facts: false
+          tasks:
+            - name: Pre-hook (stand-in)
+              ansible.builtin.fail:
+                msg: the cluster refuses maintenance mode
+              when: inventory_hostname == 'pre1'
+            - name: Reach the node
+              ansible.builtin.ping:
+              when: inventory_hostname == 'away1'
+            - name: Deploy (stand-in)
+              fake_deploy:
+                tag: cb-why
+                run_dir: {run_dir}
+                components: [fw-a]
+                outcomes: {{"ok1": "ok"}}
+              when: inventory_hostname != 'cond1'
+        """))
+    proc = subprocess.run([playbook_bin(), "-i", str(tmp_path / "inventory.ini"), str(tmp_path / "play.yml"), "--limit", "all:!limited1"],
+                          capture_output=True, text=True, env=ansible_env(ANSIBLE_CALLBACKS_ENABLED="fleet.firmware.report"),
+                          cwd=tmp_path, timeout=300, check=False)
+    model = json.loads((run_dir / "report.json").read_text())
+    jsonschema.validate(model, report.SCHEMA, cls=jsonschema.Draft202012Validator)
+    nodes = {n["node"]: n for n in model["nodes"]}
+    assert sorted(nodes) == ["away1", "cond1", "ok1", "pre1"], proc.stdout
+    assert nodes["ok1"]["status"] == "ok"
+    assert nodes["pre1"]["status"] == "skipped"
+    assert nodes["pre1"]["reason"] == "task 'Pre-hook (stand-in)' failed: the cluster refuses maintenance mode"
+    assert nodes["cond1"]["status"] == "skipped" and nodes["cond1"]["reason"] == "task 'Deploy (stand-in)' was skipped (its condition)"
+    assert nodes["away1"]["status"] == "unreachable" and nodes["away1"]["reason"] == "unreachable in task 'Reach the node'"
+    assert model["summary"]["nodes_by_status"]["skipped"] == 2
+    junit = ET.parse(run_dir / "report.xml").getroot()
+    skipped = {s.get("name"): s.find("testcase/skipped") for s in junit.findall("testsuite")}
+    assert skipped["pre1"] is not None and "the cluster refuses maintenance mode" in skipped["pre1"].get("message")
+    page = (run_dir / "report.html").read_text()
+    assert "task &#x27;Deploy (stand-in)&#x27; was skipped (its condition)" in page

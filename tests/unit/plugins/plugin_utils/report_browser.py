@@ -64,3 +64,39 @@ def inspect(page: Path, screenshot_name: str) -> dict:
         }
     finally:
         driver.quit()
+
+
+def inspect_compliance(page: Path, screenshot_name: str) -> dict:
+    """Open a compliance.html (a file): its rows, cells' colours, console messages; the screenshot is kept."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1000",
+                 "--proxy-server=127.0.0.1:9", "--proxy-bypass-list=<-loopback>"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        driver.get(page.resolve().as_uri())
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        shot = ARTIFACTS / screenshot_name
+        driver.save_screenshot(str(shot))
+        rows = driver.find_elements(By.CSS_SELECTOR, "#compliance tbody tr")
+        return {
+            "console": driver.get_log("browser"),
+            "rows": [(r.get_attribute("data-node"), r.get_attribute("data-component")) for r in rows],
+            "at": {(r.get_attribute("data-node"), r.get_attribute("data-component")):
+                   (r.find_element(By.CSS_SELECTOR, "td[data-at]").get_attribute("data-at"),
+                    r.find_element(By.CSS_SELECTOR, "td[data-at]").value_of_css_property("background-color")) for r in rows},
+            "drift": {(r.get_attribute("data-node"), r.get_attribute("data-component")):
+                      r.find_element(By.CSS_SELECTOR, "td[data-drift]").text for r in rows},
+            "summary": driver.find_element(By.ID, "summary").text,
+            "body": driver.find_element(By.TAG_NAME, "body").text,
+            "scripts": len(driver.find_elements(By.TAG_NAME, "script")),
+            "screenshot": shot,
+        }
+    finally:
+        driver.quit()
