@@ -1,6 +1,6 @@
 # fleet.firmware: build, test and demo.
 #
-#   make test    install what is missing, then sanity + unit + integration (lab) tests
+#   make test    install what is missing, then sanity + unit + integration (lab) tests, with coverage
 #   make demo    lab up, sample repository, preflight, update_fleet, report, lab down
 #   make help    every target
 #
@@ -35,7 +35,7 @@ export PATH := $(BIN):$(PATH):/usr/sbin:/sbin
 .PHONY: help deps apt venv collection sanity galaxy galaxy-venv docs-lint typecheck lint units integration test test-faults mutation demo bench bench-deps bench-apt lab-up lab-down lab-status clean
 
 help:
-	@echo "make test         sanity, unit and integration tests (installs what is missing; needs root for the lab)"
+	@echo "make test         sanity, unit and integration tests with coverage (build/coverage; installs what is missing; needs root for the lab)"
 	@echo "make demo         lab up, sample repository, preflight + update_fleet with progress, report, lab down"
 	@echo "make sanity       ansible-test sanity only"
 	@echo "make galaxy       galaxy-importer (Galaxy's import checks) on the built tarball, offline"
