@@ -1,6 +1,6 @@
 # fleet.firmware: build, test and demo.
 #
-#   make test    install what is missing, then sanity + unit + integration (lab) tests
+#   make test    install what is missing, then sanity + unit + integration (lab) tests, with coverage
 #   make demo    lab up, sample repository, preflight, update_fleet, report, lab down
 #   make demo-spp  the same on an imported, signed SPP (tests/lab/spp_gen.py --lab)
 #   make help    every target
@@ -36,7 +36,7 @@ export PATH := $(BIN):$(PATH):/usr/sbin:/sbin
 .PHONY: help deps apt venv collection sanity galaxy galaxy-venv docs-lint typecheck lint units integration test test-faults mutation demo demo-spp bench bench-deps bench-apt lab-up lab-down lab-status clean
 
 help:
-	@echo "make test         sanity, unit and integration tests (installs what is missing; needs root for the lab)"
+	@echo "make test         sanity, unit and integration tests with coverage (build/coverage; installs what is missing; needs root for the lab)"
 	@echo "make demo         lab up, sample repository, preflight + update_fleet with progress, report, lab down"
 	@echo "make demo-spp     the same on a generated, signed SPP plus a hotfix folder imported by fleet.firmware.repository"
 	@echo "make sanity       ansible-test sanity only"
@@ -153,14 +153,26 @@ integration: collection bench-apt
 	@rc=0; $(BIN)/pytest tests/integration $(PYTEST_ARGS) || rc=$$?; \
 	$(LAB) down >$(BUILD)/lab-down.log 2>&1 || true; exit $$rc
 
+# Coverage (docs/testing.md, "Coverage"): coverage.py through pytest-cov, settings in .coveragerc.
+# The data goes to build/coverage (one file per process, combined at the end); FLEET_COVERAGE_ROOT
+# makes the measured source (plugins/) absolute for the tests' subprocesses, which run elsewhere.
+# COVERAGE_FLOOR: the total below which the run fails (measured figure, rounded down, minus a margin).
+COVERAGE_DIR := $(BUILD)/coverage
+COVERAGE_FLOOR ?= 60
+COVERAGE_ENV := FLEET_COVERAGE_ROOT=$(CURDIR) COVERAGE_FILE=$(COVERAGE_DIR)/.coverage
+COVERAGE_ARGS = --cov --cov-config=$(CURDIR)/$(1) --cov-report=term --cov-report=html:$(COVERAGE_DIR)/html \
+	--cov-report=json:$(COVERAGE_DIR)/coverage.json --cov-fail-under=$(2)
+
 # Sanity first; unit and integration tests run in one pytest session so that its summary line
-# is the last line printed. Any failure makes the target fail.
+# is the last line printed (after the coverage table and its total). Any failure makes the target fail.
 test: collection bench-apt
 	@rc=0; \
 	$(MAKE) --no-print-directory sanity || { rc=1; echo "*** ansible-test sanity FAILED (see above)"; }; \
 	$(MAKE) --no-print-directory galaxy || { rc=1; echo "*** galaxy-importer FAILED (see above)"; }; \
 	$(MAKE) --no-print-directory docs-lint || { rc=1; echo "*** antsibull-docs FAILED (see above)"; }; \
-	$(BIN)/pytest tests/unit tests/integration tests/faults -m "not faults_slow" $(PYTEST_ARGS) || rc=1; \
+	rm -rf $(COVERAGE_DIR) && mkdir -p $(COVERAGE_DIR); \
+	env $(COVERAGE_ENV) $(BIN)/pytest tests/unit tests/integration tests/faults -m "not faults_slow" \
+		$(call COVERAGE_ARGS,.coveragerc,$(COVERAGE_FLOOR)) $(PYTEST_ARGS) || rc=1; \
 	$(LAB) down >$(BUILD)/lab-down.log 2>&1 || true; \
 	exit $$rc
 

@@ -23,6 +23,7 @@ import typing as t
 import yaml
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
+from ansible_collections.fleet.firmware.plugins.module_utils.detect import REDFISH_OPTIONS  # the BMC's options, declared once
 from ansible_collections.fleet.firmware.plugins.module_utils.runtag import TAG_RE  # the one run-tag pattern
 
 ROLES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "roles")
@@ -32,10 +33,12 @@ WINDOWS_CONNECTIONS = ("winrm", "psrp")
 DEPLOY_OPTIONS = ("repository", "run_dir", "delivery", "repository_url", "open_firewall", "engine_port", "engine_address",
                   "agent_port", "staging_dir", "lease", "firewall_backend", "allow_downgrade", "rewrite", "force", "only",
                   "components", "on_failed_dependency", "reboot", "reboot_command", "reboot_delay", "reboot_timeout", "resume",
-                  "timeout", "progress_interval", "agent_start", "trust", "signatures",
+                  "timeout", "progress_interval", "agent_start", "trust", "signatures", "open_controller_firewall",
+                  "controller_address", *REDFISH_OPTIONS,
                   "approved_hashes", "denied_versions", "required_versions", "min_criticality")
 EMPTY_MEANS_UNSET = ("run_tag", "run_dir", "repository_url", "engine_address", "staging_dir", "node_addresses", "controller_address",
-                     "trust", "signatures", "min_criticality")
+                     "trust", "signatures", "redfish_address", "redfish_username", "redfish_password", "redfish_ca_path",
+                     "min_criticality")
 
 
 class RoleVariablesError(Exception):

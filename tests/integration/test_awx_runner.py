@@ -17,6 +17,7 @@ PowerShell to run the agent).
 """
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import subprocess
@@ -29,6 +30,7 @@ import pytest
 import yaml
 
 import conftest
+import fleetlab
 from deploy_helpers import component, lab_trust, make_repo
 from firewall_helpers import wait_until
 
@@ -172,3 +174,128 @@ def test_update_fleet_through_the_transmit_worker_process_stream(lab, tmp_path, 
     # The execution node ran the job under AWX's ident (its event files are streamed, then removed).
     assert (worker_dir / "artifacts" / "job-42" / "rc").read_text().strip() == "0"
     assert wait_until(lambda: engine_mod.attach(str(lab.lab.home / "runs" / tag)) is None, 60), "the run's engine is still up"
+
+
+# --------------------------------------------------------------------------------------------
+# The job behind NAT (issue 20 item 2): the controller runs in a network namespace of its own
+# (an AWX job's container) behind a router namespace that masquerades its connections to the
+# nodes and forwards the engine port to it. The nodes see the controller as the router's lab
+# address; the controller's own address is one the nodes have no route to.
+# --------------------------------------------------------------------------------------------
+
+NAT_NODE = "lin01"
+NAT_ROUTER = f"{fleetlab.PREFIX}natr"  # names the lab's `down` removes too, should a run crash
+NAT_CONTROLLER = f"{fleetlab.PREFIX}natc"
+NAT_HOST_LINK = f"{fleetlab.VETH_PREFIX}901"  # beyond every node's index (MAX_NODES)
+NAT_INSIDE = ipaddress.IPv4Network(f"198.19.{100 + fleetlab.LAB_ID}.0/24")  # the container's net (the BMCs use 198.19.<id>)
+NAT_OUTSIDE = str(fleetlab.IPV4_NET.network_address + 250)  # the router on the lab bridge: the controller as nodes see it
+NAT_CONTROLLER_OWN = str(NAT_INSIDE.network_address + 2)
+
+
+def _ns(name: str, *argv: str) -> None:
+    fleetlab.run(["ip", "netns", "exec", name, *argv])
+
+
+def _nat_down() -> None:
+    inodes = [i for i in (fleetlab.netns_inode(n) for n in (NAT_ROUTER, NAT_CONTROLLER)) if i]
+    fleetlab.kill_all(fleetlab.pids_in_netns(inodes))  # the run's engine, should it still run
+    for name in (NAT_CONTROLLER, NAT_ROUTER):
+        fleetlab.run(["ip", "netns", "del", name], check=False, quiet=True)
+    if Path(f"/sys/class/net/{NAT_HOST_LINK}").exists():
+        fleetlab.run(["ip", "link", "del", NAT_HOST_LINK], check=False, quiet=True)
+
+
+@pytest.fixture
+def nat(lab):
+    """controller namespace -- router (masquerade out, engine port forwarded in) -- lab bridge."""
+    _nat_down()
+    inside = str(NAT_INSIDE.network_address + 1)
+    try:
+        for name in (NAT_ROUTER, NAT_CONTROLLER):
+            fleetlab.run(["ip", "netns", "add", name])
+            fleetlab.run(["ip", "-n", name, "link", "set", "lo", "up"])
+        fleetlab.run(["ip", "link", "add", NAT_HOST_LINK, "type", "veth", "peer", "name", "eth0", "netns", NAT_ROUTER])
+        fleetlab.run(["ip", "link", "set", NAT_HOST_LINK, "master", fleetlab.BRIDGE, "up"])
+        fleetlab.run(["ip", "-n", NAT_ROUTER, "link", "add", "in0", "type", "veth", "peer", "name", "eth0", "netns", NAT_CONTROLLER])
+        fleetlab.run(["ip", "-n", NAT_ROUTER, "addr", "add", f"{NAT_OUTSIDE}/{fleetlab.IPV4_NET.prefixlen}", "dev", "eth0"])
+        fleetlab.run(["ip", "-n", NAT_ROUTER, "addr", "add", f"{inside}/{NAT_INSIDE.prefixlen}", "dev", "in0"])
+        fleetlab.run(["ip", "-n", NAT_CONTROLLER, "addr", "add", f"{NAT_CONTROLLER_OWN}/{NAT_INSIDE.prefixlen}", "dev", "eth0"])
+        for name, link in ((NAT_ROUTER, "eth0"), (NAT_ROUTER, "in0"), (NAT_CONTROLLER, "eth0")):
+            fleetlab.run(["ip", "-n", name, "link", "set", link, "up"])
+        fleetlab.run(["ip", "-n", NAT_CONTROLLER, "route", "add", str(fleetlab.IPV4_NET), "via", inside])
+        _ns(NAT_ROUTER, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")  # the router's namespace only
+        port = engine_mod.DEFAULT_TLS_PORT
+        fleetlab.run(["ip", "netns", "exec", NAT_ROUTER, "nft", "-f", "-"], stdin=(
+            "table ip fleetlabnat {\n"
+            "  chain pre { type nat hook prerouting priority dstnat;\n"
+            f"    iifname \"eth0\" ip daddr {NAT_OUTSIDE} tcp dport {port} dnat to {NAT_CONTROLLER_OWN}\n  }}\n"
+            "  chain post { type nat hook postrouting priority srcnat;\n"
+            "    oifname \"eth0\" masquerade\n  }\n"
+            "}\n"))
+        fleetlab.run(["ip", "neigh", "flush", "dev", fleetlab.BRIDGE, "to", NAT_OUTSIDE], check=False)
+        yield
+    finally:
+        _nat_down()
+
+
+def write_nat_job(root: Path, lab, repo: Path, tag: str, controller_address: list[str] | None) -> Path:
+    """The AWX job of the container behind NAT: one node, by its IPv4 address (the container has
+    no IPv6), pull delivery (the engine must be reached through the forwarded port: auto would
+    fall back to push), the controller's firewall left alone (an execution environment may not
+    change it)."""
+    write_private_data_dir(root, lab, repo, tag)
+    inventory = yaml.safe_load(lab.inventory.read_text())
+    node = lab.node(NAT_NODE)
+    host = dict(inventory["all"]["children"]["linux"]["hosts"][NAT_NODE], ansible_host=node.ipv4)
+    inventory["all"]["children"] = {"linux": {"hosts": {NAT_NODE: host}}}
+    (root / "inventory" / "hosts.yml").write_text(yaml.safe_dump(inventory))
+    extravars = yaml.safe_load((root / "env" / "extravars").read_text())
+    # The preflight listens on the addresses it checks, and the router's is none of the controller's.
+    extravars.update(fleet_waves=[1], fleet_delivery="pull", fleet_open_controller_firewall=False, fleet_preflight=False)
+    if controller_address is not None:
+        extravars["fleet_controller_address"] = controller_address
+    (root / "env" / "extravars").write_text(yaml.safe_dump(extravars))
+    return root
+
+
+def run_in_controller_namespace(private: Path, ident: str) -> subprocess.CompletedProcess:
+    argv = ["ip", "netns", "exec", NAT_CONTROLLER, str(BIN / "ansible-runner"), "run", str(private), "-p", PLAYBOOK, "--ident", ident]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=400, check=False,
+                          env={**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"})
+
+
+def deploy_failures(events: list[dict]) -> dict[str, dict]:
+    found = {}
+    for event in events:
+        data = event.get("event_data", {})
+        if event.get("event") == "runner_on_failed" and data.get("resolved_action", data.get("task_action")) in DEPLOY_ACTIONS:
+            found[data["host"]] = data["res"]
+    return found
+
+
+def test_behind_nat_the_controller_address_the_nodes_see_makes_the_job_work(lab, nat, tmp_path, tag):
+    reset_nodes(lab)
+    repo = make_repo(tmp_path / "repo", state_dir(lab), [component("awx-fw", "4.0")])
+    private = write_nat_job(tmp_path / "job", lab, repo, tag, [NAT_OUTSIDE])
+    proc = run_in_controller_namespace(private, "job-nat")
+    artifacts = private / "artifacts" / "job-nat"
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    events = events_on_disk(artifacts)
+    [res] = deploy_oks(events).values()
+    assert res["changed"] is True and [c["status"] for c in res["components"]] == ["installed"], res
+    assert installed(lab, NAT_NODE, "awx-fw") == "4.0"
+    assert stats(events)["failures"] == {} and stats(events)["dark"] == {}
+    # The node fetched the component from the engine through the router's forwarded port: pull, not push.
+    assert res["delivery"] == "pull", res
+
+
+def test_behind_nat_without_the_controller_address_the_job_fails_saying_why(lab, nat, tmp_path, tag):
+    reset_nodes(lab)
+    repo = make_repo(tmp_path / "repo", state_dir(lab), [component("awx-fw", "5.0")])
+    private = write_nat_job(tmp_path / "job", lab, repo, tag, None)
+    proc = run_in_controller_namespace(private, "job-nat-bare")
+    assert proc.returncode != 0, proc.stdout[-4000:]
+    events = events_on_disk(private / "artifacts" / "job-nat-bare")
+    [res] = deploy_failures(events).values()
+    assert installed(lab, NAT_NODE, "awx-fw") is None
+    assert NAT_CONTROLLER_OWN in res["msg"] and "controller_address" in res["msg"], res["msg"]

@@ -154,7 +154,10 @@ def facing_addresses(controllers: List[str]) -> List[str]:
         try:
             local = route_source(controller)
         except OSError as exc:
-            raise AgentError("no route from this node to the controller address %s: %s" % (controller, exc))
+            # Behind NAT (an AWX pod) the node knows the controller under another address: say which option fixes it.
+            raise AgentError("no route from this node to the controller address %s: %s; if the nodes reach the controller "
+                             "through NAT, set controller_address (role variable fleet_controller_address) to the controller's "
+                             "address as the nodes see it" % (controller, exc))
         if local not in found:
             found.append(local)
     return found

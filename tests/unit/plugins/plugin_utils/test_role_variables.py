@@ -53,3 +53,43 @@ def test_the_free_space_check_reads_df_as_the_role_did():
     df = "Filesystem 1024-blocks Used Available Capacity Mounted on\n/dev/x 1000000 900000 30720 97% /var/tmp\n"
     assert rv.free_space_problem(df, "lin01", 64) == "/var/tmp on lin01 has 30 MiB free, fleet_staging_min_free_mb asks for 64 MiB"
     assert rv.free_space_problem(df, "lin01", 30) is None
+
+
+def test_every_deploy_option_is_reachable_from_the_roles():
+    """Issue 20 item 2: every option of the deploy action a user may need has a role variable
+    (``fleet_<option>``) in both path roles, and the one deploy task per host passes it on."""
+    from ansible_collections.fleet.firmware.plugins.plugin_utils.deploy.spec import ARGUMENT_SPEC
+    not_variables = {"role", "tag"}  # role: the task itself; tag: fleet_run_tag
+    assert set(ARGUMENT_SPEC) - not_variables - set(rv.DEPLOY_OPTIONS) == set()
+    for role in ("linux_node", "windows_node"):
+        options, defaults = rv.role_files(role)
+        missing = sorted(o for o in rv.DEPLOY_OPTIONS if f"fleet_{o}" not in options)
+        if role == "windows_node":  # the agent starts one way on Windows (admin$ + WinRM)
+            missing = [o for o in missing if o != "agent_start"]
+        assert missing == [], (role, missing)
+        assert set(defaults) <= set(options), (role, sorted(set(defaults) - set(options)))
+
+
+def test_the_roles_redfish_variables_are_the_inventory_options():
+    """One declaration of the BMC's options (detect.REDFISH_OPTIONS): the roles' variables agree."""
+    from ansible_collections.fleet.firmware.plugins.module_utils.detect import REDFISH_OPTIONS
+    for role in ("linux_node", "windows_node"):
+        options, defaults = rv.role_files(role)
+        for name, spec in REDFISH_OPTIONS.items():
+            mine = options[f"fleet_{name}"]
+            assert mine["type"] == spec["type"] and mine.get("default") == spec.get("default"), (role, name)
+            assert bool(mine.get("no_log")) == bool(spec.get("no_log")), (role, name)
+            assert defaults.get(f"fleet_{name}") == spec.get("default"), (role, name)
+
+
+def test_nat_bmc_and_controller_firewall_variables_reach_the_deploy():
+    got = update({"fleet_repository": "/srv/fw", "fleet_controller_address": ["198.18.35.250"], "fleet_open_controller_firewall": False,
+                  "fleet_redfish_address": "198.19.35.10", "fleet_redfish_username": "bmc", "fleet_redfish_password": "s3cret",
+                  "fleet_redfish_validate_certs": False, "fleet_redfish_timeout": 5})
+    assert got.deploy["controller_address"] == ["198.18.35.250"] and got.deploy["open_controller_firewall"] is False
+    assert got.preflight["controller_address"] == ["198.18.35.250"]
+    assert (got.deploy["redfish_address"], got.deploy["redfish_username"], got.deploy["redfish_password"]) == ("198.19.35.10", "bmc", "s3cret")
+    assert got.deploy["redfish_validate_certs"] is False and got.deploy["redfish_timeout"] == 5.0
+    unset = update({"fleet_repository": "/srv/fw", "fleet_controller_address": [], "fleet_redfish_address": ""}, role="windows_node")
+    assert unset.deploy["controller_address"] is None and unset.deploy["open_controller_firewall"] is None
+    assert unset.deploy["redfish_address"] is None and unset.deploy["redfish_validate_certs"] is True
