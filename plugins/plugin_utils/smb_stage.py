@@ -29,6 +29,7 @@ Controller-only code (Python 3.11).
 """
 from __future__ import annotations
 
+import hashlib
 import ntpath
 import os
 import re
@@ -670,6 +671,11 @@ def read_files(files: dict) -> dict[str, bytes]:
     return contents
 
 
+def sha256_of(contents: dict[str, bytes]) -> dict[str, str]:
+    """name -> SHA-256 of what is staged: the agent task checks each before it runs anything."""
+    return {name: hashlib.sha256(data).hexdigest() for name, data in contents.items()}
+
+
 def _explain_write_error(target: SmbTarget, relpath: str, exc: Exception) -> SmbStageError:
     where = share_path(target, relpath)
     if isinstance(exc, (smb_errors.DiskFull,)) or getattr(exc, "status", None) in (0xC000007F, 0xC0000044):
@@ -741,6 +747,7 @@ def stage_files(target: SmbTarget, tag: str, files: dict) -> dict:
             "dialect": share.dialect,
             "created": made_folder,
             "descriptor": "owner BUILTIN\\Administrators; SYSTEM, Administrators full control; protected",
+            "sha256": sha256_of(contents),
         }
 
 

@@ -229,5 +229,6 @@ def test_agent_stage_falls_back_to_winrm_when_both_smb_ports_are_closed(lab):
     with node_iptables(lab, *rules):
         result = agent_windows.stage(action, {}, tag, {"fleet_agent.ps1": b"x"}, target(lab, timeout=2.0))
     assert result["transfer"] == "winrm" and "unreachable" in result["fallback_reason"]
-    assert len(action._connection.commands) == 1 and action._connection.puts == ["C:\\Windows\\Temp\\fleet-firmware-x\\fleet_agent.ps1"]
+    # One command makes the folder, one gives the file put_file wrote the staging descriptor.
+    assert len(action._connection.commands) == 2 and action._connection.puts == ["C:\\Windows\\Temp\\fleet-firmware-x\\fleet_agent.ps1"]
     assert node_listing(lab, tag) is None
