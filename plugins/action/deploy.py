@@ -59,6 +59,7 @@ class ActionModule(ActionBase):
             elif not args["repository"]:
                 raise DeployError("missing required arguments: repository")
             tag = validate_tag(args["tag"] or task_vars.get("fleet_run_tag") or default_tag())
+            reboot.settings(args, reboot.node_os(self), to_text(task_vars.get("inventory_hostname", "the node")))  # before anything is installed
             run_dir = args["run_dir"] or default_run_dir(tag)
             # Check mode writes nothing, not even the run folder: it hashes the files itself.
             components = self._components(args, None if self._task.check_mode else run_dir)
@@ -462,11 +463,10 @@ class ActionModule(ActionBase):
             return False
         session.reboot_required = False
         node = reboot.NodeReboot(self)
+        options = reboot.settings(args, node.os_name, session.node)
         self._stop_agent(session, args, task_vars)
-        before = node.boot_id()
         session.stage("rebooting")
-        node.trigger(args["reboot_command"], args["reboot_delay"], task_vars)
-        node.wait_for_new_boot(before, args["reboot_timeout"])
+        session.reboot = node.run(options, task_vars).as_result()
         session.rebooted = True
         session.stage("activated")
         prefer_native_twin(self._connection)
@@ -538,4 +538,5 @@ class ActionModule(ActionBase):
         return {"changed": any(c["status"] == "installed" for c in components) or session.rebooted, "run_tag": session.tag,
                 "ledger": ledger_mod.ledger_path(session.run_dir, session.node), "delivery": session.delivery,
                 "transfer": session.transfer, "agent_start": session.agent_start, "reboot_required": session.reboot_required, "rebooted": session.rebooted,
-                "components": components, "cleanup": session.cleanup}
+                "components": components, "cleanup": session.cleanup,
+                **({"reboot": session.reboot} if getattr(session, "reboot", None) else {})}

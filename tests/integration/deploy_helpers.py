@@ -67,7 +67,7 @@ class RebootWatcher(threading.Thread):
     processes restarted). The machine itself never reboots."""
 
     REQUEST = "var/tmp/fleet-lab-reboot"
-    COMMAND = "touch /var/tmp/fleet-lab-reboot"
+    COMMAND = ["touch", "/var/tmp/fleet-lab-reboot"]  # an argument list, as reboot_command takes
 
     def __init__(self, lab: fleetlab.Lab) -> None:
         super().__init__(daemon=True)
