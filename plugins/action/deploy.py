@@ -93,8 +93,9 @@ class ActionModule(ActionBase):
             # The update may have succeeded; the node still holds pieces of the run until its
             # lease ends. Ansible shows warnings even for an ok task, so the operator hears of it.
             result.setdefault("warnings", []).extend(f"{node}: {problem}" for problem in session.cleanup_problems)
-        if not result.get("failed") and any(c["status"] == "failed" for c in result["components"]):
-            failed = [c["name"] for c in result["components"] if c["status"] == "failed"]
+        if not result.get("failed") and any(c["status"] in reboot.FAILED_STATUSES for c in result["components"]):
+            failed = [c["name"] if c["status"] == "failed" else f"{c['name']} (not activated)" for c in result["components"]
+                      if c["status"] in reboot.FAILED_STATUSES]
             result.update(failed=True, msg=f"component(s) failed on {node}: {', '.join(failed)}")
         return result
 
@@ -477,10 +478,14 @@ class ActionModule(ActionBase):
 
     @staticmethod
     def _versions_after(session: Session, entries: list[dict]) -> None:
-        """The re-inventory: what the node reports installed now."""
+        """The re-inventory: what the node reports installed now, and whether each installed
+        component is active (reboot.activation_states)."""
         for entry in entries:
             if entry.get("name") in session.plan:
                 session.plan[entry["name"]]["after"] = entry.get("installed")
+        for name, (state, why) in reboot.activation_states(session.installed, entries).items():
+            if name in session.plan:
+                session.plan[name].update(activation=state, activation_reason=why)
 
     # -- cleanup
 
@@ -534,7 +539,7 @@ class ActionModule(ActionBase):
                 status = outcome.get("status")
             row = self._entry(entry, status, outcome)
             row["after"] = entry.get("after", entry.get("installed"))
-            components.append(row)
+            components.append(reboot.apply_activation(row, entry))
         return {"changed": any(c["status"] == "installed" for c in components) or session.rebooted, "run_tag": session.tag,
                 "ledger": ledger_mod.ledger_path(session.run_dir, session.node), "delivery": session.delivery,
                 "transfer": session.transfer, "agent_start": session.agent_start, "reboot_required": session.reboot_required, "rebooted": session.rebooted,

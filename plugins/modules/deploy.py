@@ -358,7 +358,11 @@ components:
       type: str
       sample: upgrade
     status:
-      description: C(installed), C(skipped), C(failed), C(not_attempted) or C(cancelled).
+      description:
+        - C(installed), C(skipped), C(failed), C(not_attempted) or C(cancelled).
+        - After a reboot, an installed component whose re-inventoried version is not the one installed is
+          C(not_activated), a failure (of the task, in the report, for the canary); one that cannot be re-detected
+          (its installer decides for itself) is C(unverified), not a failure.
       type: str
     rc:
       description: The installer's return code.

@@ -63,6 +63,50 @@ def decide(policy: str, outcomes: t.Sequence[dict]) -> tuple[bool, bool]:
 
 
 # --------------------------------------------------------------------------------------------
+# The activation check: after the reboot, is what was installed what the node now runs?
+# --------------------------------------------------------------------------------------------
+
+ACTIVATED, NOT_ACTIVATED, UNVERIFIED = "activated", "not_activated", "unverified"
+# Component statuses of the task result, the report and the canary: not_activated is a failure,
+# unverified is not (the component cannot be re-detected, e.g. a Smart Component that decides
+# for itself).
+FAILED_STATUSES = ("failed", NOT_ACTIVATED)
+
+
+def activation(inventory_entry: dict | None) -> tuple[str, str]:
+    """(state, why) of one installed component from its entry in the re-inventory."""
+    if not inventory_entry:
+        return UNVERIFIED, "not in the re-inventory after the reboot"
+    detection = inventory_entry.get("detection") or {}
+    state = detection.get("state")
+    if state in (None, "deferred", "error"):
+        why = {"deferred": "cannot be re-detected (the component decides for itself)",
+               "error": f"re-detection failed after the reboot: {detection.get('reason') or 'no reason given'}"}.get(state, "cannot be re-detected")
+        return UNVERIFIED, why
+    installed, available = inventory_entry.get("installed"), inventory_entry.get("available")
+    if inventory_entry.get("comparison") == "same" or (installed is not None and installed == available):
+        return ACTIVATED, f"after the reboot the node runs {installed}"
+    return NOT_ACTIVATED, f"after the reboot the node runs {installed if installed is not None else 'nothing detectable'}, not the installed {available}"
+
+
+def activation_states(outcomes: t.Sequence[dict], inventory: t.Sequence[dict]) -> dict[str, tuple[str, str]]:
+    """name -> (state, why) for every component installed in this run."""
+    by_name = {entry.get("name"): entry for entry in inventory}
+    return {o["name"]: activation(by_name.get(o["name"])) for o in outcomes if o.get("status") == "installed" and o.get("name")}
+
+
+def apply_activation(row: dict, plan_entry: dict) -> dict:
+    """The result row of a component with its activation: ``installed`` becomes
+    ``not_activated`` (a failure) or ``unverified`` (not one), the reason added to its message."""
+    state = plan_entry.get("activation")
+    if row.get("status") != "installed" or state not in (NOT_ACTIVATED, UNVERIFIED):
+        return row
+    why = plan_entry.get("activation_reason")
+    row.update(status=state, message=" -> ".join(m for m in (row.get("message"), why) if m) or None)
+    return row
+
+
+# --------------------------------------------------------------------------------------------
 # The options, per OS
 # --------------------------------------------------------------------------------------------
 

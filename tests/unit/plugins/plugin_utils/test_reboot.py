@@ -272,3 +272,44 @@ def test_a_linux_reboot_runs_the_argument_list_detached_without_splicing_it():
                                              ">/dev/null 2>&1 &")
     assert outcome.as_result() == {"os": "linux", "command": ["touch", "/var/tmp/a b; reboot"], "boot_before": "aaaa-1",
                                    "boot_after": "bbbb-2", "bitlocker_suspended": False}
+
+
+# ---------------------------------------------------------------- the activation check
+
+
+@pytest.mark.parametrize("entry, state", [
+    ({"name": "a", "installed": "2.0", "available": "2.0", "comparison": "same", "detection": {"state": "present"}}, "activated"),
+    ({"name": "a", "installed": "2.92_11-03-2023", "available": "U30 v2.92 (11/03/2023)", "comparison": "same",
+      "detection": {"state": "present"}}, "activated"),
+    ({"name": "a", "installed": "1.9", "available": "2.0", "comparison": "older", "detection": {"state": "present"}}, "not_activated"),
+    ({"name": "a", "installed": None, "available": "2.0", "comparison": None, "detection": {"state": "absent"}}, "not_activated"),
+    ({"name": "a", "installed": None, "available": "2.0", "detection": {"state": "deferred"}}, "unverified"),
+    ({"name": "a", "installed": None, "available": "2.0", "detection": {"state": "error", "reason": "BMC refused"}}, "unverified"),
+    (None, "unverified"),
+])
+def test_activation_from_the_re_inventory(entry, state):
+    assert reboot.activation(entry)[0] == state
+
+
+def test_activation_changes_only_installed_rows_and_not_activated_is_a_failure():
+    outcomes = [{"name": "a", "status": "installed"}, {"name": "b", "status": "installed"}, {"name": "c", "status": "failed"}]
+    inventory = [{"name": "a", "installed": "1.0", "available": "2.0", "comparison": "older", "detection": {"state": "present"}},
+                 {"name": "b", "installed": None, "available": "1.0", "detection": {"state": "deferred"}},
+                 {"name": "c", "installed": "1.0", "available": "3.0", "comparison": "older", "detection": {"state": "present"}}]
+    states = reboot.activation_states(outcomes, inventory)
+    assert set(states) == {"a", "b"}
+    plan = {name: {"activation": s, "activation_reason": why} for name, (s, why) in states.items()}
+    row = reboot.apply_activation({"name": "a", "status": "installed", "message": "rc 0"}, plan["a"])
+    assert row == {"name": "a", "status": "not_activated", "message": "rc 0 -> after the reboot the node runs 1.0, not the installed 2.0"}
+    assert reboot.apply_activation({"name": "b", "status": "installed", "message": None}, plan["b"])["status"] == "unverified"
+    assert reboot.apply_activation({"name": "c", "status": "failed"}, {"activation": "not_activated"})["status"] == "failed"
+    assert "not_activated" in reboot.FAILED_STATUSES and "unverified" not in reboot.FAILED_STATUSES
+
+
+def test_the_report_counts_not_activated_as_a_failure_and_unverified_as_not():
+    from ansible_collections.fleet.firmware.plugins.plugin_utils import report
+    assert {"not_activated", "unverified"} <= set(report.COMPONENT_STATUSES)
+    node = {"task_status": "ok", "components": [{"status": "unverified"}]}
+    assert report._node_status(node, [{"stage": "cleaned"}]) == "ok"
+    node = {"task_status": "ok", "components": [{"status": "not_activated"}]}
+    assert report._node_status(node, [{"stage": "cleaned"}]) == "failed"
