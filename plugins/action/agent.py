@@ -124,7 +124,8 @@ class ActionModule(ActionBase):
             return self._module(module_args, task_vars)
         if windows:
             staged = self._stage_windows(args, task_vars)
-            module_args.update(secrets=agent_windows.windows_secrets(module_args["secrets"]), staging_dir=staged["staged_path"])
+            module_args.update(secrets=agent_windows.windows_secrets(module_args["secrets"]), staging_dir=staged["staged_path"],
+                               agent_sha256=staged["sha256"])
             transfer = {"transfer": staged["transfer"], "transfer_details": {k: staged.get(k) for k in TRANSFER_DETAILS}}
         else:
             transfer = {"transfer": self._connection.transport.rsplit(".", 1)[-1]}

@@ -59,6 +59,7 @@ class ActionModule(ActionBase):
             elif not args["repository"]:
                 raise DeployError("missing required arguments: repository")
             tag = validate_tag(args["tag"] or task_vars.get("fleet_run_tag") or default_tag())
+            reboot.settings(args, reboot.node_os(self), to_text(task_vars.get("inventory_hostname", "the node")))  # before anything is installed
             run_dir = args["run_dir"] or default_run_dir(tag)
             # Check mode writes nothing, not even the run folder: it hashes the files itself.
             components = self._components(args, None if self._task.check_mode else run_dir)
@@ -93,8 +94,9 @@ class ActionModule(ActionBase):
             # The update may have succeeded; the node still holds pieces of the run until its
             # lease ends. Ansible shows warnings even for an ok task, so the operator hears of it.
             result.setdefault("warnings", []).extend(f"{node}: {problem}" for problem in session.cleanup_problems)
-        if not result.get("failed") and any(c["status"] == "failed" for c in result["components"]):
-            failed = [c["name"] for c in result["components"] if c["status"] == "failed"]
+        if not result.get("failed") and any(c["status"] in reboot.FAILED_STATUSES for c in result["components"]):
+            failed = [c["name"] if c["status"] == "failed" else f"{c['name']} (not activated)" for c in result["components"]
+                      if c["status"] in reboot.FAILED_STATUSES]
             result.update(failed=True, msg=f"component(s) failed on {node}: {', '.join(failed)}")
         return result
 
@@ -547,11 +549,10 @@ class ActionModule(ActionBase):
             return False
         session.reboot_required = False
         node = reboot.NodeReboot(self)
+        options = reboot.settings(args, node.os_name, session.node)
         self._stop_agent(session, args, task_vars)
-        before = node.boot_id()
         session.stage("rebooting")
-        node.trigger(args["reboot_command"], args["reboot_delay"], task_vars)
-        node.wait_for_new_boot(before, args["reboot_timeout"])
+        session.reboot = node.run(options, task_vars).as_result()
         session.rebooted = True
         session.stage("activated")
         prefer_native_twin(self._connection)
@@ -562,10 +563,14 @@ class ActionModule(ActionBase):
 
     @staticmethod
     def _versions_after(session: Session, entries: list[dict]) -> None:
-        """The re-inventory: what the node reports installed now."""
+        """The re-inventory: what the node reports installed now, and whether each installed
+        component is active (reboot.activation_states)."""
         for entry in entries:
             if entry.get("name") in session.plan:
                 session.plan[entry["name"]]["after"] = entry.get("installed")
+        for name, (state, why) in reboot.activation_states(session.installed, entries).items():
+            if name in session.plan:
+                session.plan[name].update(activation=state, activation_reason=why)
 
     # -- cleanup
 
@@ -619,8 +624,9 @@ class ActionModule(ActionBase):
                 status = outcome.get("status")
             row = self._entry(entry, status, outcome)
             row["after"] = entry.get("after", entry.get("installed"))
-            components.append(row)
+            components.append(reboot.apply_activation(row, entry))
         return {"changed": any(c["status"] == "installed" for c in components) or session.rebooted, "run_tag": session.tag,
                 "ledger": ledger_mod.ledger_path(session.run_dir, session.node), "delivery": session.delivery,
                 "transfer": session.transfer, "agent_start": session.agent_start, "reboot_required": session.reboot_required, "rebooted": session.rebooted,
-                "components": components, "cleanup": session.cleanup}
+                "components": components, "cleanup": session.cleanup,
+                **({"reboot": session.reboot} if getattr(session, "reboot", None) else {})}

@@ -118,10 +118,14 @@ Function Format-FleetAgentTime {
     return $Time.ToUniversalTime().ToString('yyyy-MM-ddTHH:mm:ssZ', [System.Globalization.CultureInfo]::InvariantCulture)
 }
 
-Function Set-FleetAgentFolderAcl {
-    <# SYSTEM and Administrators only, inheritance cut: the agent runs as SYSTEM from this folder. #>
-    param([Parameter(Mandatory = $true)][string]$Path)
-    if (-not (Test-Path -LiteralPath $Path)) { New-Item -ItemType Directory -Path $Path | Out-Null }
+Function Test-FleetAgentTrustedOwner {
+    <# Whether a folder or file owned by $Sid may be ours: only SYSTEM and BUILTIN\Administrators. #>
+    param([Parameter(Mandatory = $true)][string]$Sid)
+    return ($Sid -eq $FleetAgentSystemSid) -or ($Sid -eq $FleetAgentAdministratorsSid)
+}
+
+Function New-FleetAgentFolderSecurity {
+    <# Owner Administrators; SYSTEM and Administrators full control; protected (nothing inherited from the parent). #>
     $acl = New-Object -TypeName System.Security.AccessControl.DirectorySecurity
     $acl.SetAccessRuleProtection($true, $false)
     foreach ($sid in @($FleetAgentSystemSid, $FleetAgentAdministratorsSid)) {
@@ -130,7 +134,79 @@ Function Set-FleetAgentFolderAcl {
         $acl.AddAccessRule($rule)
     }
     $acl.SetOwner((New-Object -TypeName System.Security.Principal.SecurityIdentifier -ArgumentList $FleetAgentAdministratorsSid))
-    Set-Acl -LiteralPath $Path -AclObject $acl
+    return $acl
+}
+
+Function Assert-FleetAgentOurs {
+    <#
+    Throws unless the existing $Path may be ours: not a reparse point (a junction or symbolic link
+    a local user planted), owned by SYSTEM or Administrators. What is refused is left as it is.
+    Not run here (no PowerShell): tests/unit/plugins/modules/test_agent_ps1.py parses it; the same
+    rule over admin$ is tested against Samba (tests/integration/test_smb_stage_acl.py).
+    #>
+    param([Parameter(Mandatory = $true)][string]$Path)
+    $item = Get-Item -LiteralPath $Path -Force
+    if (($item.Attributes -band [System.IO.FileAttributes]::ReparsePoint) -ne 0) {
+        throw ('{0} already exists and is a reparse point (a junction or link): refused, left as it is' -f $Path)
+    }
+    $owner = $item.GetAccessControl('Owner').GetOwner([System.Security.Principal.SecurityIdentifier]).Value
+    if (-not (Test-FleetAgentTrustedOwner -Sid $owner)) {
+        throw ('{0} already exists and is owned by {1}, not by BUILTIN\Administrators or SYSTEM: refused, left as it is ' -f $Path, $owner) +
+            '(a local user may have made it to take over the run; an administrator should look at it and remove it)'
+    }
+    return $item
+}
+
+Function Set-FleetAgentFolderAcl {
+    <#
+    The staging or control folder made ours, or refused (docs/agent.md, the ACL model). A missing
+    folder is created with the descriptor at once ([System.IO.Directory]::CreateDirectory with a
+    DirectorySecurity: no moment with the parent's inherited ACL); then, and for a folder that
+    already existed, Assert-FleetAgentOurs: a reparse point or a folder owned by anyone but SYSTEM
+    or Administrators (one a local user made first, also between the test and the create) is
+    refused; one of ours gets its descriptor set again (repaired). Runs on every start.
+    #>
+    param([Parameter(Mandatory = $true)][string]$Path)
+    $security = New-FleetAgentFolderSecurity
+    if (-not (Test-Path -LiteralPath $Path)) { [void][System.IO.Directory]::CreateDirectory($Path, $security) }
+    $item = Assert-FleetAgentOurs -Path $Path
+    if (-not $item.PSIsContainer) { throw ('{0} already exists and is not a folder: refused, left as it is' -f $Path) }
+    Set-Acl -LiteralPath $Path -AclObject $security
+}
+
+Function Remove-FleetAgentTree {
+    <#
+    Removes $Path and everything in it without following a reparse point: a junction or symbolic
+    link is removed as a link ([System.IO.Directory]::Delete($link, $false) removes a junction, not
+    its target), never descended. Remove-Item -Recurse of Windows PowerShell 5.1 descends into
+    junctions: a junction planted in the folder would have the cleanup delete elsewhere as SYSTEM.
+    Not run here (no PowerShell): parse-tested only.
+    #>
+    param([Parameter(Mandatory = $true)][string]$Path)
+    $item = Get-Item -LiteralPath $Path -Force -ErrorAction SilentlyContinue
+    if ($null -eq $item) { return }
+    $link = ($item.Attributes -band [System.IO.FileAttributes]::ReparsePoint) -ne 0
+    if ($item.PSIsContainer -and -not $link) {
+        foreach ($child in @(Get-ChildItem -LiteralPath $item.FullName -Force)) { Remove-FleetAgentTree -Path $child.FullName }
+    }
+    if ($item.PSIsContainer) { [System.IO.Directory]::Delete($item.FullName, $false) }
+    else {
+        $item.Attributes = [System.IO.FileAttributes]::Normal
+        [System.IO.File]::Delete($item.FullName)
+    }
+}
+
+Function Get-FleetAgentCommandText {
+    <#
+    What a powershell.exe command line runs: the script of -EncodedCommand decoded (the agent task
+    passes its script so, with the expected SHA-256 of every staged file in it), else the line.
+    #>
+    param([AllowNull()][string]$CommandLine)
+    if ($null -eq $CommandLine) { return '' }
+    $match = [regex]::Match($CommandLine, '-EncodedCommand\s+([A-Za-z0-9+/=]+)')
+    if (-not $match.Success) { return $CommandLine }
+    try { return [System.Text.Encoding]::Unicode.GetString([Convert]::FromBase64String($match.Groups[1].Value)) }
+    catch { return $CommandLine }
 }
 
 # --------------------------------------------------------------------------------------------
@@ -259,7 +335,8 @@ Function Get-FleetAgentHolder {
 
 Function Set-FleetAgentHolder {
     param([Parameter(Mandatory = $true)][hashtable]$Holder, [string]$ControlPath = (Get-FleetAgentControlPath))
-    if (-not (Test-Path -LiteralPath $ControlPath)) { Set-FleetAgentFolderAcl -Path $ControlPath }
+    # On every write: %ProgramData%\fleet-firmware is repaired when ours, refused when a user made it.
+    Set-FleetAgentFolderAcl -Path $ControlPath
     $file = Join-Path -Path $ControlPath -ChildPath 'agent.json'
     $temp = "$file.tmp"
     [System.IO.File]::WriteAllText($temp, (ConvertTo-Json -InputObject $Holder -Compress -Depth 5))
@@ -271,7 +348,8 @@ Function Test-FleetAgentProcess {
     param([Parameter(Mandatory = $true)][int]$ProcessId, [Parameter(Mandatory = $true)][string]$Tag)
     $process = Get-CimInstance -ClassName Win32_Process -Filter "ProcessId = $ProcessId" -ErrorAction SilentlyContinue
     if ($null -eq $process -or $null -eq $process.CommandLine) { return $false }
-    return ($process.CommandLine -like '*fleet_agent.ps1*') -and ($process.CommandLine -like "*$FleetAgentMarker-$Tag*")
+    $text = Get-FleetAgentCommandText -CommandLine $process.CommandLine
+    return ($text -like '*fleet_agent.ps1*') -and ($text -like "*$FleetAgentMarker-$Tag*")
 }
 
 Function Enter-FleetAgentLock {
@@ -1331,14 +1409,22 @@ Function Close-FleetAgentFirewall {
 Function Get-FleetAgentSweepScript {
     <#
     What the sweep task runs when the agent did not re-arm it (the agent died without cleaning
-    up): stop a hung agent of this tag, remove the tag's rules, its staging folder, its tasks.
+    up): stop a hung agent of this tag (its task's command line is -EncodedCommand: decoded
+    first), remove the tag's rules, its staging folder (never following a junction or link, as
+    Remove-FleetAgentTree), its tasks.
     #>
     param([Parameter(Mandatory = $true)][string]$Tag, [Parameter(Mandatory = $true)][string]$Staging)
     $group = '{0}-{1}' -f $FleetAgentMarker, $Tag
-    return (("Get-CimInstance Win32_Process | Where-Object {{ `$_.CommandLine -like '*fleet_agent.ps1*{0}*' }} | " +
+    return (("Function Get-Text(`$l) {{ `$m = [regex]::Match([string]`$l, '-EncodedCommand\s+([A-Za-z0-9+/=]+)'); " +
+            "if (`$m.Success) {{ [System.Text.Encoding]::Unicode.GetString([Convert]::FromBase64String(`$m.Groups[1].Value)) }} else {{ [string]`$l }} }}; " +
+            "Function Remove-Tree(`$p) {{ `$i = Get-Item -LiteralPath `$p -Force -ErrorAction SilentlyContinue; if (`$null -eq `$i) {{ return }}; " +
+            "`$link = (`$i.Attributes -band [System.IO.FileAttributes]::ReparsePoint) -ne 0; " +
+            "if (`$i.PSIsContainer -and -not `$link) {{ Get-ChildItem -LiteralPath `$i.FullName -Force | ForEach-Object {{ Remove-Tree `$_.FullName }} }}; " +
+            "if (`$i.PSIsContainer) {{ [System.IO.Directory]::Delete(`$i.FullName, `$false) }} else {{ `$i.Attributes = 'Normal'; [System.IO.File]::Delete(`$i.FullName) }} }}; " +
+            "Get-CimInstance Win32_Process | Where-Object {{ (Get-Text `$_.CommandLine) -like '*fleet_agent.ps1*{0}*' }} | " +
             "ForEach-Object {{ Stop-Process -Id `$_.ProcessId -Force -ErrorAction SilentlyContinue }}; " +
             "Remove-NetFirewallRule -Group '{0}' -ErrorAction SilentlyContinue; " +
-            "Remove-Item -LiteralPath '{1}' -Recurse -Force -ErrorAction SilentlyContinue; " +
+            "try {{ Remove-Tree '{1}' }} catch {{ `$null = `$_ }}; " +
             "Unregister-ScheduledTask -TaskName '{0}-lease' -Confirm:`$false -ErrorAction SilentlyContinue; " +
             "Unregister-ScheduledTask -TaskName '{0}-agent' -Confirm:`$false -ErrorAction SilentlyContinue; " +
             "Unregister-ScheduledTask -TaskName '{0}-sweep' -Confirm:`$false -ErrorAction SilentlyContinue") -f $group, $Staging)
@@ -1486,7 +1572,9 @@ Function Clear-FleetAgent {
             Unregister-ScheduledTask -Confirm:$false -ErrorAction SilentlyContinue
     }
     foreach ($kind in @('renew', 'shutdown')) { Remove-Item -LiteralPath (Get-FleetAgentRequestPath -Tag $Agent.Tag -Kind $kind) -Force -ErrorAction SilentlyContinue }
-    if ($RemoveStaging) { Remove-Item -LiteralPath $Agent.Staging -Recurse -Force -ErrorAction SilentlyContinue }
+    if ($RemoveStaging) {
+        try { Remove-FleetAgentTree -Path $Agent.Staging } catch { Write-Verbose -Message "staging not removed: $($_.Exception.Message)" }
+    }
     if ($null -ne $Agent.Mutex) {
         Exit-FleetAgentLock -Mutex $Agent.Mutex -Tag $Agent.Tag
         $Agent.Mutex = $null
@@ -1532,7 +1620,8 @@ Function Start-FleetAgent {
 
 $exportMembers = @{
     Function = 'Test-FleetAgentTag', 'Get-FleetAgentStagingPath', 'Get-FleetAgentControlPath', 'Get-FleetAgentTaskName',
-    'Format-FleetAgentTime', 'Set-FleetAgentFolderAcl', 'ConvertTo-FleetAgentHashtable', 'Get-FleetAgentPemCertificate',
+    'Format-FleetAgentTime', 'Set-FleetAgentFolderAcl', 'Test-FleetAgentTrustedOwner', 'New-FleetAgentFolderSecurity',
+    'Assert-FleetAgentOurs', 'Remove-FleetAgentTree', 'Get-FleetAgentCommandText', 'ConvertTo-FleetAgentHashtable', 'Get-FleetAgentPemCertificate',
     'Get-FleetAgentFingerprint', 'Test-FleetAgentAddress', 'ConvertTo-FleetAgentInt', 'Test-FleetAgentConfig',
     'Read-FleetAgentConfigFile', 'Get-FleetAgentHolder', 'Set-FleetAgentHolder', 'Test-FleetAgentProcess', 'Enter-FleetAgentLock',
     'Exit-FleetAgentLock', 'Get-FleetAgentServerCertificate', 'Test-FleetAgentClientCertificate', 'Get-FleetAgentSslProtocol',

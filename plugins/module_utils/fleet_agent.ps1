@@ -5,7 +5,10 @@
 # The Windows node agent process (docs/agent.md). Staged with FleetAgent.psm1, FleetFirewall.psm1 and
 # FleetInventory.psm1 (detection and plan: GET /v1/inventory, POST /v1/plan) in %SystemRoot%\Temp\fleet-firmware-<tag>\ and started by the agent module (agent.ps1) as the
 # scheduled task fleet-firmware-<tag>-agent, running as SYSTEM:
-#   powershell.exe -NoProfile -NonInteractive -ExecutionPolicy Bypass -File <staging>\fleet_agent.ps1 -ConfigPath <staging>\agent-config.json
+#   powershell.exe -NoProfile -NonInteractive -ExecutionPolicy Bypass -EncodedCommand <script>
+# where <script> (agent.ps1's Get-AgentTaskScript) first checks the SHA-256 of every staged file
+# against the controller's values, which it carries itself, and then runs
+#   <staging>\fleet_agent.ps1 -ConfigPath <staging>\agent-config.json
 # The configuration file (secrets included) is ACL'd to SYSTEM and Administrators; the agent reads
 # it and deletes it at once. It answers in <staging>\ready.json instead of a line on stdout: a
 # scheduled task has no pipe back to the module. Not run in the project's tests (no Windows).

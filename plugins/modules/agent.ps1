@@ -38,6 +38,7 @@ $spec = @{
         node_id = @{ type = 'str' }
         run_id = @{ type = 'str' }
         agent_src = @{ type = 'path' }
+        agent_sha256 = @{ type = 'dict' }
         secrets = @{ type = 'dict'; no_log = $true }
     }
     supports_check_mode = $true
@@ -80,17 +81,53 @@ Function New-AgentConfigDocument {
     return $config
 }
 
+Function Test-AgentSha256 {
+    <# agent_sha256 (file name -> SHA-256 the controller staged) for every staged file, each checked. #>
+    param([System.Collections.IDictionary]$Digests)
+    if ($null -eq $Digests) { throw 'agent_sha256 is required on Windows: the fleet.firmware.agent action gives the SHA-256 of every staged file' }
+    $missing = @($FleetAgentStagedFiles | Where-Object { -not $Digests.Contains($_) })
+    if ($missing.Count -gt 0) { throw ('agent_sha256 lacks {0}' -f ($missing -join ', ')) }
+    $checked = [ordered]@{}
+    foreach ($name in @($Digests.Keys | Sort-Object)) {
+        if ([string]$name -cnotmatch $FleetAgentFileNamePattern) { throw "agent_sha256: file name '$name' is invalid" }
+        $value = [string]$Digests[$name]
+        if ($value -cnotmatch $FleetAgentShaPattern) { throw "agent_sha256: '$value' for $name is not a SHA-256 (64 lowercase hex digits)" }
+        $checked[[string]$name] = $value
+    }
+    return $checked
+}
+
+Function Get-AgentTaskScript {
+    <#
+    What the SYSTEM task runs: first the SHA-256 of every staged file against the value the
+    controller computed, which travels here, in the task's own command line (-EncodedCommand),
+    never in a staged file a writer of the folder could change as well; on a mismatch it writes
+    ready.json with the error and runs nothing. Then the agent. Names and hashes are checked
+    patterns, the staging path is quoted for a single-quoted string. Not run here (no PowerShell):
+    test_agent_ps1.py builds it from this format string and parses it.
+    #>
+    param([string]$Staging, [System.Collections.IDictionary]$Digests)
+    $expected = @($Digests.Keys | ForEach-Object { "'{0}' = '{1}'" -f $_, $Digests[$_] }) -join '; '
+    $quoted = $Staging.Replace("'", "''")
+    return (("`$ErrorActionPreference = 'Stop'; `$staging = '{0}'; `$expected = [ordered]@{{ {1} }}; " +
+            "foreach (`$name in `$expected.Keys) {{ " +
+            "`$actual = (Get-FileHash -LiteralPath (Join-Path -Path `$staging -ChildPath `$name) -Algorithm SHA256).Hash.ToLowerInvariant(); " +
+            "if (`$actual -ne `$expected[`$name]) {{ " +
+            "`$answer = ConvertTo-Json -Compress -InputObject @{{ ready = `$false; error = ('{{0}} in the staging does not have the SHA-256 the controller staged: nothing was run' -f `$name) }}; " +
+            "[System.IO.File]::WriteAllText((Join-Path -Path `$staging -ChildPath 'ready.json'), `$answer); exit 3 }} }}; " +
+            "& (Join-Path -Path `$staging -ChildPath 'fleet_agent.ps1') -ConfigPath (Join-Path -Path `$staging -ChildPath 'agent-config.json'); " +
+            "exit `$LASTEXITCODE") -f $quoted, $expected)
+}
+
 Function Get-AgentTaskArgument {
-    <# powershell.exe arguments of the agent task: paths only, never a secret. #>
-    param([string]$Staging)
-    $script = Join-Path -Path $Staging -ChildPath 'fleet_agent.ps1'
-    $config = Join-Path -Path $Staging -ChildPath 'agent-config.json'
-    return '-NoProfile -NonInteractive -ExecutionPolicy Bypass -File "{0}" -ConfigPath "{1}"' -f $script, $config
+    <# powershell.exe arguments of the agent task: paths and hashes only, never a secret. #>
+    param([string]$Staging, [System.Collections.IDictionary]$Digests)
+    return Get-FleetAgentEncodedArgument -Script (Get-AgentTaskScript -Staging $Staging -Digests $Digests)
 }
 
 Function Register-AgentTask {
-    param([string]$Tag, [string]$Staging)
-    $action = New-ScheduledTaskAction -Execute 'powershell.exe' -Argument (Get-AgentTaskArgument -Staging $Staging) -WorkingDirectory $Staging
+    param([string]$Tag, [string]$Staging, [System.Collections.IDictionary]$Digests)
+    $action = New-ScheduledTaskAction -Execute 'powershell.exe' -Argument (Get-AgentTaskArgument -Staging $Staging -Digests $Digests) -WorkingDirectory $Staging
     $principal = New-ScheduledTaskPrincipal -UserId 'SYSTEM' -LogonType ServiceAccount -RunLevel Highest
     # No time limit (the default of 72 h would stop a long run), one instance, no trigger: started on demand.
     $settings = New-ScheduledTaskSettingsSet -AllowStartIfOnBatteries -DontStopIfGoingOnBatteries -ExecutionTimeLimit ([TimeSpan]::Zero) `
@@ -120,6 +157,22 @@ Function Get-AgentLogTail {
     $file = Join-Path -Path $Staging -ChildPath 'agent.log'
     if (-not (Test-Path -LiteralPath $file)) { return '' }
     return ((Get-Content -LiteralPath $file -Tail 20) -join "`n")
+}
+
+Function Assert-AgentControlFolder {
+    <#
+    %ProgramData%\fleet-firmware, before anything is read from or written to it (the holder, the
+    renew and shutdown requests): repaired when its owner is Administrators or SYSTEM, refused
+    (the task fails, the folder is left as it is) otherwise or when it is a reparse point. In
+    check mode only checked.
+    #>
+    param([switch]$CheckMode)
+    $control = Get-FleetAgentControlPath
+    if ($CheckMode) {
+        if (Test-Path -LiteralPath $control) { [void](Assert-FleetAgentOurs -Path $control) }
+        return
+    }
+    Set-FleetAgentFolderAcl -Path $control
 }
 
 Function Get-LiveHolder {
@@ -179,6 +232,7 @@ Function Invoke-AgentStart {
     param($Module, [System.Collections.IDictionary]$Params)
     $tag = Test-FleetAgentTag -Tag $Params.tag
     $staging = Get-AgentStaging -Params $Params
+    Assert-AgentControlFolder -CheckMode:$Module.CheckMode
     $holder = Get-LiveHolder
     if ($null -ne $holder -and $holder.tag -ne $tag) {
         $Module.FailJson(("node is held by run '{0}' (agent pid {1} since {2}): stop that run first, or wait for its lease to run out" -f $holder.tag, $holder.pid, $holder.since))
@@ -207,6 +261,7 @@ Function Invoke-AgentStart {
     if ($absent.Count -gt 0) {
         $Module.FailJson(('the agent is not staged in {0} (missing: {1}): the fleet.firmware.agent action stages it over admin$ or WinRM' -f $staging, ($absent -join ', ')))
     }
+    $sha256 = Test-AgentSha256 -Digests $Params.agent_sha256
     $config = New-AgentConfigDocument -Params $Params -Staging $staging -NodeName ([System.Net.Dns]::GetHostName())
     # The ACL first, so that the configuration file is born SYSTEM/Administrators-only (inherited).
     Set-FleetAgentFolderAcl -Path $staging
@@ -215,7 +270,7 @@ Function Invoke-AgentStart {
     [System.IO.File]::WriteAllText($configFile, (ConvertTo-Json -InputObject $config -Compress -Depth 5))
     $answer = $null
     try {
-        Register-AgentTask -Tag $tag -Staging $staging
+        Register-AgentTask -Tag $tag -Staging $staging -Digests $sha256
         Start-ScheduledTask -TaskName (Get-FleetAgentTaskName -Tag $tag -Kind 'agent')
         $answer = Wait-AgentReady -Staging $staging -Timeout $Params.start_timeout
     }
@@ -231,7 +286,7 @@ Function Invoke-AgentStart {
         $tail = Get-AgentLogTail -Staging $staging
         [void](Remove-AgentTask -Tag $tag)
         [void](Close-FleetFirewall -Tag $tag)
-        Remove-Item -LiteralPath $staging -Recurse -Force -ErrorAction SilentlyContinue
+        try { Remove-FleetAgentTree -Path $staging } catch { $Module.Warn("the staging $staging was not removed: $($_.Exception.Message)") }
         $Module.Result.agent_log = $tail
         $Module.FailJson(("the agent of run {0} did not start: {1}" -f $tag, $answer.error))
     }
@@ -249,6 +304,7 @@ Function Invoke-AgentAbsent {
     $tag = Test-FleetAgentTag -Tag $Params.tag
     $staging = Get-AgentStaging -Params $Params
     $check = [bool]$Module.CheckMode
+    Assert-AgentControlFolder -CheckMode:$check
     $removed = @()
     $holder = Get-LiveHolder
     if ($null -ne $holder -and $holder.tag -eq $tag) {
@@ -269,7 +325,7 @@ Function Invoke-AgentAbsent {
     if (Test-Path -LiteralPath $staging) {
         $removed += $staging
         if (-not $check) {
-            Remove-Item -LiteralPath $staging -Recurse -Force -ErrorAction SilentlyContinue
+            try { Remove-FleetAgentTree -Path $staging } catch { $Module.Warn("removing $staging: $($_.Exception.Message)") }
             if (Test-Path -LiteralPath $staging) {
                 $Module.Result.removed = $removed
                 $Module.FailJson("cannot remove the staging folder $staging (a file in use?)")

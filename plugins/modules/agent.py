@@ -131,6 +131,11 @@ options:
   agent_src:
     description: Internal, set by the action. Remote path of the transferred agent.
     type: path
+  agent_sha256:
+    description:
+      - Internal, set by the action (Windows). File name -> SHA-256 of every file it staged; the agent's scheduled
+        task carries them in its own command line and checks each before it runs anything.
+    type: dict
   secrets:
     description: Internal, set by the action (never logged). The agent's token, keys and certificates.
     type: dict
@@ -251,6 +256,7 @@ def argument_spec():
         node_id=dict(type="str"),
         run_id=dict(type="str"),
         agent_src=dict(type="path"),
+        agent_sha256=dict(type="dict"),
         secrets=dict(type="dict", no_log=True),
     )
 

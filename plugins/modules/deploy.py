@@ -169,17 +169,27 @@ options:
     choices: [never, if_needed, always]
     default: never
   reboot_command:
-    description: The command that reboots the node (run as the become user).
-    type: str
-    default: systemctl reboot
+    description:
+      - "The command that reboots the node, as an argument list (run without a shell; no string is spliced into one),
+        or one per OS as a mapping C({linux: [...], windows: [...]})."
+      - Omitted (or the node's OS missing from the mapping), the OS's own facility. Linux C([systemctl, reboot]), run
+        detached as the become user. Windows C([shutdown.exe, /r, /t, <reboot_delay>, /c, ...]) through the play's
+        WinRM/PSRP connection, with the semantics of M(ansible.windows.win_reboot); where BitLocker protects the
+        system drive it is suspended for exactly one reboot first (RV(reboot.bitlocker_suspended)).
+      - A command that is evidently for the other OS (for example C([systemctl, reboot]) for a Windows node) is an
+        error naming both. A string (the form before 2.0) is an error that shows the list to write instead.
+    type: raw
   reboot_delay:
-    description: Seconds between the end of the installs and the reboot command.
+    description:
+      - Seconds between the agent's removal and the reboot. Windows' default command passes it to C(shutdown /t).
+      - Default per OS, 0 on Linux, 2 on Windows (M(ansible.windows.win_reboot)'s C(pre_reboot_delay)).
     type: int
-    default: 0
   reboot_timeout:
-    description: Seconds to wait for the node to come back (its boot id must change).
+    description:
+      - Seconds to wait for the node to come back. Linux, its boot id must change; Windows, its boot time
+        (C(Win32_OperatingSystem.LastBootUpTime)) read over WinRM must change (so WinRM answers again).
+      - Default per OS, 600 on both.
     type: int
-    default: 600
   resume:
     description: Skip components the ledger shows installed in an earlier run of the same O(tag).
     type: bool
@@ -331,6 +341,31 @@ rebooted:
   description: The node was rebooted (its boot id changed).
   returned: always
   type: bool
+reboot:
+  description: What the reboot did.
+  returned: when the node was rebooted
+  type: dict
+  contains:
+    os:
+      description: C(linux) or C(windows).
+      type: str
+    command:
+      description: The argument list that was run.
+      type: list
+      elements: str
+    boot_before:
+      description: The boot identifier before (Linux boot id; Windows LastBootUpTime, UTC, ISO 8601).
+      type: str
+    boot_after:
+      description: The boot identifier after.
+      type: str
+    bitlocker_suspended:
+      description: BitLocker protected the system drive and was suspended for exactly one reboot (Windows).
+      type: bool
+    bitlocker:
+      description: Says so in words, when it was suspended.
+      type: str
+      returned: when bitlocker_suspended
 components:
   description: Per component, in install order.
   returned: always
@@ -351,7 +386,11 @@ components:
       type: str
       sample: upgrade
     status:
-      description: C(installed), C(skipped), C(failed), C(not_attempted) or C(cancelled).
+      description:
+        - C(installed), C(skipped), C(failed), C(not_attempted) or C(cancelled).
+        - After a reboot, an installed component whose re-inventoried version is not the one installed is
+          C(not_activated), a failure (of the task, in the report, for the canary); one that cannot be re-detected
+          (its installer decides for itself) is C(unverified), not a failure.
       type: str
     rc:
       description: The installer's return code.

@@ -28,36 +28,78 @@ from ansible_collections.fleet.firmware.plugins.plugin_utils.smb_stage import Sm
 
 # The folder is made, and emptied, by PowerShell on the node. The tag and file names are
 # validated (a-z0-9- and plain file names), so they are safe inside single quotes.
-# The folder gets a protected ACL: SYSTEM and Administrators only, because the agent runs as
-# SYSTEM from it (a user who could write there could run code as SYSTEM).
+# The ACL model is smb_stage's (docs/agent.md): the agent runs as SYSTEM from this folder, so it
+# is created with its descriptor at once (owner Administrators; SYSTEM and Administrators full
+# control; protected), an existing one is repaired only when it is ours (owner Administrators or
+# SYSTEM, not a reparse point) and refused otherwise, left as it is. The files put_file writes
+# inherit the folder's ACEs and then get the same descriptor of their own (PS_SEAL). None of this
+# PowerShell can run here: tests/unit/plugins/plugin_utils/test_agent_windows_stage.py parses it
+# and checks it holds these rules.
 PS_FOLDER = "Join-Path $env:SystemRoot 'Temp\\fleet-firmware-{tag}'"
-PS_MAKE_FOLDER = """$ErrorActionPreference = 'Stop'
-$path = {folder}
-$created = -not (Test-Path -LiteralPath $path)
-if ($created) {{ New-Item -ItemType Directory -Path $path | Out-Null }}
-$acl = New-Object System.Security.AccessControl.DirectorySecurity
-$acl.SetAccessRuleProtection($true, $false)
-foreach ($sid in 'S-1-5-18', 'S-1-5-32-544') {{
-    $who = New-Object System.Security.Principal.SecurityIdentifier($sid)
-    $rule = New-Object System.Security.AccessControl.FileSystemAccessRule($who, 'FullControl', 'ContainerInherit,ObjectInherit', 'None', 'Allow')
-    $acl.AddAccessRule($rule)
+PS_SECURITY = """Function New-Security([bool]$Folder) {{
+    if ($Folder) {{ $acl = New-Object System.Security.AccessControl.DirectorySecurity; $inherit = 'ContainerInherit,ObjectInherit' }}
+    else {{ $acl = New-Object System.Security.AccessControl.FileSecurity; $inherit = 'None' }}
+    $acl.SetAccessRuleProtection($true, $false)
+    foreach ($sid in 'S-1-5-18', 'S-1-5-32-544') {{
+        $who = New-Object System.Security.Principal.SecurityIdentifier($sid)
+        $acl.AddAccessRule((New-Object System.Security.AccessControl.FileSystemAccessRule($who, 'FullControl', $inherit, 'None', 'Allow')))
+    }}
+    $acl.SetOwner((New-Object System.Security.Principal.SecurityIdentifier('S-1-5-32-544')))
+    return $acl
 }}
-Set-Acl -LiteralPath $path -AclObject $acl
+Function Assert-Ours([string]$Path) {{
+    $item = Get-Item -LiteralPath $Path -Force
+    if (($item.Attributes -band [System.IO.FileAttributes]::ReparsePoint) -ne 0) {{
+        throw "$Path already exists and is a reparse point (a junction or link): refused, left as it is"
+    }}
+    $owner = $item.GetAccessControl('Owner').GetOwner([System.Security.Principal.SecurityIdentifier]).Value
+    if ($owner -ne 'S-1-5-18' -and $owner -ne 'S-1-5-32-544') {{
+        throw "$Path already exists and is owned by $owner, not by BUILTIN\\Administrators or SYSTEM: refused, left as it is"
+    }}
+    return $item
+}}
+"""
+PS_MAKE_FOLDER = """$ErrorActionPreference = 'Stop'
+""" + PS_SECURITY + """$path = {folder}
+$created = -not (Test-Path -LiteralPath $path)
+# Create-new with the descriptor at once; then (and for an existing folder) the owner decides.
+if ($created) {{ [void][System.IO.Directory]::CreateDirectory($path, (New-Security $true)) }}
+$item = Assert-Ours $path
+if (-not $item.PSIsContainer) {{ throw "$path already exists and is not a folder: refused, left as it is" }}
+Set-Acl -LiteralPath $path -AclObject (New-Security $true)
 ConvertTo-Json -Compress @{{ path = $path; created = $created }}
 """
+PS_SEAL = """$ErrorActionPreference = 'Stop'
+""" + PS_SECURITY + """$path = {folder}
+$names = @({names})
+foreach ($name in $names) {{
+    $file = Join-Path $path $name
+    [void](Assert-Ours $file)
+    Set-Acl -LiteralPath $file -AclObject (New-Security $false)
+}}
+ConvertTo-Json -Compress @{{ path = $path; sealed = @($names) }}
+"""
+# Removal never follows a reparse point: a junction or link is removed as a link
+# ([System.IO.Directory]::Delete($link, $false)), never descended (Remove-Item -Recurse of
+# Windows PowerShell 5.1 descends into junctions).
 PS_REMOVE = """$ErrorActionPreference = 'Stop'
 $path = {folder}
 $names = @({names})
+$removed = New-Object System.Collections.ArrayList
+Function Remove-Tree([string]$Path) {{
+    $item = Get-Item -LiteralPath $Path -Force -ErrorAction SilentlyContinue
+    if ($null -eq $item) {{ return }}
+    $link = ($item.Attributes -band [System.IO.FileAttributes]::ReparsePoint) -ne 0
+    if ($item.PSIsContainer -and -not $link) {{
+        foreach ($child in @(Get-ChildItem -LiteralPath $item.FullName -Force)) {{ Remove-Tree $child.FullName }}
+    }}
+    if ($item.PSIsContainer) {{ [System.IO.Directory]::Delete($item.FullName, $false) }}
+    else {{ $item.Attributes = 'Normal'; [System.IO.File]::Delete($item.FullName) }}
+    [void]$removed.Add($item.FullName)
+}}
 if (-not (Test-Path -LiteralPath $path)) {{ ConvertTo-Json -Compress @{{ changed = $false; removed = @() }}; exit 0 }}
-if ($names.Count -gt 0) {{
-    $removed = @($names | ForEach-Object {{ Join-Path $path $_ }} | Where-Object {{ Test-Path -LiteralPath $_ }})
-    $removed | ForEach-Object {{ Remove-Item -LiteralPath $_ -Force }}
-}}
-else {{
-    $removed = @(Get-ChildItem -LiteralPath $path -Recurse -Force | Sort-Object -Property FullName -Descending |
-        ForEach-Object {{ $_.FullName }}) + @($path)
-    Remove-Item -LiteralPath $path -Recurse -Force
-}}
+if ($names.Count -gt 0) {{ foreach ($name in $names) {{ Remove-Tree (Join-Path $path $name) }} }}
+else {{ Remove-Tree $path }}
 ConvertTo-Json -Compress @{{ changed = ($removed.Count -gt 0); removed = @($removed) }}
 """
 
@@ -74,13 +116,26 @@ def make_folder_script(tag: str) -> str:
     return PS_MAKE_FOLDER.format(folder=folder_expression(tag))
 
 
-def remove_script(tag: str, names: tuple[str, ...] = ()) -> str:
-    """Removes the tag's folder (or only ``names`` in it); prints {changed, removed}."""
+def _quoted_names(names: tuple[str, ...]) -> str:
     for name in names:
         if not smb_stage.FILE_NAME_RE.match(name):
             raise AgentStageError(f"file name {name!r} is invalid")
-    quoted = ", ".join(f"'{name}'" for name in names)
-    return PS_REMOVE.format(folder=folder_expression(tag), names=quoted)
+    return ", ".join(f"'{name}'" for name in names)
+
+
+def remove_script(tag: str, names: tuple[str, ...] = ()) -> str:
+    """Removes the tag's folder (or only ``names`` in it); prints {changed, removed}."""
+    return PS_REMOVE.format(folder=folder_expression(tag), names=_quoted_names(names))
+
+
+def seal_script(tag: str, names: tuple[str, ...]) -> str:
+    """Gives every file put_file wrote the staging descriptor of its own; refuses what is not ours."""
+    return PS_SEAL.format(folder=folder_expression(tag), names=_quoted_names(names))
+
+
+def sha256_of(contents: dict[str, bytes]) -> dict[str, str]:
+    """name -> SHA-256 of what is staged: the agent task checks each before it runs anything."""
+    return smb_stage.sha256_of(contents)
 
 
 def smb_target_from_vars(action, task_vars: dict) -> Optional[SmbTarget]:
@@ -151,6 +206,7 @@ def stage_winrm(action, tag: str, contents: dict[str, bytes]) -> dict:
     folder = made["path"]
     try:
         _put_all(action, folder, contents)
+        _run_powershell(action, seal_script(tag, tuple(contents)))
     except Exception as exc:
         written = getattr(exc, "fleet_written", [])
         cleanup = remove_script(tag) if made.get("created") else remove_script(tag, tuple(written))
@@ -160,7 +216,8 @@ def stage_winrm(action, tag: str, contents: dict[str, bytes]) -> dict:
         except AgentStageError as cleanup_error:
             note = f"and the partial staging could not be removed ({cleanup_error})"
         raise AgentStageError(f"copying the agent to {folder} over the connection failed: {exc} ({note})") from exc
-    return {"transfer": "winrm", "staged_path": folder, "share_path": None, "files": sorted(contents), "created": bool(made.get("created"))}
+    return {"transfer": "winrm", "staged_path": folder, "share_path": None, "files": sorted(contents), "created": bool(made.get("created")),
+            "sha256": sha256_of(contents)}
 
 
 def stage(action, task_vars: dict, tag: str, files: dict, smb: Optional[SmbTarget]) -> dict:

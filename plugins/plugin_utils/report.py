@@ -31,7 +31,9 @@ from ansible_collections.fleet.firmware.plugins.plugin_utils import ledger as le
 FORMAT_VERSION = 1
 FORMATS = ("json", "xml", "html")
 FILE_NAMES = {"json": "report.json", "xml": "report.xml", "html": "report.html"}
-COMPONENT_STATUSES = ("installed", "failed", "skipped", "not_attempted", "cancelled")
+# not_activated: installed, but after the reboot the node runs another version (a failure);
+# unverified: installed, and it cannot be re-detected after the reboot (not a failure).
+COMPONENT_STATUSES = ("installed", "failed", "skipped", "not_attempted", "cancelled", "not_activated", "unverified")
 # skipped: a host of the play the deploy never ran on (its reason says why: a failed earlier task, a
 # false condition, a wave that never started).
 NODE_STATUSES = ("ok", "failed", "cancelled", "unreachable", "incomplete", "skipped")
@@ -319,7 +321,7 @@ def _node_status(node: dict, events: list[dict]) -> str:
         return "skipped"
     if "cancelled" in stages or any(c["status"] == "cancelled" for c in node["components"]):
         return "cancelled"
-    if node["task_status"] == "failed" or "failed" in stages or any(c["status"] == "failed" for c in node["components"]):
+    if node["task_status"] == "failed" or "failed" in stages or any(c["status"] in ("failed", "not_activated") for c in node["components"]):
         return "failed"
     if node["task_status"] is None and "cleaned" not in stages:
         return "incomplete"  # no result and the session never reached its cleanup: still running, or killed
@@ -390,9 +392,9 @@ def to_junit(model: dict) -> str:
             case = ET.SubElement(suite, "testcase", name=component["name"], classname=classname,
                                  time=f"{component['duration_s'] or 0:.3f}")
             detail = _component_detail(component)
-            if component["status"] == "failed":
+            if component["status"] in ("failed", "not_activated"):
                 counts["failures"] += 1
-                ET.SubElement(case, "failure", message=_xml_text(component["message"] or "failed"), type="failed").text = _xml_text(detail)
+                ET.SubElement(case, "failure", message=_xml_text(component["message"] or component["status"]), type=component["status"]).text = _xml_text(detail)
             elif component["status"] in ("skipped", "not_attempted", "cancelled"):
                 counts["skipped"] += 1
                 ET.SubElement(case, "skipped", message=_xml_text(f"{component['status']}: {component['message'] or ''}".rstrip(": ")))
@@ -462,7 +464,7 @@ th,td{border:1px solid #d0d7de;padding:.3em .5em;text-align:left;vertical-align:
 th{background:#f6f8fa}
 td.st{min-width:7em}
 td.st small{display:block;color:#1b1f24;opacity:.8}
-.s-installed{background:#c7f0d2}.s-failed{background:#ffc9c9}.s-skipped{background:#e6e6e6}
+.s-installed{background:#c7f0d2}.s-failed,.s-not_activated{background:#ffc9c9}.s-unverified{background:#fff3bf}.s-skipped{background:#e6e6e6}
 .s-not_attempted{background:#fff3bf}.s-cancelled{background:#ffd8a8}.s-none{background:#fff}
 .n-ok{color:#1a7f37}.n-failed,.n-unreachable{color:#cf222e}.n-cancelled,.n-incomplete{color:#9a6700}.n-skipped{color:#57606a}
 .legend span{display:inline-block;padding:.1em .5em;margin-right:.3em;border:1px solid #d0d7de}

@@ -15,18 +15,28 @@ is always closed again ("release the share"):
   itself (called name ``*SMBSERVER``) and then lets smbprotocol speak SMB2 over the session,
   whose framing (type 0, length) is the one direct TCP uses;
 * everything made by a failed ``stage_files`` is removed again before the error is raised,
-  and the error names the cause.
+  and the error names the cause;
+* nobody else can own the staging (the ACL model, docs/agent.md): the folder is created
+  create-new with an explicit security descriptor (owner BUILTIN\\Administrators; SYSTEM and
+  Administrators full control; protected, nothing inherited and nothing to inherit), and so is
+  every file in it. A folder or file of that name that already exists is refused and left as it
+  is when its owner is neither Administrators nor SYSTEM or when it is a reparse point (a
+  junction or link a local user planted); one of ours is repaired (its descriptor set again);
+* the cleanup never follows a link: an entry that is a reparse point, or a folder whose identity
+  (file id) is not the one its parent's listing gave, is removed as a name, never descended.
 
 Controller-only code (Python 3.11).
 """
 from __future__ import annotations
 
+import hashlib
 import ntpath
 import os
 import re
 import socket
 import struct
 import types
+import typing as t
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -37,9 +47,13 @@ from ansible_collections.fleet.firmware.plugins.module_utils.firewall.common imp
 try:
     from smbprotocol import exceptions as smb_errors
     from smbprotocol.connection import Connection, Dialects
-    from smbprotocol.file_info import FileAttributes, FileInformationClass
+    from smbprotocol.create_contexts import CreateContextName, SMB2CreateContextRequest
+    from smbprotocol.file_info import FileAttributes, FileInformationClass, InfoType
     from smbprotocol.open import (CreateAction, CreateDisposition, CreateOptions, DirectoryAccessMask,
-                                  FilePipePrinterAccessMask, ImpersonationLevel, Open, ShareAccess)
+                                  FilePipePrinterAccessMask, ImpersonationLevel, Open, ShareAccess,
+                                  SMB2QueryInfoRequest, SMB2QueryInfoResponse, SMB2SetInfoRequest)
+    from smbprotocol.security_descriptor import (AccessAllowedAce, AclPacket, SDControl, SIDPacket,
+                                                 SMB2CreateSDBuffer)
     from smbprotocol.session import Session
     from smbprotocol.transport import Tcp
     from smbprotocol.tree import TreeConnect
@@ -68,7 +82,21 @@ REASON_LOGON = "logon"
 REASON_DISK_FULL = "disk_full"
 REASON_INPUT = "input"
 REASON_IO = "io"
+REASON_NOT_OURS = "not_ours"
 FALLBACK_REASONS = (REASON_UNREACHABLE, REASON_SHARE, REASON_ACCESS)
+
+# The ACL model: who may own and change what the SYSTEM task runs.
+ADMINISTRATORS_SID = "S-1-5-32-544"
+SYSTEM_SID = "S-1-5-18"
+TRUSTED_OWNERS = {ADMINISTRATORS_SID: "BUILTIN\\Administrators", SYSTEM_SID: "NT AUTHORITY\\SYSTEM"}
+FULL_CONTROL = 0x001F01FF
+# OWNER | GROUP | DACL security information (MS-DTYP 2.4.7)
+SECURITY_INFORMATION = 0x00000007
+# SE_DACL_PRESENT | SE_DACL_PROTECTED | SE_SELF_RELATIVE: the DACL is exactly ours, and
+# protected, so nothing of the parent's inheritable ACEs (Temp's CREATOR OWNER, Users) enters.
+DESCRIPTOR_CONTROL = 0x8000 | 0x1000 | 0x0004
+FILE_ATTRIBUTE_REPARSE_POINT = 0x00000400
+STATUS_OBJECT_NAME_COLLISION = 0xC0000035
 
 
 class SmbStageError(Exception):
@@ -260,8 +288,8 @@ def _logon(target: SmbTarget, connection):
     return session
 
 
-def _tree_connect(target: SmbTarget, session):
-    tree = TreeConnect(session, rf"\\{target.unc_host}\{SHARE}")
+def _tree_connect(target: SmbTarget, session, share: str = SHARE):
+    tree = TreeConnect(session, rf"\\{target.unc_host}\{share}")
     try:
         tree.connect()
     except smb_errors.BadNetworkName as exc:
@@ -274,13 +302,14 @@ def _tree_connect(target: SmbTarget, session):
 
 
 @contextmanager
-def admin_share(target: SmbTarget) -> Iterator[ShareHandle]:
-    """Connected to ``\\\\host\\ADMIN$``; the tree, session and connection are closed on exit."""
+def admin_share(target: SmbTarget, share: str = SHARE) -> Iterator[ShareHandle]:
+    """Connected to ``\\\\host\\ADMIN$`` (or ``share``); the tree, session and connection are
+    closed on exit."""
     _require_smbprotocol()
     connection, port = _connect_first_port(target)
     try:
         session = _logon(target, connection)
-        tree = _tree_connect(target, session)
+        tree = _tree_connect(target, session, share)
         yield ShareHandle(tree, port, bool(session.encrypt_data), _dialect(connection.dialect))
     finally:
         _quiet_disconnect(connection)
@@ -308,80 +337,305 @@ def node_path(relpath: str) -> str:
     return ntpath.join(SYSTEM_ROOT, relpath)
 
 
-def _open(tree, name: str, access: int, disposition: int, options: int) -> Open:
+def _open(tree, name: str, access: int, disposition: int, options: int, contexts: list | None = None) -> Open:
     handle = Open(tree, name)
     handle.create(ImpersonationLevel.Impersonation, access, FileAttributes.FILE_ATTRIBUTE_NORMAL,
-                  ShareAccess.FILE_SHARE_READ | ShareAccess.FILE_SHARE_DELETE, disposition, options)
+                  ShareAccess.FILE_SHARE_READ | ShareAccess.FILE_SHARE_DELETE, disposition, options, contexts)
     return handle
 
 
-def make_directory(tree, relpath: str) -> bool:
-    """Creates the folder if missing; True when this call created it."""
-    access = DirectoryAccessMask.FILE_LIST_DIRECTORY | DirectoryAccessMask.FILE_ADD_FILE | DirectoryAccessMask.FILE_ADD_SUBDIRECTORY
-    handle = _open(tree, relpath, access, CreateDisposition.FILE_OPEN_IF, CreateOptions.FILE_DIRECTORY_FILE)
+# ---- security descriptors -------------------------------------------------------------------
+
+
+def _sid(text: str):
+    sid = SIDPacket()
+    sid.from_string(text)
+    return sid
+
+
+def staging_descriptor():
+    """Owner Administrators, group SYSTEM; SYSTEM and Administrators full control, no ACE
+    inheritable, the DACL protected (nothing inherited from Temp)."""
+    sd = SMB2CreateSDBuffer()
+    sd["control"].set_flag(SDControl.SELF_RELATIVE)
+    sd["control"].set_flag(SDControl.DACL_PROTECTED)
+    aces = []
+    for sid in (SYSTEM_SID, ADMINISTRATORS_SID):
+        ace = AccessAllowedAce()
+        ace["mask"] = FULL_CONTROL
+        ace["sid"] = _sid(sid)
+        aces.append(ace)
+    acl = AclPacket()
+    acl["aces"] = aces
+    sd.set_owner(_sid(ADMINISTRATORS_SID))
+    sd.set_group(_sid(SYSTEM_SID))
+    sd.set_dacl(acl)
+    return sd
+
+
+def _sd_context():
+    context = SMB2CreateContextRequest()
+    context["buffer_name"] = CreateContextName.SMB2_CREATE_SD_BUFFER
+    context["buffer_data"] = staging_descriptor()
+    return context
+
+
+def parse_descriptor(data: bytes) -> dict:
+    """A self-relative security descriptor as plain data: owner, group, control, DACL entries."""
+    sd = SMB2CreateSDBuffer()
+    sd.unpack(data)
+    dacl = sd.get_dacl()
+    entries = []
+    for ace in (dacl["aces"].get_value() if dacl is not None else []):
+        if isinstance(ace, bytes):  # a kind of ACE smbprotocol does not decode: keep it visible
+            entries.append({"type": ace[0], "flags": ace[1], "mask": None, "sid": None})
+            continue
+        entries.append({"type": int(ace["ace_type"].get_value()), "flags": int(ace["ace_flags"].get_value()),
+                        "mask": int(ace["mask"].get_value()), "sid": str(ace["sid"].get_value())})
+    owner, group = sd.get_owner(), sd.get_group()
+    return {"owner": str(owner) if owner is not None else None, "group": str(group) if group is not None else None,
+            "control": int(sd["control"].get_value()), "dacl": entries if dacl is not None else None}
+
+
+def query_descriptor(handle: Open) -> dict:
+    """The descriptor (owner, group, DACL) of an open handle (needs READ_CONTROL)."""
+    request = SMB2QueryInfoRequest()
+    request["info_type"] = InfoType.SMB2_0_INFO_SECURITY
+    request["output_buffer_length"] = 65536
+    request["additional_information"] = SECURITY_INFORMATION
+    request["file_id"] = handle.file_id
+    tree = handle.tree_connect
+    sent = tree.session.connection.send(request, sid=tree.session.session_id, tid=tree.tree_connect_id)
+    answer = SMB2QueryInfoResponse()
+    answer.unpack(tree.session.connection.receive(sent)["data"].get_value())
+    return parse_descriptor(answer["buffer"].get_value())
+
+
+def set_descriptor(handle: Open) -> None:
+    """Sets owner, group and DACL of an open handle (WRITE_OWNER | WRITE_DAC) to the staging one."""
+    request = SMB2SetInfoRequest()
+    request["info_type"] = InfoType.SMB2_0_INFO_SECURITY
+    request["file_info_class"] = 0
+    request["additional_information"] = SECURITY_INFORMATION
+    request["file_id"] = handle.file_id
+    request["buffer"] = staging_descriptor()
+    tree = handle.tree_connect
+    sent = tree.session.connection.send(request, sid=tree.session.session_id, tid=tree.tree_connect_id)
+    tree.session.connection.receive(sent)
+
+
+def is_staging_descriptor(descriptor: dict) -> bool:
+    """True when ``descriptor`` (parse_descriptor) is exactly the staging one."""
+    wanted = {(SYSTEM_SID, FULL_CONTROL), (ADMINISTRATORS_SID, FULL_CONTROL)}
+    dacl = descriptor.get("dacl") or []
+    return (descriptor.get("owner") == ADMINISTRATORS_SID and bool(descriptor["control"] & SDControl.DACL_PROTECTED)
+            and all(e["type"] == 0 and e["flags"] == 0 for e in dacl)
+            and {(e["sid"], e["mask"]) for e in dacl} == wanted and len(dacl) == 2)
+
+
+# ---- refusing what is not ours ----------------------------------------------------------------
+
+
+_INSPECT_ACCESS = (FilePipePrinterAccessMask.READ_CONTROL | FilePipePrinterAccessMask.FILE_READ_ATTRIBUTES
+                   | FilePipePrinterAccessMask.WRITE_DAC | FilePipePrinterAccessMask.WRITE_OWNER)
+
+
+def _not_ours(target, relpath: str, why: str) -> SmbStageError:
+    return SmbStageError(f"{share_path(target, relpath)} already exists and {why}: refused, left as it is "
+                         "(a local user may have made it to take over the run; an administrator should look at it "
+                         "and remove it)", REASON_NOT_OURS)
+
+
+def _claim_existing(target, tree, relpath: str, directory: bool) -> None:
+    """An existing folder or file of ours is repaired (the staging descriptor set again); one
+    that is a reparse point or owned by anyone but Administrators or SYSTEM is refused."""
+    options = (CreateOptions.FILE_DIRECTORY_FILE if directory else CreateOptions.FILE_NON_DIRECTORY_FILE) | CreateOptions.FILE_OPEN_REPARSE_POINT
     try:
-        return handle.create_action == CreateAction.FILE_CREATED
+        handle = _open(tree, relpath, _INSPECT_ACCESS, CreateDisposition.FILE_OPEN, options)
+    except smb_errors.SMBException as exc:
+        raise _not_ours(target, relpath, f"cannot be inspected ({_short(exc)})") from exc
+    try:
+        if int(handle.file_attributes) & FILE_ATTRIBUTE_REPARSE_POINT:
+            raise _not_ours(target, relpath, "is a reparse point (a junction or link)")
+        owner = query_descriptor(handle)["owner"]
+        if owner not in TRUSTED_OWNERS:
+            raise _not_ours(target, relpath, f"is owned by {owner}, not by BUILTIN\\Administrators or SYSTEM")
+        set_descriptor(handle)
     finally:
         handle.close()
 
 
-def write_file(tree, relpath: str, data: bytes, chunk: int) -> bool:
-    """Writes (replaces) a file; True when it did not exist before."""
-    access = FilePipePrinterAccessMask.GENERIC_WRITE
-    handle = _open(tree, relpath, access, CreateDisposition.FILE_OVERWRITE_IF, CreateOptions.FILE_NON_DIRECTORY_FILE)
+def _check_ours(target, tree, relpath: str) -> None:
+    """Refuses (SmbStageError, not_ours) a staging folder that is a reparse point or not owned by
+    Administrators or SYSTEM; FileNotFoundError when there is none."""
+    try:
+        handle = _open(tree, relpath, FilePipePrinterAccessMask.READ_CONTROL | FilePipePrinterAccessMask.FILE_READ_ATTRIBUTES,
+                       CreateDisposition.FILE_OPEN, CreateOptions.FILE_DIRECTORY_FILE | CreateOptions.FILE_OPEN_REPARSE_POINT)
+    except (smb_errors.ObjectNameNotFound, smb_errors.ObjectPathNotFound):
+        raise FileNotFoundError(relpath) from None
+    try:
+        if int(handle.file_attributes) & FILE_ATTRIBUTE_REPARSE_POINT:
+            raise _not_ours(target, relpath, "is a reparse point (a junction or link)")
+        owner = query_descriptor(handle)["owner"]
+        if owner not in TRUSTED_OWNERS:
+            raise _not_ours(target, relpath, f"is owned by {owner}, not by BUILTIN\\Administrators or SYSTEM")
+    finally:
+        handle.close()
+
+
+def make_directory(target, tree, relpath: str) -> bool:
+    """Creates the folder create-new with the staging descriptor; True when this call created
+    it. An existing one is claimed (:func:`_claim_existing`): repaired if ours, else refused."""
+    access = (DirectoryAccessMask.FILE_LIST_DIRECTORY | DirectoryAccessMask.FILE_ADD_FILE
+              | DirectoryAccessMask.FILE_ADD_SUBDIRECTORY | DirectoryAccessMask.READ_CONTROL)
+    try:
+        handle = _open(tree, relpath, access, CreateDisposition.FILE_CREATE, CreateOptions.FILE_DIRECTORY_FILE, [_sd_context()])
+    except smb_errors.SMBException as exc:
+        if getattr(exc, "status", None) != STATUS_OBJECT_NAME_COLLISION:
+            raise
+        _claim_existing(target, tree, relpath, directory=True)
+        return False
+    handle.close()
+    return True
+
+
+def write_file(target, tree, relpath: str, data: bytes, chunk: int) -> bool:
+    """Writes a file create-new with the staging descriptor; True when it did not exist before.
+    One of ours that exists (a retried stage) is removed first; one not ours is refused."""
+    access = FilePipePrinterAccessMask.GENERIC_WRITE | FilePipePrinterAccessMask.READ_CONTROL
+    existed = False
+    try:
+        handle = _open(tree, relpath, access, CreateDisposition.FILE_CREATE, CreateOptions.FILE_NON_DIRECTORY_FILE, [_sd_context()])
+    except smb_errors.SMBException as exc:
+        if getattr(exc, "status", None) != STATUS_OBJECT_NAME_COLLISION:
+            raise
+        _claim_existing(target, tree, relpath, directory=False)
+        delete(tree, relpath, directory=False)
+        existed = True
+        handle = _open(tree, relpath, access, CreateDisposition.FILE_CREATE, CreateOptions.FILE_NON_DIRECTORY_FILE, [_sd_context()])
     try:
         for offset in range(0, len(data), chunk):
             handle.write(data[offset:offset + chunk], offset)
-        return handle.create_action == CreateAction.FILE_CREATED
+        return not existed
     finally:
         handle.close()
 
 
-def delete(tree, relpath: str, directory: bool) -> None:
-    options = (CreateOptions.FILE_DIRECTORY_FILE if directory else CreateOptions.FILE_NON_DIRECTORY_FILE) | CreateOptions.FILE_DELETE_ON_CLOSE
+def delete(tree, relpath: str, directory: bool | None) -> None:
+    """Deletes one name; with FILE_OPEN_REPARSE_POINT a junction or link goes itself, never
+    what it points to. ``directory`` None: whatever it is."""
+    kind = {True: CreateOptions.FILE_DIRECTORY_FILE, False: CreateOptions.FILE_NON_DIRECTORY_FILE, None: 0}[directory]
+    options = kind | CreateOptions.FILE_DELETE_ON_CLOSE | CreateOptions.FILE_OPEN_REPARSE_POINT
     handle = Open(tree, relpath)
     handle.create(ImpersonationLevel.Impersonation, FilePipePrinterAccessMask.DELETE | FilePipePrinterAccessMask.FILE_READ_ATTRIBUTES,
                   FileAttributes.FILE_ATTRIBUTE_NORMAL, ShareAccess.FILE_SHARE_DELETE, CreateDisposition.FILE_OPEN, options)
     handle.close()
 
 
-def list_directory(tree, relpath: str) -> list[tuple[str, bool]]:
-    """(name, is_directory) of a folder's entries; [] when the folder does not exist."""
+@dataclass
+class Entry:
+    name: str
+    directory: bool
+    reparse: bool
+    file_id: int
+
+
+def list_directory(tree, relpath: str) -> list[Entry]:
+    """The entries of a folder (name, kind, reparse point, file id); FileNotFoundError when the
+    folder does not exist."""
     try:
         handle = _open(tree, relpath, DirectoryAccessMask.FILE_LIST_DIRECTORY | DirectoryAccessMask.FILE_READ_ATTRIBUTES,
-                       CreateDisposition.FILE_OPEN, CreateOptions.FILE_DIRECTORY_FILE)
+                       CreateDisposition.FILE_OPEN, CreateOptions.FILE_DIRECTORY_FILE | CreateOptions.FILE_OPEN_REPARSE_POINT)
     except (smb_errors.ObjectNameNotFound, smb_errors.ObjectPathNotFound):
         raise FileNotFoundError(relpath) from None
     entries = []
     try:
         while True:
             try:
-                batch = handle.query_directory("*", FileInformationClass.FILE_DIRECTORY_INFORMATION)
+                batch = handle.query_directory("*", FileInformationClass.FILE_ID_FULL_DIRECTORY_INFORMATION)
             except smb_errors.NoMoreFiles:
                 break
             for entry in batch:
                 name = entry["file_name"].get_value().decode("utf-16-le")
                 if name not in (".", ".."):
-                    is_dir = bool(entry["file_attributes"].get_value() & FileAttributes.FILE_ATTRIBUTE_DIRECTORY)
-                    entries.append((name, is_dir))
+                    attributes = int(entry["file_attributes"].get_value())
+                    entries.append(Entry(name, bool(attributes & FileAttributes.FILE_ATTRIBUTE_DIRECTORY),
+                                         bool(attributes & FILE_ATTRIBUTE_REPARSE_POINT), int(entry["file_id"].get_value())))
     finally:
         handle.close()
     return entries
 
 
+def _query_file_id(handle: Open) -> int:
+    request = SMB2QueryInfoRequest()
+    request["info_type"] = InfoType.SMB2_0_INFO_FILE
+    request["file_info_class"] = FileInformationClass.FILE_INTERNAL_INFORMATION
+    request["output_buffer_length"] = 8
+    request["file_id"] = handle.file_id
+    tree = handle.tree_connect
+    sent = tree.session.connection.send(request, sid=tree.session.session_id, tid=tree.tree_connect_id)
+    answer = SMB2QueryInfoResponse()
+    answer.unpack(tree.session.connection.receive(sent)["data"].get_value())
+    return int(struct.unpack("<Q", answer["buffer"].get_value()[:8])[0])
+
+
+def _descend_refusal(tree, relpath: str, entry: Entry) -> str | None:
+    """Why the cleanup must not descend into the folder ``relpath`` (None: it may).
+
+    Windows marks a junction or symbolic link as a reparse point in the listing and when opened
+    with FILE_OPEN_REPARSE_POINT. A server that follows links itself (Samba, ``follow symlinks``)
+    shows the folder the link points to instead: what sits in a staging folder was made by us or
+    the agent (owner Administrators or SYSTEM), so a folder owned by anyone else is not ours to
+    empty, and one whose identity differs from its listing's changed under us.
+    """
+    handle = _open(tree, relpath, FilePipePrinterAccessMask.READ_CONTROL | FilePipePrinterAccessMask.FILE_READ_ATTRIBUTES,
+                   CreateDisposition.FILE_OPEN, CreateOptions.FILE_DIRECTORY_FILE | CreateOptions.FILE_OPEN_REPARSE_POINT)
+    try:
+        if int(handle.file_attributes) & FILE_ATTRIBUTE_REPARSE_POINT:
+            return "is a reparse point (a junction or link)"
+        if _query_file_id(handle) != entry.file_id:
+            return "changed while it was being removed"
+        owner = query_descriptor(handle)["owner"]
+        if owner not in TRUSTED_OWNERS:
+            return f"is owned by {owner} (a link the server follows, or a folder not ours)"
+    finally:
+        handle.close()
+    return None
+
+
 def remove_tree(tree, relpath: str) -> list[str]:
-    """Removes a folder and everything in it; the relative paths removed, deepest first."""
+    """Removes a folder and everything in it without following a link; the relative paths
+    removed, deepest first. Every subfolder is checked (:func:`_descend_refusal`) before anything
+    of this level is removed; a refused one raises :class:`LinkRefused`, with nothing of it touched.
+    A reparse point (junction, symbolic link) is removed as a name, never descended.
+    """
+    entries = list_directory(tree, relpath)
+    for entry in entries:
+        if entry.directory and not entry.reparse:
+            why = _descend_refusal(tree, f"{relpath}\\{entry.name}", entry)
+            if why:
+                raise LinkRefused(f"{relpath}\\{entry.name}", why)
     removed = []
-    for name, is_dir in list_directory(tree, relpath):
-        child = f"{relpath}\\{name}"
-        if is_dir:
+    for entry in entries:
+        child = f"{relpath}\\{entry.name}"
+        if entry.directory and not entry.reparse:
             removed += remove_tree(tree, child)
-        else:
-            delete(tree, child, directory=False)
-            removed.append(child)
+            continue
+        delete(tree, child, directory=None if entry.reparse else False)
+        removed.append(child)
     delete(tree, relpath, directory=True)
     removed.append(relpath)
     return removed
+
+
+class LinkRefused(Exception):
+    """A folder inside the staging that is a link the server follows: it is neither descended
+    nor removed (removing its name through the server would remove what it points to)."""
+
+    def __init__(self, relpath: str, why: str) -> None:
+        super().__init__(f"{relpath} {why}")
+        self.relpath = relpath
+        self.why = why
 
 
 # --------------------------------------------------------------------------------------------
@@ -415,6 +669,11 @@ def read_files(files: dict) -> dict[str, bytes]:
         else:
             raise SmbStageError(f"file {name}: give bytes or a local path, not {type(source).__name__}", REASON_INPUT)
     return contents
+
+
+def sha256_of(contents: dict[str, bytes]) -> dict[str, str]:
+    """name -> SHA-256 of what is staged: the agent task checks each before it runs anything."""
+    return {name: hashlib.sha256(data).hexdigest() for name, data in contents.items()}
 
 
 def _explain_write_error(target: SmbTarget, relpath: str, exc: Exception) -> SmbStageError:
@@ -459,25 +718,24 @@ def stage_files(target: SmbTarget, tag: str, files: dict) -> dict:
         made_folder = False
         written: list[str] = []
         try:
-            made_folder = make_directory(share.tree, folder)
+            made_folder = make_directory(target, share.tree, folder)
             chunk = min(WRITE_CHUNK, share.tree.session.connection.max_write_size or WRITE_CHUNK)
             for name, data in contents.items():
                 relpath = f"{folder}\\{name}"
                 written.append(relpath)
                 try:
-                    write_file(share.tree, relpath, data, chunk)
+                    write_file(target, share.tree, relpath, data, chunk)
+                except SmbStageError:
+                    written.pop()  # refused as not ours: it stays as it is
+                    raise
                 except smb_errors.SMBException as exc:
                     raise _explain_write_error(target, relpath, exc) from exc
+        except SmbStageError as exc:
+            if exc.reason == REASON_NOT_OURS and not made_folder and not written:
+                raise  # nothing of ours was made: nothing to undo
+            _raise_undone(target, share.tree, made_folder, folder, written, exc)
         except Exception as exc:
-            left = _undo(share.tree, made_folder, folder, written)
-            error = exc if isinstance(exc, SmbStageError) else SmbStageError(
-                f"staging to {share_path(target, folder)} failed: {_short(exc)}", REASON_IO)
-            if left:
-                error = SmbStageError(f"{error}; and the partial staging could not be removed: "
-                                      f"{', '.join(share_path(target, p) for p in left)}", error.reason)
-            else:
-                error = SmbStageError(f"{error} (the partial staging was removed)", error.reason)
-            raise error from exc
+            _raise_undone(target, share.tree, made_folder, folder, written, exc)
         return {
             "transfer": "smb",
             "port": share.port,
@@ -488,7 +746,21 @@ def stage_files(target: SmbTarget, tag: str, files: dict) -> dict:
             "signed": True,
             "dialect": share.dialect,
             "created": made_folder,
+            "descriptor": "owner BUILTIN\\Administrators; SYSTEM, Administrators full control; protected",
+            "sha256": sha256_of(contents),
         }
+
+
+def _raise_undone(target: SmbTarget, tree, made_folder: bool, folder: str, written: list[str], exc: Exception) -> t.NoReturn:
+    left = _undo(tree, made_folder, folder, written)
+    error = exc if isinstance(exc, SmbStageError) else SmbStageError(
+        f"staging to {share_path(target, folder)} failed: {_short(exc)}", REASON_IO)
+    if left:
+        error = SmbStageError(f"{error}; and the partial staging could not be removed: "
+                              f"{', '.join(share_path(target, p) for p in left)}", error.reason)
+    else:
+        error = SmbStageError(f"{error} (the partial staging was removed)", error.reason)
+    raise error from exc
 
 
 def remove_staged(target: SmbTarget, tag: str) -> dict:
@@ -497,9 +769,13 @@ def remove_staged(target: SmbTarget, tag: str) -> dict:
     folder = staging_relpath(tag)
     with admin_share(target) as share:
         try:
+            _check_ours(target, share.tree, folder)
             removed = remove_tree(share.tree, folder)
         except FileNotFoundError:
             return {"changed": False, "removed": []}
+        except LinkRefused as exc:
+            raise SmbStageError(f"{share_path(target, exc.relpath)} {exc.why}: not followed and not removed; the staging "
+                                f"{share_path(target, folder)} stays until an administrator looks at it", REASON_NOT_OURS) from None
         except smb_errors.SharingViolation as exc:
             raise SmbStageError(f"{share_path(target, folder)} is in use on {target.host}: stop the agent first (state=absent)",
                                 REASON_IO) from exc

@@ -23,9 +23,11 @@ def lab_trust() -> str:
 
 
 def component(name: str, version: str, rc: int = 0, requires: tuple = (), sleep: float = 0, kind: str = "firmware",
-              install: str = "script", reboot: str = "none") -> dict:
+              install: str = "script", reboot: str = "none", writes: str | None = None, detect: str = "file") -> dict:
+    """``writes``: the version the installer leaves (default its own; another one is a component
+    that does not activate); ``detect: component``: one that cannot be re-detected."""
     return {"name": name, "version": version, "rc": rc, "requires": list(requires), "sleep": sleep, "kind": kind,
-            "install": install, "reboot": reboot}
+            "install": install, "reboot": reboot, "writes": writes or version, "detect": detect}
 
 
 def make_repo(folder: Path, state_dir: str, specs: list[dict], sign: bool = True) -> Path:
@@ -41,14 +43,14 @@ def make_repo(folder: Path, state_dir: str, specs: list[dict], sign: bool = True
         if spec["sleep"]:
             body += f"sleep {spec['sleep']}\n"
         if write:
-            body += f"echo {spec['version']} > {state_dir}/{spec['name']}.version\n"
+            body += f"echo {spec.get('writes', spec['version'])} > {state_dir}/{spec['name']}.version\n"
         body += f"echo {spec['name']} {spec['version']} rc {spec['rc']}\nexit {spec['rc']}\n"
         script.write_text(body)
         script.chmod(0o755)
         entries.append({
             "name": spec["name"], "version": spec["version"], "kind": spec["kind"], "os": "linux", "file": script.name,
             "sha256": hashlib.sha256(script.read_bytes()).hexdigest(), "size": script.stat().st_size,
-            "detect": {"method": "file", "path": f"{state_dir}/{spec['name']}.version"},
+            "detect": {"method": "component"} if spec.get("detect") == "component" else {"method": "file", "path": f"{state_dir}/{spec['name']}.version"},
             "install": spec["install"], "reboot": spec["reboot"], "requires": spec["requires"],
         })
         if sign:
@@ -67,7 +69,7 @@ class RebootWatcher(threading.Thread):
     processes restarted). The machine itself never reboots."""
 
     REQUEST = "var/tmp/fleet-lab-reboot"
-    COMMAND = "touch /var/tmp/fleet-lab-reboot"
+    COMMAND = ["touch", "/var/tmp/fleet-lab-reboot"]  # an argument list, as reboot_command takes
 
     def __init__(self, lab: fleetlab.Lab) -> None:
         super().__init__(daemon=True)

@@ -91,8 +91,11 @@ def test_stage_puts_the_files_into_the_share_and_remove_takes_them_away(lab, fam
 def test_remove_staged_removes_what_the_agent_added_too(lab):
     tag = new_tag()
     smb_stage.stage_files(target(lab), tag, {"fleet_agent.ps1": b"x"})
-    # The agent writes its log and downloads into the folder, with a subfolder.
-    lab.node_run("win01", ["mkdir", "-p", f"{node_folder(lab, tag)}/components"])
+    # The agent writes its log and downloads into the folder, with a subfolder. It runs as SYSTEM,
+    # so what it makes is owned by SYSTEM or Administrators: made here over SMB as Administrator
+    # (a folder owned by anyone else is refused by the cleanup, tests/integration/test_smb_stage_acl.py).
+    with smb_stage.admin_share(target(lab)) as share:
+        smb_stage.make_directory(target(lab), share.tree, f"{smb_stage.staging_relpath(tag)}\\components")
     lab.node_run("win01", ["touch", f"{node_folder(lab, tag)}/agent.log", f"{node_folder(lab, tag)}/components/cp1.exe"])
     removed = smb_stage.remove_staged(target(lab), tag)
     assert removed["changed"] is True
@@ -226,5 +229,6 @@ def test_agent_stage_falls_back_to_winrm_when_both_smb_ports_are_closed(lab):
     with node_iptables(lab, *rules):
         result = agent_windows.stage(action, {}, tag, {"fleet_agent.ps1": b"x"}, target(lab, timeout=2.0))
     assert result["transfer"] == "winrm" and "unreachable" in result["fallback_reason"]
-    assert len(action._connection.commands) == 1 and action._connection.puts == ["C:\\Windows\\Temp\\fleet-firmware-x\\fleet_agent.ps1"]
+    # One command makes the folder, one gives the file put_file wrote the staging descriptor.
+    assert len(action._connection.commands) == 2 and action._connection.puts == ["C:\\Windows\\Temp\\fleet-firmware-x\\fleet_agent.ps1"]
     assert node_listing(lab, tag) is None

@@ -244,6 +244,31 @@ def test_reboot_only_when_every_component_succeeded_and_one_needs_it(lab, fresh,
     assert left_behind(lab, OTHER, "dep-r2", fresh[OTHER]) == []
 
 
+def test_after_the_reboot_a_component_not_running_its_version_is_not_activated(lab, fresh, tmp_path):
+    """The activation check (issue 17 item 2), with the lab's simulated reboot: nic's installer
+    succeeds but leaves 4.9 behind (as firmware that did not take), ilo cannot be re-detected."""
+    watcher = RebootWatcher(lab.lab)
+    watcher.start()
+    try:
+        repo = make_repo(tmp_path / "a", state_dir(lab), [
+            component("bios", "2.0", rc=1, install="smart_component", reboot="if_rc"),
+            component("nic", "5.0", writes="4.9"),
+            component("ilo", "3.0", install="smart_component", detect="component")])
+        result = deploy(lab, OTHER, repo, "dep-act", reboot="always", reboot_command=RebootWatcher.COMMAND, reboot_timeout=90)[OTHER]
+        assert result.data["rebooted"] is True and watcher.rebooted == [OTHER], result.data
+        rows = by_name(result.data)
+        assert rows["bios"]["status"] == "installed" and rows["bios"]["after"] == "2.0"
+        assert rows["nic"]["status"] == "not_activated" and rows["nic"]["after"] == "4.9"
+        assert rows["nic"]["message"].endswith("after the reboot the node runs 4.9, not the installed 5.0")
+        assert rows["ilo"]["status"] == "unverified" and "cannot be re-detected" in rows["ilo"]["message"]
+        # not_activated fails the task (and so the report and the canary); unverified does not.
+        assert result.status == "FAILED" and result.data["msg"] == f"component(s) failed on {OTHER}: nic (not activated)"
+        assert result.data["reboot"]["os"] == "linux" and result.data["reboot"]["command"] == RebootWatcher.COMMAND
+    finally:
+        watcher.halt.set()
+    assert left_behind(lab, OTHER, "dep-act", fresh[OTHER]) == []
+
+
 def playbook(lab, tmp_path: Path, repo: Path, tag: str, host: str, lease: int = 30) -> subprocess.Popen:
     book = tmp_path / "deploy.yml"
     book.write_text(

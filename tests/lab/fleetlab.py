@@ -78,6 +78,18 @@ BMC_USER = "fleetbmc"
 FIRST_HOST = 10
 MAX_NODES = 200
 SMB_USER = "Administrator"
+# The second, unprivileged SMB account (the operator's Unix account) and its share: a local user.
+LOCAL_USER = "LocalUser"
+LOCAL_SHARE = "USERTEMP"
+# The lab home is 0700, so a local user reaches the node's %SystemRoot% through a bind mount of it
+# in the node's private /run (made again with every start of its Samba).
+LOCAL_VIEW = "/run/fleet-windows"
+ADMINISTRATORS_SID = "S-1-5-32-544"
+# Windows' C:\\Windows\\Temp: SYSTEM, Administrators (OI)(CI) F; CREATOR OWNER (OI)(CI)(IO) F; the
+# users (here Authenticated Users) (CI) traverse, add file, add subfolder, synchronize.
+TEMP_ACL = ("REVISION:1,OWNER:S-1-5-32-544,GROUP:S-1-5-18,ACL:S-1-5-18:ALLOWED/OI|CI/FULL,"
+            "ACL:S-1-5-32-544:ALLOWED/OI|CI/FULL,ACL:S-1-3-0:ALLOWED/OI|CI|IO/FULL,ACL:S-1-5-11:ALLOWED/CI/0x00100026")
+SAMBA_VFS_DIRS = ("/usr/lib/x86_64-linux-gnu/samba/vfs", "/usr/lib/aarch64-linux-gnu/samba/vfs", "/usr/lib64/samba/vfs", "/usr/lib/samba/vfs")
 NODE_PYTHON = "/usr/bin/python3"
 # Folders that are private tmpfs inside every node: a file staged on one node is seen by no
 # other node and not by the controller.
@@ -95,7 +107,7 @@ REQUIRED_TOOLS = ("ip", "nsenter", "unshare", "sshd", "ssh-keygen", "iptables", 
 WINDOWS_TOOLS = ("smbd", "nmbd", "smbpasswd")
 # The lab's generated secrets (lab.json, 0600): SMB Administrator, the operator's sudo password,
 # root's su password, the BMC account's password.
-SECRETS = ("smb_password", "become_password", "root_password", "bmc_password")
+SECRETS = ("smb_password", "local_user_password", "become_password", "root_password", "bmc_password")
 FIREWALLD_TOOLS = ("dbus-daemon", "firewalld", "firewall-cmd")
 
 
@@ -330,6 +342,17 @@ def smb_config(node: Node, home: Path) -> str:
   printing = bsd
   printcap name = /dev/null
   disable spoolss = yes
+  # NT ACLs as Windows keeps them: the descriptor a client sets (owner, DACL, protection) is
+  # stored whole in the security.NTACL xattr and read back as set, not mapped onto POSIX modes.
+  vfs objects = acl_xattr
+  acl_xattr:ignore system acls = yes
+  acl_xattr:default acl style = windows
+  # BUILTIN\\Administrators (S-1-5-32-544) is a group: it has no Unix user, so an owner of that
+  # SID is recorded in the descriptor while the Unix owner stays the account's (root).
+  force unknown acl user = yes
+  # A link inside a share is followed (Samba's default), as a junction a local user plants is on
+  # Windows: the cleanup must not follow it.
+  follow symlinks = yes
 
 [ADMIN$]
   comment = Remote Admin (fleet.firmware lab)
@@ -337,6 +360,16 @@ def smb_config(node: Node, home: Path) -> str:
   read only = no
   browseable = no
   valid users = root
+
+# What a local, unprivileged user of the node can reach: %SystemRoot%\\Temp, where users may
+# create folders (Windows grants them CreateDirectories there). The lab's tests use it to plant
+# a folder before a run.
+[{LOCAL_SHARE}]
+  comment = A local user's view of Temp (fleet.firmware lab)
+  path = {LOCAL_VIEW}/Temp
+  read only = no
+  browseable = no
+  valid users = {OPERATOR}
 """
 
 
@@ -510,6 +543,10 @@ class Lab:
     @property
     def smb_password(self) -> str:
         return self.passwords["smb_password"]
+
+    @property
+    def local_user_password(self) -> str:
+        return self.passwords["local_user_password"]
 
     def holder_pid(self, node: Node) -> int | None:
         try:
@@ -796,22 +833,45 @@ class Lab:
             time.sleep(0.05)
 
     def _start_samba(self, node: Node) -> None:
+        if not any(Path(d, "acl_xattr.so").exists() for d in SAMBA_VFS_DIRS):
+            raise LabError("Samba's vfs module acl_xattr is missing (Debian: apt-get install samba-vfs-modules; bindep.txt)")
         node_dir = self.home / "nodes" / node.name
         state = self.home / "node" / "samba"
         conf = node_dir / "smb.conf"
         conf.write_text(smb_config(node, self.home))
         # The lab's Windows account maps onto the node's root (Samba needs a Unix account).
-        (node_dir / "smbusers").write_text(f"root = {SMB_USER}\n")
+        (node_dir / "smbusers").write_text(f"root = {SMB_USER}\n{OPERATOR} = {LOCAL_USER}\n")
         for sub in ("private", "lock", "state", "cache", "ncalrpc"):
             self.node_run(node, ["mkdir", "-p", "-m", "0700", str(state / sub)])
-        self.node_run(node, ["mkdir", "-p", "-m", "0755", f"{self.home}/node/windows/Temp", "/run/samba"])
+        self.node_run(node, ["mkdir", "-p", "-m", "0755", f"{self.home}/node/windows", "/run/samba"])
+        # Temp is writable by every local user, as %SystemRoot%\\Temp is on Windows.
+        self.node_run(node, ["mkdir", "-p", "-m", "1777", f"{self.home}/node/windows/Temp"])
+        self.node_run(node, ["chmod", "1777", f"{self.home}/node/windows/Temp"])
+        self.node_run(node, ["sh", "-c", f"mkdir -p {LOCAL_VIEW} && {{ mountpoint -q {LOCAL_VIEW} || mount --bind {self.home}/node/windows {LOCAL_VIEW}; }}"])
         password = self.smb_password
-        # The password goes through stdin, never argv.
+        # The passwords go through stdin, never argv.
         self.node_run(node, ["smbpasswd", "-c", str(conf), "-s", "-a", "root"], stdin=f"{password}\n{password}\n")
+        local = self.local_user_password
+        self.node_run(node, ["smbpasswd", "-c", str(conf), "-s", "-a", OPERATOR], stdin=f"{local}\n{local}\n")
+        # The Administrator's token carries BUILTIN\\Administrators (root's group maps to it), so a
+        # descriptor naming that SID as owner and in its DACL is the account's own, as on Windows.
+        mapped = self.node_run(node, ["net", "-s", str(conf), "groupmap", "list"], check=False).stdout
+        if ADMINISTRATORS_SID not in mapped:
+            self.node_run(node, ["net", "-s", str(conf), "groupmap", "add", f"sid={ADMINISTRATORS_SID}", "unixgroup=root",
+                                 "type=builtin", "ntgroup=Administrators"])
         self.node_run(node, ["smbd", "-D", "-s", str(conf)])
         if node.ipv4:  # NetBIOS name service is IPv4 only
             self.node_run(node, ["nmbd", "-D", "-s", str(conf)])
         self._wait_for_port(node, 445)
+        self._set_temp_acl(node)
+
+    def _set_temp_acl(self, node: Node) -> None:
+        """%SystemRoot%\\Temp's descriptor as Windows ships it: SYSTEM, Administrators and CREATOR
+        OWNER full control, and every user may create files and folders there (and the folders
+        inherit that): what a local user needs to plant a staging folder before a run."""
+        auth = self.home / "nodes" / node.name / "smb-admin.auth"
+        write_file(auth, f"username = {SMB_USER}\npassword = {self.smb_password}\n", 0o600)
+        self.node_run(node, ["smbcacls", f"//{node.ipv4 or node.ipv6}/ADMIN$", "Temp", "-A", str(auth), "--set", TEMP_ACL])
 
     # ---- the firewalld node ---------------------------------------------------------------
     # Its own D-Bus system bus and firewalld, both inside the node's namespaces: the socket is in

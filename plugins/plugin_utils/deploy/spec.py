@@ -42,9 +42,11 @@ ARGUMENT_SPEC = dict(
     min_criticality=dict(type="str", choices=["critical", "recommended", "optional"]),
     on_failed_dependency=dict(type="str", choices=["omit_component", "omit_host", "force"], default="omit_component"),
     reboot=dict(type="str", choices=["never", "if_needed", "always"], default="never"),
-    reboot_command=dict(type="str", default="systemctl reboot"),
-    reboot_delay=dict(type="int", default=0),
-    reboot_timeout=dict(type="int", default=600),
+    # Per OS (plugin_utils/deploy/reboot.py): an argument list, or {linux: [...], windows: [...]};
+    # omitted, each option takes its OS's default there.
+    reboot_command=dict(type="raw"),
+    reboot_delay=dict(type="int"),
+    reboot_timeout=dict(type="int"),
     resume=dict(type="bool", default=False),
     timeout=dict(type="int", default=3600),
     progress_interval=dict(type="int", default=5),

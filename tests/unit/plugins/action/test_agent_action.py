@@ -53,7 +53,7 @@ STARTED = {"changed": True, "agent_port": 62286, "pid": 4711, "address": ["127.0
 
 def test_windows_start_stages_over_smb_and_hands_the_ps1_a_pfx_and_the_staged_path(tmp_path, monkeypatch):
     staged = {"transfer": "smb", "port": 445, "staged_path": "C:\\Windows\\Temp\\fleet-firmware-win-run", "encrypted": True,
-              "signed": True, "dialect": "3.1.1", "fallback_reason": None, "files": ["fleet_agent.ps1"]}
+              "signed": True, "dialect": "3.1.1", "fallback_reason": None, "files": ["fleet_agent.ps1"], "sha256": {"fleet_agent.ps1": "ab" * 32}}
     monkeypatch.setattr(action_mod.agent_windows, "stage", lambda *a: staged)
     recorder = Recorder([STARTED])
     action = make_action(tmp_path, recorder)
@@ -61,6 +61,7 @@ def test_windows_start_stages_over_smb_and_hands_the_ps1_a_pfx_and_the_staged_pa
     name, sent = recorder.calls[0]
     assert name == "fleet.firmware.agent"
     assert sent["staging_dir"] == staged["staged_path"] and sent["controller"] == ["127.0.0.1"] and sent["node_id"] == "win01"
+    assert sent["agent_sha256"] == staged["sha256"]  # the task checks what was staged, hashed on the controller
     assert {"server_pfx", "server_pfx_password", "token", "ca_fingerprint"} <= set(sent["secrets"])
     assert not set(action_mod.ACTION_ONLY) & set(sent)
     assert result["transfer"] == "smb" and result["transfer_details"]["encrypted"] is True
@@ -69,7 +70,7 @@ def test_windows_start_stages_over_smb_and_hands_the_ps1_a_pfx_and_the_staged_pa
 
 
 def test_a_failed_windows_start_removes_the_staged_files(tmp_path, monkeypatch):
-    monkeypatch.setattr(action_mod.agent_windows, "stage", lambda *a: {"transfer": "winrm", "staged_path": "C:\\x", "fallback_reason": "445 filtered"})
+    monkeypatch.setattr(action_mod.agent_windows, "stage", lambda *a: {"transfer": "winrm", "staged_path": "C:\\x", "fallback_reason": "445 filtered", "sha256": {}})
     unstaged = []
     monkeypatch.setattr(action_mod.agent_windows, "unstage", lambda action, tv, tag, smb: unstaged.append(tag) or {"changed": True, "removed": ["C:\\x"]})
     recorder = Recorder([{"failed": True, "msg": "port 62286 is already in use"}])
@@ -79,7 +80,7 @@ def test_a_failed_windows_start_removes_the_staged_files(tmp_path, monkeypatch):
 
 
 def test_when_the_controller_cannot_reach_the_agent_it_is_removed_again(tmp_path, monkeypatch):
-    monkeypatch.setattr(action_mod.agent_windows, "stage", lambda *a: {"transfer": "smb", "staged_path": "C:\\x"})
+    monkeypatch.setattr(action_mod.agent_windows, "stage", lambda *a: {"transfer": "smb", "staged_path": "C:\\x", "sha256": {}})
 
     class Unreachable:
         def status(self):

@@ -268,15 +268,22 @@ def test_the_sweep_script_removes_only_the_tags_things():
     fmt = "".join(re.findall(r'"((?:[^"`]|`.)*)"', body))
     staging = "C:\\Windows\\Temp\\fleet-firmware-run-1"
     script = ps_format(fmt, "fleet-firmware-run-1", staging)
-    assert script.split("; ") == [
-        "Get-CimInstance Win32_Process | Where-Object { $_.CommandLine -like '*fleet_agent.ps1*fleet-firmware-run-1*' } | "
-        "ForEach-Object { Stop-Process -Id $_.ProcessId -Force -ErrorAction SilentlyContinue }",
+    steps = script.split("; ")
+    # The agent task's command line is -EncodedCommand: the sweep decodes it before matching.
+    assert "Get-CimInstance Win32_Process | Where-Object { (Get-Text $_.CommandLine) -like '*fleet_agent.ps1*fleet-firmware-run-1*' } | " \
+        "ForEach-Object { Stop-Process -Id $_.ProcessId -Force -ErrorAction SilentlyContinue }" in steps
+    assert "[System.Text.Encoding]::Unicode.GetString([Convert]::FromBase64String($m.Groups[1].Value))" in script
+    assert steps[-5:] == [
         "Remove-NetFirewallRule -Group 'fleet-firmware-run-1' -ErrorAction SilentlyContinue",
-        f"Remove-Item -LiteralPath '{staging}' -Recurse -Force -ErrorAction SilentlyContinue",
+        f"try {{ Remove-Tree '{staging}' }} catch {{ $null = $_ }}",
         "Unregister-ScheduledTask -TaskName 'fleet-firmware-run-1-lease' -Confirm:$false -ErrorAction SilentlyContinue",
         "Unregister-ScheduledTask -TaskName 'fleet-firmware-run-1-agent' -Confirm:$false -ErrorAction SilentlyContinue",
         "Unregister-ScheduledTask -TaskName 'fleet-firmware-run-1-sweep' -Confirm:$false -ErrorAction SilentlyContinue",
     ]
+    # The staging goes without following a junction: a reparse point is deleted as a link, never descended.
+    assert "-Recurse" not in script
+    assert "if ($i.PSIsContainer -and -not $link) { Get-ChildItem -LiteralPath $i.FullName -Force | ForEach-Object { Remove-Tree $_.FullName } }" in script
+    assert "$link = ($i.Attributes -band [System.IO.FileAttributes]::ReparsePoint) -ne 0" in script
     # The group and the lease task are the firewall twin's names for the same tag.
     assert "Get-FleetGroupName" in FIREWALL_PSM1 and "'{0}-{1}-lease' -f $FleetMarker, $Tag" in FIREWALL_PSM1
     assert not _parse_errors(script)
@@ -295,16 +302,86 @@ def test_task_names_and_paths():
         assert Path(agent_windows.agent_files()[name]).is_file()
 
 
-def test_the_agent_task_command_line_holds_paths_only():
-    body = function_body(PS1, "Get-AgentTaskArgument")
-    fmt = re.search(r"return '([^']+)' -f \$script, \$config", body).group(1)
-    line = ps_format(fmt, "C:\\Windows\\Temp\\fleet-firmware-run-1\\fleet_agent.ps1", "C:\\Windows\\Temp\\fleet-firmware-run-1\\agent-config.json")
-    assert line == ('-NoProfile -NonInteractive -ExecutionPolicy Bypass -File "C:\\Windows\\Temp\\fleet-firmware-run-1\\fleet_agent.ps1" '
-                    '-ConfigPath "C:\\Windows\\Temp\\fleet-firmware-run-1\\agent-config.json"')
+def agent_task_script(staging: str, sha256: dict[str, str]) -> str:
+    """Get-AgentTaskScript's text, built from its own format string as PowerShell would."""
+    body = function_body(PS1, "Get-AgentTaskScript")
+    fmt = "".join(re.findall(r'"((?:[^"`]|`.)*)"', body.split("return ((", 1)[1]))
+    expected = "; ".join(f"'{name}' = '{value}'" for name, value in sha256.items())
+    return ps_format(fmt, staging.replace("'", "''"), expected)
+
+
+def test_the_agent_task_checks_every_staged_files_sha256_before_it_runs_anything():
+    staging = "C:\\Windows\\Temp\\fleet-firmware-run-1"
+    digests = smb_stage.sha256_of({name: name.encode() for name in agent_windows.AGENT_FILES})
+    script = agent_task_script(staging, digests)
+    assert not _parse_errors(script)
+    for name, digest in digests.items():
+        assert f"'{name}' = '{digest}'" in script  # in the task's own command line, not in a staged file
+    check = script.index("Get-FileHash -LiteralPath (Join-Path -Path $staging -ChildPath $name) -Algorithm SHA256")
+    mismatch = script.index("if ($actual -ne $expected[$name]) {")
+    run = script.index("& (Join-Path -Path $staging -ChildPath 'fleet_agent.ps1')")
+    assert check < mismatch < run
+    assert "does not have the SHA-256 the controller staged: nothing was run' -f $name) }; " \
+        "[System.IO.File]::WriteAllText((Join-Path -Path $staging -ChildPath 'ready.json'), $answer); exit 3 }" in script
+    # A quote in the staging path stays inside its string.
+    assert "$staging = 'C:\\it''s'" in agent_task_script("C:\\it's", digests)
+    # The command line is -EncodedCommand of that script; the agent process is recognised by decoding it.
+    assert "Get-FleetAgentEncodedArgument -Script (Get-AgentTaskScript -Staging $Staging -Digests $Digests)" in function_body(PS1, "Get-AgentTaskArgument")
+    decode = function_body(PSM1, "Get-FleetAgentCommandText")
+    assert "'-EncodedCommand\\s+([A-Za-z0-9+/=]+)'" in decode and "[System.Text.Encoding]::Unicode.GetString" in decode
+    assert "Get-FleetAgentCommandText -CommandLine $process.CommandLine" in function_body(PSM1, "Test-FleetAgentProcess")
     assert "param(\n    [Parameter(Mandatory = $true)][string]$ConfigPath\n)" in SCRIPT
     # No time limit (the Task Scheduler's default would stop the agent after 72 h), SYSTEM, one instance.
     register = function_body(PS1, "Register-AgentTask")
     assert "-ExecutionTimeLimit ([TimeSpan]::Zero)" in register and "-UserId 'SYSTEM'" in register and "-MultipleInstances IgnoreNew" in register
+
+
+def test_agent_sha256_is_required_for_every_staged_file_and_checked():
+    body = function_body(PS1, "Test-AgentSha256")
+    assert "@($FleetAgentStagedFiles | Where-Object { -not $Digests.Contains($_) })" in body
+    assert "[string]$name -cnotmatch $FleetAgentFileNamePattern" in body and "$value -cnotmatch $FleetAgentShaPattern" in body
+    start = function_body(PS1, "Invoke-AgentStart")
+    assert start.index("Test-AgentSha256 -Digests $Params.agent_sha256") < start.index("Register-AgentTask -Tag $tag -Staging $staging -Digests $sha256")
+    # The action hands over what it staged, hashed on the controller.
+    action = source.read("plugins/action/agent.py")
+    assert 'agent_sha256=staged["sha256"]' in action
+
+
+def test_folders_are_made_ours_or_refused_on_every_start():
+    folder = function_body(PSM1, "Set-FleetAgentFolderAcl")
+    create = folder.index("[System.IO.Directory]::CreateDirectory($Path, $security)")
+    assert create < folder.index("Assert-FleetAgentOurs -Path $Path") < folder.index("Set-Acl -LiteralPath $Path -AclObject $security")
+    ours = function_body(PSM1, "Assert-FleetAgentOurs")
+    assert "($item.Attributes -band [System.IO.FileAttributes]::ReparsePoint) -ne 0" in ours
+    assert "GetOwner([System.Security.Principal.SecurityIdentifier]).Value" in ours and "Test-FleetAgentTrustedOwner -Sid $owner" in ours
+    assert "refused, left as it is" in ours
+    trusted = function_body(PSM1, "Test-FleetAgentTrustedOwner")
+    assert "$FleetAgentSystemSid" in trusted and "$FleetAgentAdministratorsSid" in trusted
+    security = function_body(PSM1, "New-FleetAgentFolderSecurity")
+    assert "SetAccessRuleProtection($true, $false)" in security and "SetOwner(" in security
+    # %ProgramData%\\fleet-firmware: checked before the module reads or writes it, and on every holder write.
+    for name in ("Invoke-AgentStart", "Invoke-AgentAbsent"):
+        body = function_body(PS1, name)
+        assert body.index("Assert-AgentControlFolder") < body.index("Get-LiveHolder")
+    assert "Set-FleetAgentFolderAcl -Path $control" in function_body(PS1, "Assert-AgentControlFolder")
+    assert "Set-FleetAgentFolderAcl -Path $ControlPath" in function_body(PSM1, "Set-FleetAgentHolder")
+    assert "Set-FleetAgentFolderAcl -Path $Agent.Staging" in function_body(PSM1, "Start-FleetAgentListening")
+
+
+def test_no_removal_follows_a_reparse_point():
+    tree = function_body(PSM1, "Remove-FleetAgentTree")
+    assert "if ($item.PSIsContainer -and -not $link) {" in tree and "[System.IO.Directory]::Delete($item.FullName, $false)" in tree
+    for text in (PSM1, PS1):
+        assert not re.search(r"Remove-Item[^\n]*-Recurse", text.replace("Remove-Item -Recurse of Windows PowerShell 5.1", ""))
+    assert "Remove-FleetAgentTree -Path $Agent.Staging" in function_body(PSM1, "Clear-FleetAgent")
+    assert function_body(PS1, "Invoke-AgentAbsent").count("Remove-FleetAgentTree -Path $staging") == 1
+    assert function_body(PS1, "Invoke-AgentStart").count("Remove-FleetAgentTree -Path $staging") == 1
+
+
+@pytest.mark.parametrize("relative", sorted(str(p.relative_to(source.REPO)) for p in (source.REPO / "plugins").rglob("*.ps*1")))
+def test_every_powershell_file_parses(relative):
+    """PowerShell cannot run here: each .ps1/.psm1 is at least parsed (tree-sitter-powershell)."""
+    assert not _parse_errors(source.read(relative))
 
 
 def test_the_config_file_is_protected_before_it_is_written_and_always_removed():
@@ -315,7 +392,7 @@ def test_the_config_file_is_protected_before_it_is_written_and_always_removed():
     assert "finally {\n        # Whatever happened, the secrets do not stay on disk.\n        Remove-Item -LiteralPath $configFile" in body
     reader = function_body(PSM1, "Read-FleetAgentConfigFile")
     assert "finally {\n        Remove-Item -LiteralPath $Path -Force" in reader
-    folder = function_body(PSM1, "Set-FleetAgentFolderAcl")
+    folder = function_body(PSM1, "New-FleetAgentFolderSecurity")
     assert "SetAccessRuleProtection($true, $false)" in folder
     assert ps_string("FleetAgentSystemSid") == "S-1-5-18" and ps_string("FleetAgentAdministratorsSid") == "S-1-5-32-544"
 
@@ -389,7 +466,8 @@ COMMON = {"ErrorAction", "WarningAction", "Verbose", "Debug", "ErrorVariable", "
 # Windows cmdlets the agent uses, with the parameters it may pass (Microsoft's documentation).
 KNOWN_CMDLETS = {
     "New-Object": {"TypeName", "ArgumentList"}, "Join-Path": {"Path", "ChildPath"}, "Split-Path": {"Path", "Parent", "Leaf"},
-    "Test-Path": {"LiteralPath", "Path"}, "New-Item": {"ItemType", "Path"}, "Remove-Item": {"LiteralPath", "Recurse", "Force"},
+    "Test-Path": {"LiteralPath", "Path"}, "New-Item": {"ItemType", "Path"}, "Get-Item": {"LiteralPath", "Force"},
+    "Get-ChildItem": {"LiteralPath", "Force"}, "Sort-Object": set(), "Get-FileHash": {"LiteralPath", "Algorithm"}, "Remove-Item": {"LiteralPath", "Recurse", "Force"},
     "Move-Item": {"LiteralPath", "Destination", "Force"}, "Copy-Item": {"LiteralPath", "Destination", "Force"},
     "Set-Acl": {"LiteralPath", "AclObject"}, "Get-Content": {"LiteralPath", "Tail"}, "ConvertFrom-Json": {"InputObject"},
     "ConvertTo-Json": {"InputObject", "Compress", "Depth"}, "Get-CimInstance": {"ClassName", "Filter"},

@@ -12,6 +12,7 @@ lab's Samba drives the SMB half in tests/integration/test_agent_windows.py.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
 import socket
@@ -49,6 +50,7 @@ class FakeWinrm:
         self.disk: dict[str, bytes] = {}
         self.folders: set[str] = set()
         self.scripts: list[str] = []
+        self.sealed: list[str] = []
         self.fail_put_after = fail_put_after
 
     def folder(self, tag: str) -> str:
@@ -65,11 +67,16 @@ class FakeWinrm:
         self.scripts.append(script)
         tag = re.search(r"'Temp\\fleet-firmware-([a-z0-9-]+)'", script).group(1)
         folder = self.folder(tag)
-        if "Set-Acl" in script:
+        if "sealed = " in script:
+            names = [n.strip(" '") for n in re.search(r"\$names = @\((.*)\)", script).group(1).split(",") if n.strip()]
+            assert all(f"{folder}\\{name}" in self.disk for name in names), "sealed a file put_file did not write"
+            self.sealed.extend(names)
+            return {"rc": 0, "stdout": json.dumps({"path": folder, "sealed": names}), "stderr": ""}
+        if "CreateDirectory" in script:
             created = folder not in self.folders
             self.folders.add(folder)
             return {"rc": 0, "stdout": json.dumps({"path": folder, "created": created}) + "\r\n", "stderr": ""}
-        if "Remove-Item" in script:
+        if "Remove-Tree" in script:
             if folder not in self.folders:
                 return {"rc": 0, "stdout": '{"changed":false,"removed":[]}', "stderr": ""}
             names = re.search(r"\$names = @\((.*)\)", script).group(1)
@@ -219,9 +226,10 @@ def _parse_errors(text: str) -> list[str]:
 
 @pytest.mark.parametrize("script", [
     agent_windows.make_folder_script("run-1"),
+    agent_windows.seal_script("run-1", ("a.ps1", "b.ps1")),
     agent_windows.remove_script("run-1"),
     agent_windows.remove_script("run-1", ("a.ps1", "b.ps1")),
-], ids=["make-folder", "remove-all", "remove-some"])
+], ids=["make-folder", "seal", "remove-all", "remove-some"])
 def test_the_powershell_the_fallback_sends_parses(script):
     assert not _parse_errors(script)
     assert "Join-Path $env:SystemRoot 'Temp\\fleet-firmware-run-1'" in script
@@ -237,3 +245,33 @@ def test_the_real_agent_files_go_over_the_winrm_fallback_whole():
     for name, path in files.items():
         with open(path, "rb") as handle:
             assert action._connection.disk["C:\\Windows\\Temp\\fleet-firmware-run-1\\" + name] == handle.read()
+
+
+def test_the_winrm_folder_is_made_create_new_and_an_existing_one_not_ours_is_refused():
+    """The WinRM path's PowerShell (which cannot run here) holds the rules smb_stage keeps over
+    admin$ (tested against Samba in tests/integration/test_smb_stage_acl.py)."""
+    script = agent_windows.make_folder_script("run-1")
+    create = script.index("[void][System.IO.Directory]::CreateDirectory($path, (New-Security $true))")
+    check = script.index("$item = Assert-Ours $path")
+    repair = script.index("Set-Acl -LiteralPath $path -AclObject (New-Security $true)")
+    assert create < check < repair
+    assert "($item.Attributes -band [System.IO.FileAttributes]::ReparsePoint) -ne 0" in script
+    assert "if ($owner -ne 'S-1-5-18' -and $owner -ne 'S-1-5-32-544') {" in script
+    assert "refused, left as it is" in script
+    assert "$acl.SetAccessRuleProtection($true, $false)" in script and "SetOwner((New-Object System.Security.Principal.SecurityIdentifier('S-1-5-32-544')))" in script
+
+
+def test_every_file_put_over_winrm_gets_the_descriptor_of_its_own():
+    connection = FakeWinrm()
+    result = agent_windows.stage(FakeAction(connection), {}, "run-1", {"a.ps1": b"1", "b.ps1": b"2"}, None)
+    assert connection.sealed == ["a.ps1", "b.ps1"]
+    assert result["sha256"] == {"a.ps1": hashlib.sha256(b"1").hexdigest(), "b.ps1": hashlib.sha256(b"2").hexdigest()}
+    seal = agent_windows.seal_script("run-1", ("a.ps1",))
+    assert seal.index("[void](Assert-Ours $file)") < seal.index("Set-Acl -LiteralPath $file -AclObject (New-Security $false)")
+
+
+def test_the_winrm_removal_never_follows_a_reparse_point():
+    script = agent_windows.remove_script("run-1")
+    assert "-Recurse" not in script
+    assert "if ($item.PSIsContainer -and -not $link) {" in script
+    assert "[System.IO.Directory]::Delete($item.FullName, $false)" in script

@@ -79,7 +79,8 @@ def test_results_give_versions_reboot_and_the_task_outcome(tmp_path):
     assert node(model, "v6n01")["components"][0]["source"] == "ledger"
     summary = model["summary"]
     assert summary["nodes"] == 5 and summary["nodes_by_status"] == {"ok": 1, "failed": 1, "cancelled": 1, "unreachable": 1, "incomplete": 1, "skipped": 0}
-    assert summary["components_by_status"] == {"installed": 4, "failed": 1, "skipped": 1, "not_attempted": 1, "cancelled": 1}
+    assert summary["components_by_status"] == {"installed": 4, "failed": 1, "skipped": 1, "not_attempted": 1, "cancelled": 1,
+                                               "not_activated": 0, "unverified": 0}
     assert summary["rebooted"] == 1
 
 
