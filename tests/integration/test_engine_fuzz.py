@@ -40,7 +40,9 @@ def target(tmp_path):
     component.write_bytes(os.urandom(256 * 1024))
     (tmp_path / "secret.txt").write_bytes(CANARY * 100)
     (tmp_path / "unregistered.bin").write_bytes(CANARY * 1000)
-    eng = engine.Engine(str(tmp_path / "run"), engine.EngineSettings(address=["127.0.0.1"], port=0, tls=False, client_timeout=2.0)).start()
+    eng = engine.Engine(str(tmp_path / "run"), engine.EngineSettings(address=["127.0.0.1"], port=0, tls=False, client_timeout=2.0,
+                                                                    # one source (loopback) for 24 slow clients and 8 fuzzers
+                                                                    max_unauthenticated_per_source=64)).start()
     sha = eng.register_component(str(component))
     token = eng.register_node("lin01")
     other = eng.register_node("lin02")

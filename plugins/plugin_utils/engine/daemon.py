@@ -218,9 +218,9 @@ class Engine(Registry, ControlSide):
         self._last_activity = time.monotonic()
 
     def admit(self, client: str) -> bool:
+        # The caps are the HTTP layer's (module_utils/connlimit.py, before and after
+        # authentication); this counts connections for the idle watchdog and stats.
         with self._lock:
-            if self._active >= self.settings.max_connections or self._clients.get(client, 0) >= self.settings.max_per_client:
-                return False
             self._active += 1
             self._clients[client] = self._clients.get(client, 0) + 1
             self._last_activity = time.monotonic()
