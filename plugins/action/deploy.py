@@ -501,6 +501,7 @@ class ActionModule(ActionBase):
         """Whatever happened: agent stopped, rules closed, files removed (also Ansible's temporary
         folder, which may hold a copy of the agent), then ``cleaned``: true when it is written."""
         problems = []
+        self._end_engine_session(session)
         try:
             self._stop_agent(session, args, task_vars)
         except (DeployError, AnsibleError) as exc:
@@ -515,6 +516,16 @@ class ActionModule(ActionBase):
             session.stage("failed", message="; ".join(problems)[:4000])
         else:
             session.stage("cleaned")
+
+    @staticmethod
+    def _end_engine_session(session: Session) -> None:
+        """The node's engine token stops working and its grants go (issue 18: a token lives as long as its session)."""
+        try:
+            handle = engine_mod.attach(session.run_dir)
+            if handle is not None:
+                handle.end_session(session.node)
+        except engine_mod.EngineError:
+            pass  # no engine (push, check mode) or it stopped: no token left to revoke
 
     # -- result
 

@@ -109,7 +109,7 @@ def deliver_all(session, strategy, engine, todo: t.Sequence[dict]) -> None:
     """Register each component with the engine and have it reach the node, in order."""
     for component in todo:
         session.checkpoint(f"delivering {component['name']}")
-        sha = engine.register_component(component["path"], component["sha256"])
+        sha = engine.register_component(component["path"], component["sha256"], node_id=session.node)
         session.stage("downloading", component=component["name"])
         strategy.deliver(session, component, sha)
         session.stage("verified", component=component["name"])

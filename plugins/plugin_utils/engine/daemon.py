@@ -55,6 +55,7 @@ class Engine(Registry, ControlSide):
         self._tokens: dict[bytes, str] = {}  # sha256(token) -> node id
         self._node_tokens: dict[str, bytes] = {}
         self._jobs: dict[str, dict] = {}
+        self._grants: dict[str, set] = {}  # node id -> the component digests its token may fetch
         self._served: dict[str, int] = {}
         self._clients: dict[str, int] = {}
         self._active = 0

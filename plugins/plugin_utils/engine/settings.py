@@ -30,7 +30,7 @@ COMPONENT_PATH = re.compile(r"^/v1/components/([0-9a-f]{64})$")
 NODE_PATH = re.compile(r"^/v1/nodes/([^/]{1,128})/(job|events)$")
 # Control-socket operations a worker may call (EngineHandle methods of the same name).
 FIREWALL_API = "ansible_collections.fleet.firmware.plugins.module_utils.firewall.api"
-CONTROL_OPS = ("ping", "register_component", "register_node", "set_job", "stats", "stop")
+CONTROL_OPS = ("ping", "register_component", "register_node", "grant", "end_session", "set_job", "stats", "stop")
 
 
 class EngineError(Exception):
