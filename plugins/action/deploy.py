@@ -25,11 +25,11 @@ from ansible_collections.fleet.firmware.plugins.module_utils import manifest as 
 from ansible_collections.fleet.firmware.plugins.module_utils.agent import AgentError, validate_tag
 from ansible_collections.fleet.firmware.plugins.module_utils.baseline import trust as trust_mod
 from ansible_collections.fleet.firmware.plugins.plugin_utils import agent_client, engine as engine_mod, ledger as ledger_mod
-from ansible_collections.fleet.firmware.plugins.plugin_utils import role_variables, run_cache, tls
+from ansible_collections.fleet.firmware.plugins.plugin_utils import role_variables, run_cache, safe_text, tls
 from ansible_collections.fleet.firmware.plugins.plugin_utils._twin_action import prefer_native_twin
 from ansible_collections.fleet.firmware.plugins.plugin_utils.deploy import delivery, reboot, signals
 from ansible_collections.fleet.firmware.plugins.plugin_utils.deploy.addresses import (
-    AddressError, default_run_dir, facing_address, node_id_of, resolve, run_lock,
+    AddressError, check_run_dir, default_run_dir, facing_address, resolve, run_lock, unique_node_id,
 )
 # The rooms' names stay importable from here (tests, callers of the old module).
 from ansible_collections.fleet.firmware.plugins.plugin_utils.deploy.controller import (  # noqa: F401  pylint: disable=unused-import
@@ -68,7 +68,13 @@ class ActionModule(ActionBase):
                 role_variables.RoleVariablesError, trust_mod.TrustError) as exc:
             return dict(result, failed=True, msg=str(exc))
         self._warn_signatures(result)
-        node = node_id_of(to_text(task_vars.get("inventory_hostname", "node")))
+        try:
+            # Before anything is staged: two hosts sharing one node id both fail here, naming each other.
+            node = unique_node_id(to_text(task_vars.get("inventory_hostname", "node")),
+                                  [to_text(h) for h in task_vars.get("ansible_play_hosts_all") or []])
+            check_run_dir(run_dir)
+        except AddressError as exc:
+            return dict(result, failed=True, msg=str(exc))
         if self._task.check_mode:
             return dict(result, **self._check_mode(args, task_vars, components, tag))
         session = Session(node, tag, run_dir)
@@ -95,7 +101,8 @@ class ActionModule(ActionBase):
         if not result.get("failed") and any(c["status"] == "failed" for c in result["components"]):
             failed = [c["name"] for c in result["components"] if c["status"] == "failed"]
             result.update(failed=True, msg=f"component(s) failed on {node}: {', '.join(failed)}")
-        return result
+        # Messages from the node (installer output, agent errors) reach the operator's terminal.
+        return safe_text.clean(result)
 
     # -- one task per host: the roles' variables and per-host checks, here
 
@@ -439,7 +446,7 @@ class ActionModule(ActionBase):
             parts.append(f"component {current.get('name')}")
         done = [c for c in status.get("components", []) if c.get("status") not in ("pending",)]
         parts.append(f"{len(done)}/{len(status.get('components', []))} done")
-        display.display(", ".join(parts))
+        display.display(safe_text.printable(", ".join(parts)))  # names and states come from the node
 
     @staticmethod
     def _cancel_and_wait(session: Session, limit: float = 600.0) -> None:

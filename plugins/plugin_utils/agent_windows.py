@@ -77,7 +77,7 @@ def make_folder_script(tag: str) -> str:
 def remove_script(tag: str, names: tuple[str, ...] = ()) -> str:
     """Removes the tag's folder (or only ``names`` in it); prints {changed, removed}."""
     for name in names:
-        if not smb_stage.FILE_NAME_RE.match(name):
+        if not smb_stage.FILE_NAME_RE.fullmatch(name):
             raise AgentStageError(f"file name {name!r} is invalid")
     quoted = ", ".join(f"'{name}'" for name in names)
     return PS_REMOVE.format(folder=folder_expression(tag), names=quoted)

@@ -25,9 +25,9 @@ SETTINGS_FILE = "engine-settings.json"
 SOCKET_FILE = "engine.sock"
 LOCK_FILE = "engine.lock"
 LOG_FILE = "engine.log"
-SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
-COMPONENT_PATH = re.compile(r"^/v1/components/([0-9a-f]{64})$")
-NODE_PATH = re.compile(r"^/v1/nodes/([^/]{1,128})/(job|events)$")
+SHA256_RE = re.compile(r"^[0-9a-f]{64}\Z")
+COMPONENT_PATH = re.compile(r"^/v1/components/([0-9a-f]{64})\Z")
+NODE_PATH = re.compile(r"^/v1/nodes/([^/]{1,128})/(job|events)\Z")
 # Control-socket operations a worker may call (EngineHandle methods of the same name).
 FIREWALL_API = "ansible_collections.fleet.firmware.plugins.module_utils.firewall.api"
 CONTROL_OPS = ("ping", "register_component", "register_node", "grant", "end_session", "set_job", "stats", "stop")
