@@ -26,6 +26,8 @@ import os
 import ssl
 import typing as t
 
+from ansible_collections.fleet.firmware.plugins.module_utils.tls_policy import TLS12_CIPHERS
+
 try:
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
@@ -210,6 +212,7 @@ def server_context(cert_path: str, key_path: str) -> ssl.SSLContext:
     """A TLS 1.2+ server context with the given certificate."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.set_ciphers(TLS12_CIPHERS)  # forward secrecy and AEAD only (issue 18, sslyze-tested)
     context.load_cert_chain(cert_path, key_path)
     return context
 
