@@ -168,8 +168,8 @@ class EngineServer(Server):
         # Watch this process: if the benchmark dies, the engine stops by itself.
         settings = engine.EngineSettings(address=[V4, V6], port=0, tls=self.tls, watch_pid=os.getpid(), idle_timeout=900.0)
         self.handle = engine.attach_or_start(str(self.run_dir), settings)
-        self.shas = {key: self.handle.register_component(str(path)) for key, path in self.files.items()}
         token = self.handle.register_node("bench")
+        self.shas = {key: self.handle.register_component(str(path), node_id="bench") for key, path in self.files.items()}
         # The token goes to curl on its stdin (curl -H @-): never in argv, never in a file a node may not see.
         self.header = f"Authorization: Bearer {token}\n"
         if self.tls:

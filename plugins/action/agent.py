@@ -30,7 +30,7 @@ from ansible_collections.fleet.firmware.plugins.plugin_utils.smb_stage import Sm
 from ansible_collections.fleet.firmware.plugins.plugin_utils._twin_action import prefer_native_twin
 # Moved to the deploy's rooms (issue 15); the old names stay importable from here.
 from ansible_collections.fleet.firmware.plugins.plugin_utils.deploy.addresses import (  # noqa: F401  pylint: disable=unused-import
-    AddressError, default_run_dir, facing_address, node_id_of, resolve, run_lock,
+    AddressError, check_run_dir, default_run_dir, facing_address, node_id_of, resolve, run_lock, unique_node_id,
 )
 
 display = Display()
@@ -114,8 +114,9 @@ class ActionModule(ActionBase):
         windows = self._windows(task_vars)
         self._check_transfer(args["transfer"], windows)
         tag = args["tag"]
-        run_dir = args["run_dir"] or default_run_dir(tag)
-        node = node_id_of(to_text(task_vars.get("inventory_hostname", "node")))
+        run_dir = check_run_dir(args["run_dir"] or default_run_dir(tag))
+        node = unique_node_id(to_text(task_vars.get("inventory_hostname", "node")),
+                              [to_text(h) for h in task_vars.get("ansible_play_hosts_all") or []])
         node_addresses = resolve(self._host(task_vars))
         controller = args["controller"] or list(dict.fromkeys(facing_address(a) for a in node_addresses))
         session = self._credentials(run_dir, tag, node, node_addresses)

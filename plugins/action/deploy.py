@@ -25,11 +25,11 @@ from ansible_collections.fleet.firmware.plugins.module_utils import manifest as 
 from ansible_collections.fleet.firmware.plugins.module_utils.agent import AgentError, validate_tag
 from ansible_collections.fleet.firmware.plugins.module_utils.baseline import trust as trust_mod
 from ansible_collections.fleet.firmware.plugins.plugin_utils import agent_client, engine as engine_mod, ledger as ledger_mod
-from ansible_collections.fleet.firmware.plugins.plugin_utils import role_variables, run_cache, tls
+from ansible_collections.fleet.firmware.plugins.plugin_utils import role_variables, run_cache, safe_text, tls
 from ansible_collections.fleet.firmware.plugins.plugin_utils._twin_action import prefer_native_twin
 from ansible_collections.fleet.firmware.plugins.plugin_utils.deploy import delivery, pull, reboot, signals
 from ansible_collections.fleet.firmware.plugins.plugin_utils.deploy.addresses import (
-    AddressError, default_run_dir, facing_address, node_id_of, resolve, run_lock,
+    AddressError, check_run_dir, default_run_dir, facing_address, resolve, run_lock, unique_node_id,
 )
 # The rooms' names stay importable from here (tests, callers of the old module).
 from ansible_collections.fleet.firmware.plugins.plugin_utils.deploy.controller import (  # noqa: F401  pylint: disable=unused-import
@@ -70,7 +70,13 @@ class ActionModule(ActionBase):
                 role_variables.RoleVariablesError, trust_mod.TrustError) as exc:
             return dict(result, failed=True, msg=str(exc))
         self._warn_signatures(result)
-        node = node_id_of(to_text(task_vars.get("inventory_hostname", "node")))
+        try:
+            # Before anything is staged: two hosts sharing one node id both fail here, naming each other.
+            node = unique_node_id(to_text(task_vars.get("inventory_hostname", "node")),
+                                  [to_text(h) for h in task_vars.get("ansible_play_hosts_all") or []])
+            check_run_dir(run_dir)
+        except AddressError as exc:
+            return dict(result, failed=True, msg=str(exc))
         if self._task.check_mode:
             return dict(result, **self._check_mode(args, task_vars, components, tag))
         session = Session(node, tag, run_dir)
@@ -98,7 +104,8 @@ class ActionModule(ActionBase):
             failed = [c["name"] if c["status"] == "failed" else f"{c['name']} (not activated)" for c in result["components"]
                       if c["status"] in reboot.FAILED_STATUSES]
             result.update(failed=True, msg=f"component(s) failed on {node}: {', '.join(failed)}")
-        return result
+        # Messages from the node (installer output, agent errors) reach the operator's terminal.
+        return safe_text.clean(result)
 
     # -- one task per host: the roles' variables and per-host checks, here
 
@@ -326,7 +333,7 @@ class ActionModule(ActionBase):
         """The job goes to the engine, the agent fetches it with its components; we wait on the engine."""
         for component in todo:
             session.checkpoint(f"delivering {component['name']}")
-            engine.register_component(component["path"], component["sha256"])
+            engine.register_component(component["path"], component["sha256"], node_id=session.node)
         plan_after = {"components": node_components, "policy": dict(self._policy(args), rewrite=True), "redfish": self._redfish(args) or None}
         engine.set_job(session.node, pull.job_for(todo, args["on_failed_dependency"], plan_after))
         session.delivery = "pull"
@@ -526,7 +533,7 @@ class ActionModule(ActionBase):
             parts.append(f"component {current.get('name')}")
         done = [c for c in status.get("components", []) if c.get("status") not in ("pending",)]
         parts.append(f"{len(done)}/{len(status.get('components', []))} done")
-        display.display(", ".join(parts))
+        display.display(safe_text.printable(", ".join(parts)))  # names and states come from the node
 
     @staticmethod
     def _cancel_and_wait(session: Session, limit: float = 600.0) -> None:
@@ -591,6 +598,7 @@ class ActionModule(ActionBase):
         """Whatever happened: agent stopped, rules closed, files removed (also Ansible's temporary
         folder, which may hold a copy of the agent), then ``cleaned``: true when it is written."""
         problems = []
+        self._end_engine_session(session)
         try:
             self._stop_agent(session, args, task_vars)
         except (DeployError, AnsibleError) as exc:
@@ -605,6 +613,16 @@ class ActionModule(ActionBase):
             session.stage("failed", message="; ".join(problems)[:4000])
         else:
             session.stage("cleaned")
+
+    @staticmethod
+    def _end_engine_session(session: Session) -> None:
+        """The node's engine token stops working and its grants go (issue 18: a token lives as long as its session)."""
+        try:
+            handle = engine_mod.attach(session.run_dir)
+            if handle is not None:
+                handle.end_session(session.node)
+        except engine_mod.EngineError:
+            pass  # no engine (push, check mode) or it stopped: no token left to revoke
 
     # -- result
 

@@ -46,13 +46,13 @@ KEY_ORDER = ("name", "identity", "description", "version", "revision", "release_
              "source", "file", "sha256", "size", "signature", "deployable", "not_deployable", "superseded_by", "applies_to",
              "devices", "detect", "install", "args", "environment", "returncodes", "timeout", "reboot", "requires",
              "prerequisites")
-DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}\Z")
 KINDS = ("firmware", "driver", "software")
 OSES = ("linux", "windows")
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
-SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}\Z")
+SHA256_RE = re.compile(r"^[0-9a-f]{64}\Z")
 # Files in the folder that are never components of their own.
-NOT_COMPONENTS_RE = re.compile(r"(^|/)\.|\.(sig|compsig|asc|sha256|md|txt)$|(^|/)README[^/]*$", re.IGNORECASE)
+NOT_COMPONENTS_RE = re.compile(r"(^|/)\.|\.(sig|compsig|asc|sha256|md|txt)\Z|(^|/)README[^/]*\Z", re.IGNORECASE)
 # What a new file's extension tells about it: (install, os, kind); None = a human must say.
 BY_EXTENSION = (
     (".scexe", ("smart_component", "linux", "firmware")),
@@ -618,7 +618,7 @@ def stub_for(relative, taken):
             install, os_name, kind = guess
     if lower.endswith(".exe"):
         # HPE Smart Components for Windows are named cpNNNNNN.exe.
-        install, os_name, kind = ("smart_component", "windows", None) if re.match(r"^cp\d+\.exe$", lower) else ("exe", "windows", None)
+        install, os_name, kind = ("smart_component", "windows", None) if re.match(r"^cp\d+\.exe\Z", lower) else ("exe", "windows", None)
     return {"name": name, "version": None, "kind": kind, "os": os_name, "file": relative, "sha256": None, "size": None,
             "detect": None, "install": install}
 

@@ -37,8 +37,8 @@ OPEN, CLOSED, FILTERED, OPEN_FILTERED, UNRESOLVED = "open", "closed", "filtered"
 # For "which address would a client use": a client tries addresses in resolver order and keeps
 # the first that answers.
 _ANSWERED = (OPEN,)
-_PORT_RE = re.compile(r"^(\d{1,5})(?:/([A-Za-z0-9]+))?$")
-_NAME_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?\.?$")
+_PORT_RE = re.compile(r"^(\d{1,5})(?:/([A-Za-z0-9]+))?\Z")
+_NAME_RE = re.compile(r"^(?=.{1,253}\Z)[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?\.?\Z")
 _FAMILY_NAME = {socket.AF_INET: "ipv4", socket.AF_INET6: "ipv6"}
 _FAMILY_OF = {"auto": socket.AF_UNSPEC, "ipv4": socket.AF_INET, "ipv6": socket.AF_INET6}
 # File descriptors kept free for the rest of the process (Ansible's own pipes, logs).
@@ -116,7 +116,7 @@ def split_host(term):
     if literal is not None:
         if zone and literal.version != 6:
             raise ProbeError("bad host %r: only IPv6 addresses take a zone id" % (term,))
-        if zone and not re.match(r"^[A-Za-z0-9_.@-]{1,15}$", zone):
+        if zone and not re.match(r"^[A-Za-z0-9_.@-]{1,15}\Z", zone):
             raise ProbeError("bad host %r: bad zone id %r" % (term, zone))
         return host, host
     if ":" in host:

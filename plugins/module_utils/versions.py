@@ -61,7 +61,7 @@ class UnknownVersion(ValueError):
 def _parse_date(text):
     # type: (str) -> Tuple[int, int, int]
     for pattern, (y, m, d) in _DATE_FORMS:
-        match = pattern.match(text.strip())
+        match = pattern.fullmatch(text.strip())
         if match:
             date = (int(match.group(y)), int(match.group(m)), int(match.group(d)))
             if 1 <= date[1] <= 12 and 1 <= date[2] <= 31:
@@ -74,11 +74,11 @@ def _split_family(text):
     """``U30 v2.90`` -> ("U30", "2.90"); ``2.10a`` -> ("", "2.10a")."""
     tokens = text.split()
     if len(tokens) == 1:
-        match = _VERSION_TOKEN_RE.match(tokens[0])
+        match = _VERSION_TOKEN_RE.fullmatch(tokens[0])
         return "", match.group(1) if match else tokens[0]
-    marked = [i for i, token in enumerate(tokens) if _VERSION_TOKEN_RE.match(token)]
+    marked = [i for i, token in enumerate(tokens) if _VERSION_TOKEN_RE.fullmatch(token)]
     if len(marked) == 1 and marked[0] == len(tokens) - 1:
-        return " ".join(tokens[:-1]), _VERSION_TOKEN_RE.match(tokens[-1]).group(1)
+        return " ".join(tokens[:-1]), _VERSION_TOKEN_RE.fullmatch(tokens[-1]).group(1)
     if len(tokens) == 2 and tokens[1][:1].isdigit() and not tokens[0][:1].isdigit():
         return tokens[0], tokens[1]
     raise UnknownVersion("cannot tell which part of %r is the version (write it as FAMILY vX.Y (MM/DD/YYYY))" % text)
@@ -88,7 +88,7 @@ def _segments(text, original):
     # type: (str, str) -> Tuple[Any, ...]
     key = []  # type: List[Tuple[Optional[int], str]]
     for part in _SPLIT_RE.split(text):
-        match = _SEGMENT_RE.match(part)
+        match = _SEGMENT_RE.fullmatch(part)
         if not match:
             raise UnknownVersion("%r: the part %r is neither a number, a number with a letter, nor a word" % (original, part))
         if match.group(1) is not None:
@@ -109,15 +109,15 @@ def _is_date_version(key):
 def _parse_auto(text):
     # type: (str) -> Version
     rest, date = text, None
-    match = _TRAILING_DATE_RE.match(text)
-    rom = _SPP_ROM_RE.match(text.strip())
+    match = _TRAILING_DATE_RE.fullmatch(text)
+    rom = _SPP_ROM_RE.fullmatch(text.strip())
     if match:
         rest, date = match.group(1), _parse_date(match.group(2))
     elif rom:
         rest, date = rom.group(1), _parse_date("%s/%s/%s" % (rom.group(2), rom.group(3), rom.group(4)))
     if not rest.strip():
         raise UnknownVersion("%r holds a date but no version" % text)
-    hex_match = _HEX_RE.match(rest.strip())
+    hex_match = _HEX_RE.fullmatch(rest.strip())
     if hex_match:
         return Version(text, "hex", "", ((int(hex_match.group(1), 16), ""),), date)
     family, number = _split_family(rest.strip())
@@ -139,11 +139,11 @@ def parse(text, scheme="auto"):
     if text.lower() in _NOT_A_VERSION:
         raise UnknownVersion("no version (%r)" % text) if text else UnknownVersion("no version (empty)")
     if scheme == "dpkg":
-        if not _DPKG_RE.match(text):
+        if not _DPKG_RE.fullmatch(text):
             raise UnknownVersion("%r is not a Debian package version" % text)
         return Version(text, "dpkg", "", (), None)
     if scheme == "rpm":
-        if not _RPM_RE.match(text):
+        if not _RPM_RE.fullmatch(text):
             raise UnknownVersion("%r is not an RPM version" % text)
         return Version(text, "rpm", "", (), None)
     return _parse_auto(text)
@@ -277,7 +277,7 @@ def _dpkg_part(a, b):
 
 def _dpkg_compare(a, b):
     # type: (str, str) -> int
-    match_a, match_b = _DPKG_RE.match(a), _DPKG_RE.match(b)
+    match_a, match_b = _DPKG_RE.fullmatch(a), _DPKG_RE.fullmatch(b)
     epoch_a, epoch_b = int(match_a.group(1) or 0), int(match_b.group(1) or 0)
     if epoch_a != epoch_b:
         return _sign(epoch_a - epoch_b)
@@ -332,7 +332,7 @@ def _rpm_segment_compare(a, b):
 
 def _rpm_compare(a, b):
     # type: (str, str) -> int
-    match_a, match_b = _RPM_RE.match(a), _RPM_RE.match(b)
+    match_a, match_b = _RPM_RE.fullmatch(a), _RPM_RE.fullmatch(b)
     epoch_a, epoch_b = int(match_a.group(1) or 0), int(match_b.group(1) or 0)
     if epoch_a != epoch_b:
         return _sign(epoch_a - epoch_b)

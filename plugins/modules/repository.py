@@ -387,6 +387,29 @@ def read_existing(path):
     return text, manifest_mod.parse_text(text, path)
 
 
+def masked(value):
+    # type: (object) -> object
+    """A copy of manifest data with every component's environment values replaced by MASK."""
+    if isinstance(value, dict):
+        return dict((k, dict((name, MASK) for name in v) if k == "environment" and isinstance(v, dict) else masked(v))
+                    for k, v in value.items())
+    if isinstance(value, list):
+        return [masked(v) for v in value]
+    return value
+
+
+def shown_text(text):
+    # type: (str) -> str
+    """Manifest text as the diff and ``proposed`` show it: with environment values masked (they
+    are secret, docs/repository.md); unparsable text is not shown at all."""
+    if not text:
+        return text
+    try:
+        return manifest_mod.dump(masked(manifest_mod.parse_text(text, "manifest")))
+    except manifest_mod.ManifestError:
+        return "(the manifest cannot be parsed; not shown: it may hold secret environment values)\n"
+
+
 def write_atomically(module, path, text):
     # type: (AnsibleModule, str, str) -> None
     mode = os.stat(path).st_mode & 0o7777 if os.path.exists(path) else 0o644
@@ -642,9 +665,10 @@ def run_module(module):
                   signatures=verdicts, manifest_signature=manifest_verdict,
                   signature_warnings=signature_warnings(params, components))
     if problems and after_text != before_text:
-        result["proposed"] = after_text
+        result["proposed"] = shown_text(after_text)
     if module._diff:
-        result["diff"] = dict(before=before_text, after=after_text if not problems else before_text, before_header=path, after_header=path)
+        result["diff"] = dict(before=shown_text(before_text), after=shown_text(after_text if not problems else before_text),
+                              before_header=path, after_header=path)
     if problems and params["fail_on_problems"]:
         module.fail_json(msg="%d problem(s) in %s, nothing written: %s" % (len(problems), path, "; ".join(manifest_mod.format_problem(p) for p in problems)),
                          **result)

@@ -133,7 +133,7 @@ from ansible_collections.fleet.firmware.plugins.module_utils.firewall import api
 from ansible_collections.fleet.firmware.plugins.module_utils.runtag import TAG_PATTERN, TAG_RE
 
 PREFIX = "fleet-firmware-"
-AGENT_RE = re.compile(r"/" + re.escape(PREFIX) + "(" + TAG_PATTERN + r")/agent\.pyz$")
+AGENT_RE = re.compile(r"/" + re.escape(PREFIX) + "(" + TAG_PATTERN + r")/agent\.pyz\Z")
 
 
 ARGUMENT_SPEC = dict(
@@ -196,7 +196,7 @@ def staging_folders(wanted, staging_root):
     for path in sorted(glob.glob(pattern)):
         tag = os.path.basename(path)[len(PREFIX):]
         # Only folders of ours: a real folder (no symlink) whose name is a valid tag.
-        if os.path.isdir(path) and not os.path.islink(path) and TAG_RE.match(tag):
+        if os.path.isdir(path) and not os.path.islink(path) and TAG_RE.fullmatch(tag):
             found.append(path)
     return found
 

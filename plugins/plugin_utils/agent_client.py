@@ -27,6 +27,8 @@ from ansible_collections.fleet.firmware.plugins.plugin_utils import tls as tls_m
 
 SESSIONS = "agents"
 CHUNK = 1024 * 1024
+# The largest answer read from an agent: a plan of ~25,000 components is about 8 MiB.
+MAX_RESPONSE = 32 * 1024 * 1024
 
 
 class AgentClientError(Exception):
@@ -125,7 +127,10 @@ class AgentClient:
                     headers.update({"Content-Type": "application/json", "Content-Length": str(len(data))})
                 connection.request(method, path, body=data or None, headers=headers)
             response = connection.getresponse()
-            payload = response.read()
+            # Bounded: an agent (or whoever answers in its place) cannot make the controller buffer without end.
+            payload = response.read(MAX_RESPONSE + 1)
+            if len(payload) > MAX_RESPONSE:
+                raise AgentClientError(f"{method} {path}: the agent's answer is larger than the controller's limit of {MAX_RESPONSE} bytes")
         except (OSError, ssl.SSLError, http.client.HTTPException) as exc:
             raise AgentClientError(f"{method} {path} failed: {exc}") from None
         finally:

@@ -118,7 +118,7 @@ def make_folder_script(tag: str) -> str:
 
 def _quoted_names(names: tuple[str, ...]) -> str:
     for name in names:
-        if not smb_stage.FILE_NAME_RE.match(name):
+        if not smb_stage.FILE_NAME_RE.fullmatch(name):
             raise AgentStageError(f"file name {name!r} is invalid")
     return ", ".join(f"'{name}'" for name in names)
 

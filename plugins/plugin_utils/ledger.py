@@ -44,7 +44,7 @@ MAX_COMPONENT = 256
 MAX_EVENTS_PER_REQUEST = 100
 EVENT_KEYS = frozenset(("stage", "component", "progress", "rc", "message"))
 # Node ids become file names: no path separator, no leading dot, bounded length.
-NODE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+NODE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}\Z")
 LEDGER_DIR = "ledger"
 
 

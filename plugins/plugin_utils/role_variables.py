@@ -119,7 +119,7 @@ def range_problems(v: dict) -> list[str]:
         (v["fleet_reboot_delay"] < 0, f"fleet_reboot_delay={v['fleet_reboot_delay']} must be 0 or more"),
         (v["fleet_progress_interval"] < 0, f"fleet_progress_interval={v['fleet_progress_interval']} must be 0 or more"),
         (v["fleet_delivery"] == "url" and not v.get("fleet_repository_url"), "fleet_delivery=url needs fleet_repository_url"),
-        (v.get("fleet_run_tag") is not None and not TAG_RE.match(str(v["fleet_run_tag"])),
+        (v.get("fleet_run_tag") is not None and not TAG_RE.fullmatch(str(v["fleet_run_tag"])),
          f"fleet_run_tag={v.get('fleet_run_tag')} must be 1 to 32 characters of a-z, 0-9 and -"),
     ]
     return [message for bad, message in checks if bad]

@@ -656,7 +656,7 @@ def read_files(files: dict) -> dict[str, bytes]:
         raise SmbStageError("no files to stage", REASON_INPUT)
     contents = {}
     for name, source in files.items():
-        if not isinstance(name, str) or not FILE_NAME_RE.match(name):
+        if not isinstance(name, str) or not FILE_NAME_RE.fullmatch(name):
             raise SmbStageError(f"file name {name!r} is invalid: a plain name of letters, digits, '.', '_' and '-'", REASON_INPUT)
         if isinstance(source, (bytes, bytearray)):
             contents[name] = bytes(source)

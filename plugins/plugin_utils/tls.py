@@ -26,6 +26,8 @@ import os
 import ssl
 import typing as t
 
+from ansible_collections.fleet.firmware.plugins.module_utils.tls_policy import TLS12_CIPHERS
+
 # ``cryptography`` is imported on first use, not with this module: a worker that only talks TLS
 # (the agent client, the pinned contexts) never pays for the import; the engine issues the
 # certificates of a deploy (issue 15), so deploy workers do not import it at all.
@@ -224,6 +226,7 @@ def server_context(cert_path: str, key_path: str) -> ssl.SSLContext:
     """A TLS 1.2+ server context with the given certificate."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.set_ciphers(TLS12_CIPHERS)  # forward secrecy and AEAD only (issue 18, sslyze-tested)
     context.load_cert_chain(cert_path, key_path)
     return context
 

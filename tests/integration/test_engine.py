@@ -84,6 +84,7 @@ def test_two_workers_attach_to_one_engine_that_is_a_daemon_of_its_own(tls_run):
 def test_a_node_downloads_a_component_over_tls_by_hash(lab, tls_run, payload, node, family):
     handle = tls_run[1]
     token = handle.register_node(node)
+    handle.grant(node, payload[1])
     url = next(u for u in handle.urls if ("[" in u) == (family == 6))
     code = curl(lab, node, f"{url}/v1/components/{payload[1]}", token=token, ca=handle.ca_path)
     assert code == "200"
@@ -93,6 +94,7 @@ def test_a_node_downloads_a_component_over_tls_by_hash(lab, tls_run, payload, no
 def test_resume_with_range_after_a_cut_connection(lab, tls_run, payload):
     handle = tls_run[1]
     token = handle.register_node("lin02")
+    handle.grant("lin02", payload[1])
     url = f"{handle.urls[0]}/v1/components/{payload[1]}"
     # Cut: a slow download stopped by curl's own time limit leaves a partial file. On a loaded
     # machine the TLS handshake alone may outlast a short limit, so the limit grows until some
@@ -114,6 +116,7 @@ def test_resume_with_range_after_a_cut_connection(lab, tls_run, payload):
 def test_range_beyond_the_end_is_416(lab, tls_run, payload):
     handle = tls_run[1]
     token = handle.register_node("lin02")
+    handle.grant("lin02", payload[1])
     url = f"{handle.urls[1]}/v1/components/{payload[1]}"
     assert curl(lab, "lin02", url, "-r", f"{SIZE}-", token=token, ca=handle.ca_path) == "416"
 
@@ -136,6 +139,24 @@ def test_missing_wrong_and_other_nodes_tokens_are_refused(lab, tls_run, payload)
     assert curl(lab, "lin01", job, token=old, ca=handle.ca_path) == "401"
 
 
+def test_a_token_fetches_only_its_nodes_components_and_dies_with_its_session(lab, tls_run, payload, workspace):
+    """Token scope (issue 18 item 2): lin02's token gets 404 for a registered component assigned to
+    lin01 only, exactly as for an unregistered one; once lin01's session ends its token is 401."""
+    handle = tls_run[1]
+    other = workspace / "lin01-only.bin"
+    other.write_bytes(b"for lin01 only" * 100)
+    lin01, lin02 = handle.register_node("lin01"), handle.register_node("lin02")
+    sha = handle.register_component(str(other), node_id="lin01")
+    url = f"{handle.urls[0]}/v1/components/{sha}"
+    assert curl(lab, "lin02", url, token=lin02, ca=handle.ca_path) == "404"
+    assert curl(lab, "lin02", f"{handle.urls[0]}/v1/components/{'0' * 64}", token=lin02, ca=handle.ca_path) == "404"
+    assert curl(lab, "lin01", url, token=lin01, ca=handle.ca_path) == "200"
+    assert handle.end_session("lin01") is True
+    assert curl(lab, "lin01", url, token=lin01, ca=handle.ca_path) == "401"
+    assert handle.stats()["served"].get(sha, 0) == len(b"for lin01 only" * 100)
+    assert "lin01" not in handle.stats()["nodes"]
+
+
 def test_events_from_a_node_land_in_its_ledger_and_bad_ones_are_refused(lab, tls_run):
     handle = tls_run[1]
     token = handle.register_node("v6n01")
@@ -156,8 +177,8 @@ def test_a_file_changed_after_registration_is_refused_and_logged(lab, tls_run, w
     handle = tls_run[1]
     path = workspace / "tampered.bin"
     path.write_bytes(b"firmware v1" * 1000)
-    sha = handle.register_component(str(path))
     token = handle.register_node("lin01")
+    sha = handle.register_component(str(path), node_id="lin01")
     with open(path, "r+b") as f:
         f.write(b"FIRMWARE")  # same size, different bytes
     assert curl(lab, "lin01", f"{handle.urls[0]}/v1/components/{sha}", token=token, ca=handle.ca_path) == "409"
@@ -172,8 +193,8 @@ def test_plain_http_engine_serves_with_sendfile_over_ipv6(lab, workspace, payloa
     try:
         handle = engine.attach(str(run_dir))
         assert handle.port == 63001 and handle.url.startswith("http://[")
-        handle.register_component(str(payload[0]))
         token = handle.register_node("lin02")
+        handle.register_component(str(payload[0]), node_id="lin02")
         assert curl(lab, "lin02", f"{handle.url}/v1/components/{payload[1]}", token=token) == "200"
         assert node_sha(lab, "lin02") == payload[1]
         assert curl(lab, "lin02", f"{handle.url}/v1/components/{payload[1]}", "-r", "100-199", token=token) == "206"

@@ -40,10 +40,12 @@ def target(tmp_path):
     component.write_bytes(os.urandom(256 * 1024))
     (tmp_path / "secret.txt").write_bytes(CANARY * 100)
     (tmp_path / "unregistered.bin").write_bytes(CANARY * 1000)
-    eng = engine.Engine(str(tmp_path / "run"), engine.EngineSettings(address=["127.0.0.1"], port=0, tls=False, client_timeout=2.0)).start()
-    sha = eng.register_component(str(component))
+    eng = engine.Engine(str(tmp_path / "run"), engine.EngineSettings(address=["127.0.0.1"], port=0, tls=False, client_timeout=2.0,
+                                                                    # one source (loopback) for 24 slow clients and 8 fuzzers
+                                                                    max_unauthenticated_per_source=64)).start()
     token = eng.register_node("lin01")
     other = eng.register_node("lin02")
+    sha = eng.register_component(str(component), node_id="lin01")
     yield eng, component.read_bytes(), sha, token, other, tmp_path
     eng.stop("test over")
 
@@ -210,8 +212,8 @@ def test_garbage_on_the_tls_port_does_not_stop_the_tls_engine(tmp_path):
     component.write_bytes(os.urandom(100_000))
     eng = engine.Engine(str(tmp_path / "run"), engine.EngineSettings(address=["127.0.0.1"], port=0, client_timeout=2.0)).start()
     try:
-        sha = eng.register_component(str(component))
         token = eng.register_node("lin01")
+        sha = eng.register_component(str(component), node_id="lin01")
         rng = random.Random(7)
         for _count in range(300):
             _exchange(eng.port, rng.choice([os.urandom(rng.randint(1, 600)), b"GET / HTTP/1.1\r\n\r\n", b"\x16\x03\x01\x02\x00" + os.urandom(50)]), False)

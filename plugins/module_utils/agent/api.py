@@ -163,7 +163,7 @@ class AgentHandler(BaseHTTPRequestHandler):
         if method != "PUT":
             self._send(405, {"error": "components are uploaded with PUT"})
             return
-        if not SHA_RE.match(sha256):
+        if not SHA_RE.fullmatch(sha256):
             self._send(400, {"error": "%r is not a SHA-256 (64 lower-case hex digits)" % sha256[:80]})
             return
         length = self._length(None)

@@ -76,7 +76,7 @@ def pem_fingerprint(pem: str) -> str:
 
 
 def validate_tag(tag: Any) -> str:
-    if not isinstance(tag, str) or not TAG_RE.match(tag):
+    if not isinstance(tag, str) or not TAG_RE.fullmatch(tag):
         raise AgentError("tag %r is invalid: %s" % (tag, TAG_RULE))
     return tag
 
@@ -92,7 +92,7 @@ def validate_config(raw: Dict[str, Any]) -> Dict[str, Any]:
     validate_tag(config["tag"])
     config.setdefault("node_id", socket.gethostname())
     config.setdefault("run_id", config["tag"])
-    if not NODE_RE.match(str(config["node_id"])):
+    if not NODE_RE.fullmatch(str(config["node_id"])):
         raise AgentError("node_id %r is invalid" % (config["node_id"],))
     config["port"] = _int_in(config.get("port", DEFAULT_PORT), 1, 65535, "port")
     config["lease"] = _int_in(config.get("lease", DEFAULT_LEASE), 5, 7 * 24 * 3600, "lease")

@@ -31,6 +31,7 @@ from ansible_collections.fleet.firmware.plugins.module_utils.agent.jobs import J
 from ansible_collections.fleet.firmware.plugins.module_utils.agent.lock import NodeLock
 from ansible_collections.fleet.firmware.plugins.module_utils.agent.logfile import close_log, log
 from ansible_collections.fleet.firmware.plugins.module_utils.agent.uplink import Uplink
+from ansible_collections.fleet.firmware.plugins.module_utils.tls_policy import TLS12_CIPHERS
 
 
 class Agent(JobRunner, Delivery, Uplink):
@@ -145,6 +146,7 @@ class Agent(JobRunner, Delivery, Uplink):
             context.minimum_version = ssl.TLSVersion.TLSv1_2
         else:  # Python 3.6
             context.options |= ssl.OP_NO_TLSv1 | ssl.OP_NO_TLSv1_1
+        context.set_ciphers(TLS12_CIPHERS)  # forward secrecy and AEAD only (issue 18, sslyze-tested)
         context.verify_mode = ssl.CERT_REQUIRED
         context.load_verify_locations(cadata=self.config["ca_cert"])
         # load_cert_chain wants files: written 0600 in our own folder, removed right after.

@@ -122,7 +122,7 @@ class Delivery(object):
         at once when no URL can be reached at all (the controller then pushes instead).
         """
         sha256, urls = str(body.get("sha256", "")), body.get("urls") or []
-        if not SHA_RE.match(sha256) or not isinstance(urls, list) or not urls:
+        if not SHA_RE.fullmatch(sha256) or not isinstance(urls, list) or not urls:
             raise AgentError("a fetch is {\"sha256\": <64 hex>, \"urls\": [...], \"token\": ..., \"size\": ...}")
         final = self.component_path(sha256)
         named = {"component": body["component"]} if body.get("component") else {}  # pull mode: the ledger names it

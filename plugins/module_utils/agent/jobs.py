@@ -43,7 +43,7 @@ def validate_job(body: Any) -> List[Dict[str, Any]]:
         if not isinstance(component, dict):
             raise AgentError("component #%d is not an object" % index)
         sha = str(component.get("sha256", ""))
-        if not SHA_RE.match(sha):
+        if not SHA_RE.fullmatch(sha):
             raise AgentError("component #%d (%s): sha256 %r is not 64 lower-case hex digits" % (index, component.get("name"), sha))
         if not component.get("name"):
             raise AgentError("component #%d: name is missing" % index)

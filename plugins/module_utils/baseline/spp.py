@@ -50,7 +50,7 @@ from ansible_collections.fleet.firmware.plugins.module_utils import versions
 # Ref. section 1.1 (SPP 2017.07.0 and later) and 1.2 (before): where the deliverables are.
 # A current SPP may still carry a legacy hp/swpackages (ref. 1.1, P26): packages/ wins.
 PACKAGE_DIRS = ("packages", "hp/swpackages")
-CP_XML_RE = re.compile(r"^(cp\d+)\.xml$", re.IGNORECASE)
+CP_XML_RE = re.compile(r"^(cp\d+)\.xml\Z", re.IGNORECASE)
 # A component without its own timeout may run as long as the deploy lets the node's installs run
 # (plugins/modules/deploy.py, option timeout, default 3600 s). An imported timeout is never
 # shorter: a flash killed halfway can brick the device.
@@ -67,11 +67,11 @@ LINUX_OS_RE = re.compile(r"linux|red ?hat|rhel|suse|sles|ubuntu|debian|centos|ro
 WINDOWS_OS_RE = re.compile(r"windows", re.IGNORECASE)
 VMWARE_OS_RE = re.compile(r"vmware|esxi|vsphere", re.IGNORECASE)
 # Ref. section 2 table: system-ROM versions are "<version>_<MM-DD-YYYY>".
-ROM_VERSION_RE = re.compile(r"^(\d+(?:\.\d+)*)_(\d{1,2})-(\d{1,2})-(\d{4})$")
+ROM_VERSION_RE = re.compile(r"^(\d+(?:\.\d+)*)_(\d{1,2})-(\d{1,2})-(\d{4})\Z")
 ROM_DETECT_FORMAT = "{bios_version} v{bios_release} ({bios_date})"
 # firmware-ilo5-3.07-1.1.x86_64.rpm (ref. section 9.1 RPM names): name, version-release, arch.
-RPM_NAME_RE = re.compile(r"^(?P<name>.+)-(?P<version>[^-]+)-(?P<release>[^-]+)\.(?P<arch>[A-Za-z0-9_]+)\.rpm$")
-ROM_FAMILY_RE = re.compile(r"^[A-Za-z0-9]{1,16}$")
+RPM_NAME_RE = re.compile(r"^(?P<name>.+)-(?P<version>[^-]+)-(?P<release>[^-]+)\.(?P<arch>[A-Za-z0-9_]+)\.rpm\Z")
+ROM_FAMILY_RE = re.compile(r"^[A-Za-z0-9]{1,16}\Z")
 _NAME_BAD_RE = re.compile(r"[^A-Za-z0-9._+-]+")
 _CHUNK = 4 * 1024 * 1024
 
@@ -339,7 +339,7 @@ def install_kind(filename):
     # type: (str) -> Tuple[Optional[str], str]
     """(install kind, "") or (None, why it cannot be deployed in-band)."""
     lower = filename.lower()
-    if lower.endswith(".scexe") or re.match(r"^cp\d+\.exe$", lower):
+    if lower.endswith(".scexe") or re.match(r"^cp\d+\.exe\Z", lower):
         return "smart_component", ""
     for extension, kind in ((".rpm", "rpm"), (".deb", "deb"), (".msi", "msi"), (".exe", "exe")):
         if lower.endswith(extension):
@@ -477,7 +477,7 @@ def map_component(facts, source, relative, sha256, size, signature):
 # --------------------------------------------------------------------------------------------
 
 
-PART_RE = re.compile(r"^(?P<stem>.+)_part(?P<number>\d+)\.compsig$", re.IGNORECASE)
+PART_RE = re.compile(r"^(?P<stem>.+)_part(?P<number>\d+)\.compsig\Z", re.IGNORECASE)
 
 
 def signature_index(names):

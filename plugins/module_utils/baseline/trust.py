@@ -56,7 +56,7 @@ MANIFEST_SIGNATURE_SUFFIX = ".sig"
 # iLO and iLOrest move at most 32 MiB per transfer: a larger component is signed per 33 554 432-byte
 # chunk, part N (from 1) over bytes [(N-1)*PART_SIZE, N*PART_SIZE) (spp-format.md section 8).
 PART_SIZE = 32 * 1024 * 1024
-PART_RE = re.compile(r"_part(\d+)\.compsig$", re.IGNORECASE)
+PART_RE = re.compile(r"_part(\d+)\.compsig\Z", re.IGNORECASE)
 # Extended key usages a component signer may carry (no EKU extension at all = any use, RFC 5280).
 SIGNING_USAGES = ("Code Signing", "Any Extended Key Usage")
 TIMESTAMP_SUFFIX = ".tsr"
@@ -127,7 +127,7 @@ def openssl():
     return os.environ.get("FLEET_OPENSSL") or "openssl"
 
 
-_OPENSSL_ERROR_RE = re.compile(r"^[0-9A-F]+:error:[0-9A-F]+:[^:]*:[^:]*:([^:]*):[^:]*:\d+:(.*)$")
+_OPENSSL_ERROR_RE = re.compile(r"^[0-9A-F]+:error:[0-9A-F]+:[^:]*:[^:]*:([^:]*):[^:]*:\d+:(.*)\Z")
 
 
 def _plain(line):

@@ -76,7 +76,7 @@ def validate_tag(tag: object, allow_sweep: bool = False) -> str:
 def parse_port(value: object) -> Port:
     """``62286``, ``62286/tcp``, ``137/udp``, ``1000-2000/tcp`` (protocol tcp when left out)."""
     text = str(value).strip()
-    match = PORT_RE.match(text)
+    match = PORT_RE.fullmatch(text)
     if not match or isinstance(value, bool):
         raise FirewallError("port %r is invalid: use PORT, PORT/PROTO or FROM-TO/PROTO, e.g. 62286/tcp or 1000-2000/udp" % (value,))
     proto = (match.group("proto") or "tcp").lower()

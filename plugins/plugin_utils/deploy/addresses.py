@@ -13,6 +13,7 @@ import fcntl
 import os
 import re
 import socket
+import stat
 import typing as t
 
 
@@ -28,6 +29,37 @@ def node_id_of(hostname: str) -> str:
     """A name usable in certificate file names (letters, digits, . _ : -)."""
     cleaned = re.sub(r"[^A-Za-z0-9._:-]", "_", hostname).lstrip(".")
     return cleaned[:128] or "node"
+
+
+def check_run_dir(path: str) -> str:
+    """``path`` as a run folder: refused when it exists and is not a directory of this user's, or is
+    group- or world-writable (another local user could plant certificates, ledgers or state
+    there). A folder that does not exist yet is made 0700 by whoever writes first."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return path
+    if not stat.S_ISDIR(st.st_mode):
+        raise AddressError(f"run_dir {path!r} is not a directory (a symbolic link or a file is not accepted)")
+    if st.st_uid != os.getuid():
+        raise AddressError(f"run_dir {path!r} is owned by uid {st.st_uid}, not by this user (uid {os.getuid()}): refused")
+    if st.st_mode & 0o022:
+        raise AddressError(f"run_dir {path!r} is group- or world-writable (mode {stat.S_IMODE(st.st_mode):04o}): refused; "
+                           "chmod go-w it or give another run_dir")
+    return path
+
+
+def unique_node_id(hostname: str, play_hosts: t.Iterable[str]) -> str:
+    """``hostname``'s node id, refused when another host of the play maps to the same one (``web 1``
+    and ``web_1``, or a shared 128-character prefix): they would share certificates, session and
+    ledger. Each of them fails on its own task, naming the others; the rest of the play goes on."""
+    node = node_id_of(hostname)
+    others = sorted({str(h) for h in play_hosts if str(h) != hostname and node_id_of(str(h)) == node})
+    if others:
+        raise AddressError(f"inventory host {hostname!r} and {', '.join(repr(o) for o in others)} map to the same node id "
+                           f"{node[:40]!r}{'...' if len(node) > 40 else ''} (node ids keep letters, digits and . _ : -, at most 128): "
+                           "they would share certificates, session and ledger; rename one of them")
+    return node
 
 
 def resolve(host: str) -> list[str]:

@@ -18,7 +18,7 @@ import typing as t
 
 from ansible.utils.display import Display
 
-from ansible_collections.fleet.firmware.plugins.plugin_utils import agent_client
+from ansible_collections.fleet.firmware.plugins.plugin_utils import agent_client, safe_text
 from ansible_collections.fleet.firmware.plugins.plugin_utils.deploy.controller import DeployError
 
 display = Display()
@@ -77,7 +77,7 @@ class Auto:
             session.checkpoint(f"downloading {component['name']}")  # the engine went with ansible-playbook
             if exc.status != 504 or self.current is not None:
                 raise DeployError(f"pull delivery of {component['name']} failed: {exc}") from None
-            display.warning(f"{session.node}: the node cannot reach the engine ({exc}); pushing over the agent's port instead")
+            display.warning(safe_text.printable(f"{session.node}: the node cannot reach the engine ({exc}); pushing over the agent's port instead"))
             self.current = self.push
             self.push.deliver(session, component, sha)
 
@@ -109,7 +109,7 @@ def deliver_all(session, strategy, engine, todo: t.Sequence[dict]) -> None:
     """Register each component with the engine and have it reach the node, in order."""
     for component in todo:
         session.checkpoint(f"delivering {component['name']}")
-        sha = engine.register_component(component["path"], component["sha256"])
+        sha = engine.register_component(component["path"], component["sha256"], node_id=session.node)
         session.stage("downloading", component=component["name"])
         strategy.deliver(session, component, sha)
         session.stage("verified", component=component["name"])

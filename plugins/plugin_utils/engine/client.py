@@ -58,8 +58,17 @@ class EngineHandle:
     def ping(self) -> bool:
         return self._call("ping")["pid"] == self.pid
 
-    def register_component(self, path: str, sha256: t.Optional[str] = None) -> str:
-        return self._call("register_component", path=os.path.abspath(path), sha256=sha256)
+    def register_component(self, path: str, sha256: t.Optional[str] = None, node_id: t.Optional[str] = None) -> str:
+        """Register a component; with ``node_id``, that node's token may fetch it (``grant``)."""
+        return self._call("register_component", path=os.path.abspath(path), sha256=sha256, node_id=node_id)
+
+    def grant(self, node_id: str, sha256: str) -> None:
+        """Let ``node_id``'s token fetch the registered component ``sha256`` (and only what is granted)."""
+        self._call("grant", node_id=node_id, sha256=sha256)
+
+    def end_session(self, node_id: str) -> bool:
+        """Revoke ``node_id``'s token and grants (its session ended)."""
+        return self._call("end_session", node_id=node_id)
 
     def register_node(self, node_id: str) -> str:
         return self._call("register_node", node_id=node_id)

@@ -56,6 +56,7 @@ class Engine(Registry, ControlSide, UplinkSide):
         self._tokens: dict[bytes, str] = {}  # sha256(token) -> node id
         self._node_tokens: dict[str, bytes] = {}
         self._jobs: dict[str, dict] = {}
+        self._grants: dict[str, set] = {}  # node id -> the component digests its token may fetch
         self._served: dict[str, int] = {}
         self._clients: dict[str, int] = {}
         self._active = 0
@@ -230,9 +231,9 @@ class Engine(Registry, ControlSide, UplinkSide):
         self._last_activity = time.monotonic()
 
     def admit(self, client: str) -> bool:
+        # The caps are the HTTP layer's (module_utils/connlimit.py, before and after
+        # authentication); this counts connections for the idle watchdog and stats.
         with self._lock:
-            if self._active >= self.settings.max_connections or self._clients.get(client, 0) >= self.settings.max_per_client:
-                return False
             self._active += 1
             self._clients[client] = self._clients.get(client, 0) + 1
             self._last_activity = time.monotonic()

@@ -15,8 +15,10 @@ import re
 import socket
 import socketserver
 import ssl
+import threading
 import typing as t
 
+from ansible_collections.fleet.firmware.plugins.module_utils import connlimit
 from ansible_collections.fleet.firmware.plugins.plugin_utils import ledger as ledger_mod
 from ansible_collections.fleet.firmware.plugins.plugin_utils.engine.settings import COMPONENT_PATH, MAX_EVENT_BODY, MAX_UPLINK_BODY, NODE_PATH
 
@@ -49,6 +51,39 @@ def parse_range(header: t.Optional[str], size: int) -> t.Optional[tuple[int, int
     return start, min(end, size - 1)
 
 
+# The request line and headers of one request, at most: a client cannot make the engine buffer
+# 100 headers of 64 KiB each (the standard library's own limits) on each of its connections.
+MAX_HEADER_BYTES = 16 * 1024
+
+
+class _HeadersTooLarge(Exception):
+    pass
+
+
+class _BoundedReader:
+    """The connection's reader, with a byte budget for ``readline`` (request line and headers),
+    renewed for each request; bodies (``read``) are bounded by their own Content-Length checks."""
+
+    def __init__(self, raw: t.BinaryIO, budget: int) -> None:
+        self._raw, self._budget, self.left = raw, budget, budget
+
+    def renew(self) -> None:
+        self.left = self._budget
+
+    def readline(self, limit: int = -1) -> bytes:
+        if self.left <= 0:
+            raise _HeadersTooLarge()
+        want = self.left + 1 if limit is None or limit < 0 else min(limit, self.left + 1)
+        line = self._raw.readline(want)
+        self.left -= len(line)
+        if self.left < 0:
+            raise _HeadersTooLarge()
+        return line
+
+    def __getattr__(self, name: str) -> t.Any:
+        return getattr(self._raw, name)
+
+
 class _HTTPError(Exception):
     def __init__(self, status: int, message: str, headers: t.Optional[dict] = None) -> None:
         super().__init__(message)
@@ -63,20 +98,46 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         engine = self.server.engine
-        self.request.settimeout(engine.settings.client_timeout)
+        self.ticket = self.server.ticket_of_thread()
+        # Before authentication the connection also has the limiter's overall deadline (the
+        # reaper shuts it down): a client dripping a byte at a time is closed as a silent one is.
+        self.request.settimeout(min(engine.settings.client_timeout, engine.settings.handshake_timeout))
         self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if engine.ssl_context is not None:
             # The handshake happens here, in the connection's own thread: a slow or broken
             # client never holds up the accept loop.
-            self.request = engine.ssl_context.wrap_socket(self.request, server_side=True)
+            self.request = engine.ssl_context.wrap_socket(self.request, server_side=True, do_handshake_on_connect=False)
+            self.server.limiter.rebind(self.ticket, self.request)
+            try:
+                self.request.do_handshake()
+            except (OSError, ValueError):
+                self.request.close()
+                raise
         super().setup()
+        self.rfile = _BoundedReader(self.rfile, MAX_HEADER_BYTES)
 
     def handle(self) -> None:
         try:
             super().handle()
+        except _HeadersTooLarge:
+            self.send_error(431, f"request line and headers larger than the engine's limit of {MAX_HEADER_BYTES} bytes")
         except (OSError, ssl.SSLError, ValueError):
             # Timeouts, resets and TLS alerts end this connection only.
             self.close_connection = True
+
+    def handle_one_request(self) -> None:
+        self.rfile.renew()
+        super().handle_one_request()
+
+    def _authenticated(self, node_id: str) -> str:
+        """The token was valid: the connection leaves the pre-authentication pool (no deadline,
+        never evicted), or 503 when the authenticated pool is full."""
+        limiter = self.server.limiter
+        if not limiter.authenticated(self.ticket):
+            raise _HTTPError(503, f"too many authenticated connections (limits: {limiter.max_authenticated} in total, "
+                                  f"{limiter.max_authenticated_per_source} per source); try again", {"Retry-After": "1"})
+        self.request.settimeout(self.server.engine.settings.client_timeout)
+        return node_id
 
     def log_message(self, format: str, *args: t.Any) -> None:  # pylint: disable=redefined-builtin
         # Request lines can be long and hostile; the ledger is the record, not an access log.
@@ -134,7 +195,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 raise _HTTPError(404, "not found")
             node_id, what = match.groups()
             self._only(("GET", "HEAD") if what == "job" else ("POST",))
-            self.server.engine.authorize(self._token(), node_id)
+            self._authenticated(self.server.engine.authorize(self._token(), node_id))
             if what == "job":
                 self._send_json(200, self.server.engine.job_for(node_id))
             elif what == "uplink":
@@ -211,7 +272,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _component(self, sha256: str) -> None:
         engine = self.server.engine
-        node_id = engine.authorize(self._token(), None)
+        node_id = self._authenticated(engine.authorize(self._token(), None))
         handle, component = engine.open_component(sha256, node_id)
         with handle:
             size = component.size
@@ -265,6 +326,10 @@ class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
 
     def __init__(self, engine: "Engine", address: str, port: int) -> None:
         self.engine = engine
+        settings = engine.settings
+        self.limiter = connlimit.ConnectionLimiter(settings.max_unauthenticated, settings.max_unauthenticated_per_source,
+                                                   settings.max_connections, settings.max_per_client, settings.handshake_timeout)
+        self._local = threading.local()
         self.address_family = socket.AF_INET6 if ":" in address else socket.AF_INET
         super().__init__((address, port), _Handler, bind_and_activate=False)
         try:
@@ -282,16 +347,31 @@ class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
         self.server_name, self.server_port = str(self.server_address[0]), self.server_address[1]
 
     def process_request(self, request, client_address) -> None:
-        if not self.engine.admit(client_address[0]):
-            self.shutdown_request(request)
+        # Admission before any byte is read: a refused connection costs no thread.
+        ticket = self.limiter.admit(client_address[0], request)
+        if ticket is None:
+            socketserver.TCPServer.shutdown_request(self, request)
             return
-        super().process_request(request, client_address)
+        self.engine.admit(client_address[0])
+        threading.Thread(target=self._serve_one, args=(request, client_address, ticket), daemon=True).start()
 
-    def process_request_thread(self, request, client_address) -> None:
+    def _serve_one(self, request, client_address, ticket: connlimit.Ticket) -> None:
+        self._local.ticket = ticket
         try:
-            super().process_request_thread(request, client_address)
+            self.finish_request(request, client_address)
+        except Exception:  # pylint: disable=broad-except
+            self.handle_error(request, client_address)
         finally:
+            self.limiter.release(ticket)
+            socketserver.TCPServer.shutdown_request(self, request)
             self.engine.release(client_address[0])
+
+    def ticket_of_thread(self) -> connlimit.Ticket:
+        return self._local.ticket
+
+    def server_close(self) -> None:
+        self.limiter.stop()
+        super().server_close()
 
     def handle_error(self, request, client_address) -> None:
         # Never print tracebacks of hostile input; the connection is simply closed.

@@ -49,8 +49,9 @@ class Registry:
 
     # -- registry ----------------------------------------------------------------------------
 
-    def register_component(self, path: str, sha256: t.Optional[str] = None) -> str:
-        """Hash ``path`` once (here, in the serving process) and serve it under its SHA-256."""
+    def register_component(self, path: str, sha256: t.Optional[str] = None, node_id: t.Optional[str] = None) -> str:
+        """Hash ``path`` once (here, in the serving process) and serve it under its SHA-256, to the
+        nodes it is granted to (``node_id`` here, or ``grant``)."""
         if sha256 is not None and (not isinstance(sha256, str) or not SHA256_RE.match(sha256.lower())):
             raise EngineError(f"invalid sha256 {sha256!r}: 64 hex digits")
         real = os.path.realpath(path)
@@ -61,7 +62,32 @@ class Registry:
             raise EngineError(f"component {path} has SHA-256 {digest}, expected {sha256.lower()}")
         with self._lock:
             self._components[digest] = Component(digest, real, st.st_size, _identity(st))
+        if node_id is not None:
+            self.grant(node_id, digest)
         return digest
+
+    def grant(self, node_id: str, sha256: str) -> None:
+        """Let ``node_id``'s token fetch the registered component ``sha256`` (what the controller
+        assigned to that host); no other component is served to that token."""
+        with self._lock:
+            if node_id not in self._node_tokens:
+                raise EngineError(f"no session for node {node_id!r}: register_node first")
+            if sha256 not in self._components:
+                raise EngineError(f"component {sha256!r} is not registered with the engine")
+            self._grants.setdefault(node_id, set()).add(sha256)
+
+    def end_session(self, node_id: str) -> bool:
+        """The node's session ended: its token stops working and its grants go; False when it had none."""
+        with self._lock:
+            digest = self._node_tokens.pop(node_id, None)
+            if digest is not None:
+                self._tokens.pop(digest, None)
+            self._grants.pop(node_id, None)
+            self._jobs.pop(node_id, None)
+        if digest is None:
+            return False
+        self.ledger.append(node_id, {"event": "session_closed"}, source="engine")
+        return True
 
     def _digest_of(self, real: str) -> tuple[str, os.stat_result]:
         """SHA-256 of ``real``, hashed again only when the file's identity changed (serving checks the
@@ -88,6 +114,7 @@ class Registry:
                 self._tokens.pop(old, None)
             self._node_tokens[node_id] = digest
             self._tokens[digest] = node_id
+            self._grants.setdefault(node_id, set())
         self.ledger.append(node_id, {"event": "session_opened"}, source="engine")
         return token
 
@@ -107,6 +134,7 @@ class Registry:
         json.dumps(full)  # must be JSON as it is served
         with self._lock:
             self._jobs[node_id] = full
+            self._grants.setdefault(node_id, set()).update(c["sha256"] for c in components)
         return full
 
     def stats(self) -> dict:
@@ -144,9 +172,12 @@ class Registry:
 
     def open_component(self, sha256: str, node_id: str) -> tuple:
         with self._lock:
-            component = self._components.get(sha256)
+            granted = sha256 in self._grants.get(node_id, ())
+            component = self._components.get(sha256) if granted else None
         if component is None:
-            raise _HTTPError(404, "no such component")
+            # Not registered, or not assigned to this node: the same answer, so a node's token
+            # learns nothing about what other nodes get.
+            raise _HTTPError(404, "no such component for this node")
         try:
             handle = open(component.path, "rb", buffering=0)  # pylint: disable=consider-using-with
             fd = handle.fileno()

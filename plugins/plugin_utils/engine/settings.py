@@ -25,14 +25,15 @@ SETTINGS_FILE = "engine-settings.json"
 SOCKET_FILE = "engine.sock"
 LOCK_FILE = "engine.lock"
 LOG_FILE = "engine.log"
-SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
-COMPONENT_PATH = re.compile(r"^/v1/components/([0-9a-f]{64})$")
-NODE_PATH = re.compile(r"^/v1/nodes/([^/]{1,128})/(job|events|uplink)$")
+SHA256_RE = re.compile(r"^[0-9a-f]{64}\Z")
+COMPONENT_PATH = re.compile(r"^/v1/components/([0-9a-f]{64})\Z")
+NODE_PATH = re.compile(r"^/v1/nodes/([^/]{1,128})/(job|events|uplink)\Z")
 # The agent's uplink (pull mode) carries its job status besides its events.
 MAX_UPLINK_BODY = 1024 * 1024
 # Control-socket operations a worker may call (EngineHandle methods of the same name).
 FIREWALL_API = "ansible_collections.fleet.firmware.plugins.module_utils.firewall.api"
-CONTROL_OPS = ("ping", "register_component", "register_node", "set_job", "stats", "stop", "record", "node_wait", "node_order", "issue_agent")
+CONTROL_OPS = ("ping", "register_component", "register_node", "grant", "end_session", "set_job", "stats", "stop", "record",
+               "node_wait", "node_order", "issue_agent")
 
 
 class EngineError(Exception):
@@ -52,8 +53,11 @@ class EngineSettings:
     ``open_firewall``: open the engine's port in the controller's firewall for the run, only for
     ``firewall_sources`` (addresses/networks; empty: any) and with ``firewall_lease`` seconds
     (0: none), under ``firewall_tag`` (default ``fleet-engine-<run_id>``); closed on stop.
-    ``client_timeout``: seconds a connection may stay silent; ``max_connections`` and
-    ``max_per_client``: caps that keep one client from taking every thread.
+    ``client_timeout``: seconds an authenticated connection may stay silent;
+    ``max_connections`` and ``max_per_client``: caps on authenticated connections, in total and
+    per source. Before authentication (a valid token) a connection counts against
+    ``max_unauthenticated`` and ``max_unauthenticated_per_source`` (per IPv4 address or IPv6
+    /64) and is closed ``handshake_timeout`` seconds after its accept (module_utils/connlimit.py).
     """
 
     address: list = dataclasses.field(default_factory=lambda: ["::"])
@@ -70,6 +74,9 @@ class EngineSettings:
     max_connections: int = 1024
     max_per_client: int = 256
     client_timeout: float = 30.0
+    max_unauthenticated: int = 256
+    max_unauthenticated_per_source: int = 16
+    handshake_timeout: float = 10.0
     buffer_size: int = 256 * 1024
     run_id: str = ""
 
@@ -87,13 +94,13 @@ class EngineSettings:
             self.port = DEFAULT_TLS_PORT if self.tls else DEFAULT_PLAIN_PORT
         if isinstance(self.port, bool) or not isinstance(self.port, int) or not 0 <= self.port <= 65535:
             raise EngineError(f"invalid engine_port {self.port!r}: 0-65535")
-        for name in ("idle_timeout", "client_timeout"):
+        for name in ("idle_timeout", "client_timeout", "handshake_timeout"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
                 raise EngineError(f"invalid {name} {value!r}: a number of seconds > 0")
         if isinstance(self.firewall_lease, bool) or not isinstance(self.firewall_lease, int) or self.firewall_lease < 0:
             raise EngineError(f"invalid firewall_lease {self.firewall_lease!r}: whole seconds >= 0")
-        for name in ("max_connections", "max_per_client", "buffer_size"):
+        for name in ("max_connections", "max_per_client", "max_unauthenticated", "max_unauthenticated_per_source", "buffer_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise EngineError(f"invalid {name} {value!r}: a whole number >= 1")
