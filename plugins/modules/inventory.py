@@ -201,8 +201,9 @@ inventory:
     - C(source) says where the installed version came from (for example V(SMBIOS (DMI\) of the node),
       V(the rpm database), V(the BMC's Redfish firmware inventory of https://16.1.15.1 (asked from the node\)),
       V(the Smart Component itself)); null when nothing was detected.
-    - C(not_deployable) says why the component can never go to this node, for a "why not deployable"
-      column: the repository holds it back (V(not deployable: only a BMC can flash it (in-band deployment
+    - >-
+      C(not_deployable) says why the component can never go to this node, for a "why not deployable"
+      column. The repository holds it back (V(not deployable: only a BMC can flash it (in-band deployment
       impossible\)), a signature that does not verify, V(superseded by cp045014 ...)), it is for another OS
       (V(for windows nodes, this node runs linux)), or its C(applies_to) does not match the node's DMI
       (V(does not apply to this node: ...)). Null when it could be deployed here, whatever C(action) is

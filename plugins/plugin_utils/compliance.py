@@ -42,7 +42,7 @@ from ansible_collections.fleet.firmware.plugins.plugin_utils import report as re
 FORMAT_VERSION = 1
 FORMATS = ("json", "csv", "html")
 FILE_NAMES = {"json": "compliance.json", "csv": "compliance.csv", "html": "compliance.html"}
-SNAPSHOT_RE = re.compile(r"^inventory-(\d{8}T\d{6}Z)-[0-9a-f]{6}\.json$")
+SNAPSHOT_RE = re.compile(r"^inventory-(\d{8}T\d{6}Z)-[0-9a-f]{6}\.json\Z")
 CSV_FIELDS = ("node", "component", "baseline", "installed", "at_baseline", "last_changed", "changed_by_run", "drift_from", "drift_to",
               "drift_by_run", "seen")
 

@@ -502,8 +502,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         folder = write_spp(args.out, args.layout, lab_specs(), sign=sign, contents=contents)
         if args.hotfix:
             write_hotfix(args.hotfix, folder, sign=sign, specs=lab_hotfix_specs(), contents=contents)
-        print("%s: %d lab components%s" % (args.out, len(folder.specs), ", signed; trust anchors: %s" % (args.pki / "anchors")
-                                            if args.pki else ""))
+        signed = ", signed; trust anchors: %s" % (args.pki / "anchors") if args.pki else ""
+        print("%s: %d lab components%s" % (args.out, len(folder.specs), signed))
         return 0
     specs = bench_specs(args.count) if args.count != len(catalogue()) else catalogue()
     sizes = log_uniform_sizes(len(specs), args.min_size, args.max_size, args.total_size)

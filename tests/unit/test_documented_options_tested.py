@@ -68,6 +68,14 @@ CANNOT_RUN_HERE = {
 # Not driven by a lab test yet (found by this check when it was written, 2026-12-02): known gaps of
 # issue 22 item 3, for the streams to close. Remove an entry with the test that drives it.
 NOT_YET = {
+    # Added this round by other streams (issues 17 and 19): lab tests still to come.
+    "module:agent.agent_sha256",
+    "module:compliance_report.formats",
+    "module:compliance_report.run_tag",
+    "role:fleet_approved_hashes",
+    "role:fleet_denied_versions",
+    "role:fleet_min_criticality",
+    "role:fleet_required_versions",
     "manifest:deployable",
     "manifest:identity",
     "manifest:install=deb",
@@ -76,7 +84,6 @@ NOT_YET = {
     "manifest:prerequisites",
     "manifest:release_date",
     "manifest:returncodes",
-    "manifest:superseded_by",
     "module:agent.agent_src",
     "module:agent.bind",
     "module:agent.controller",
@@ -92,7 +99,6 @@ NOT_YET = {
     "module:deploy.agent_start",
     "module:deploy.engine_address",
     "module:deploy.firewall_backend",
-    "module:deploy.only",
     "module:deploy.open_firewall",
     "module:inventory.redfish_inventory",
     "module:inventory.redfish_inventory_error",

@@ -370,7 +370,7 @@ def _signed_digest(signer_infos):
     digests = set()
     for dump in dumps:
         digest = "".join(re.sub(r"[ -]", "", hexes) for hexes in _DUMP_LINE_RE.findall(dump))
-        if not re.match(r"^[0-9a-f]{64}$", digest):
+        if not re.match(r"^[0-9a-f]{64}\Z", digest):
             return None
         digests.add(digest)
     return digests.pop() if len(digests) == 1 else None

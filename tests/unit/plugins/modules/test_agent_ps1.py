@@ -761,7 +761,9 @@ def test_the_plan_policy_defaults_are_plan_pys():
     literal = re.search(r"\$merged = @\{ (.*) \}", body).group(1)
     values = {"$false": False, "$true": True, "@()": [], "'all'": "all"}
     ps_defaults = {k: values[v] for k, v in (pair.split(" = ") for pair in literal.split("; "))}
-    assert ps_defaults == plan.DEFAULT_POLICY
+    # The site policy (approved hashes, denied and required versions, criticality) is applied by the
+    # controller to every node's plan (plan.apply_site_policy), so the node's plan never sees it.
+    assert ps_defaults == {k: v for k, v in plan.DEFAULT_POLICY.items() if k not in plan.SITE_KEYS}
     assert tuple(ps_list("FleetAgentPolicyOnly")) == plan.ONLY
     assert "if ($null -ne $Policy[$key]) { $merged[$key] = $Policy[$key] }" in body  # None leaves the default
     fmt = re.search(r"throw \(\"([^\"]+)\" -f \$merged\.only", body).group(1)
