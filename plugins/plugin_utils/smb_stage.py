@@ -49,7 +49,7 @@ try:
     from smbprotocol.connection import Connection, Dialects
     from smbprotocol.create_contexts import CreateContextName, SMB2CreateContextRequest
     from smbprotocol.file_info import FileAttributes, FileInformationClass, InfoType
-    from smbprotocol.open import (CreateAction, CreateDisposition, CreateOptions, DirectoryAccessMask,
+    from smbprotocol.open import (CreateDisposition, CreateOptions, DirectoryAccessMask,
                                   FilePipePrinterAccessMask, ImpersonationLevel, Open, ShareAccess,
                                   SMB2QueryInfoRequest, SMB2QueryInfoResponse, SMB2SetInfoRequest)
     from smbprotocol.security_descriptor import (AccessAllowedAce, AclPacket, SDControl, SIDPacket,
@@ -436,8 +436,8 @@ def is_staging_descriptor(descriptor: dict) -> bool:
 # ---- refusing what is not ours ----------------------------------------------------------------
 
 
-_INSPECT_ACCESS = (FilePipePrinterAccessMask.READ_CONTROL | FilePipePrinterAccessMask.FILE_READ_ATTRIBUTES
-                   | FilePipePrinterAccessMask.WRITE_DAC | FilePipePrinterAccessMask.WRITE_OWNER)
+# READ_CONTROL | FILE_READ_ATTRIBUTES | WRITE_DAC | WRITE_OWNER (as numbers: smbprotocol is optional at import).
+_INSPECT_ACCESS = 0x00020000 | 0x00000080 | 0x00040000 | 0x00080000
 
 
 def _not_ours(target, relpath: str, why: str) -> SmbStageError:

