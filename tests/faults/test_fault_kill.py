@@ -72,7 +72,8 @@ def scenario(lab, stage: str, stack: ExitStack, node: str) -> tuple[list[dict], 
         stack.enter_context(qdisc(lab, node, "tbf", "rate", "256kbit", "burst", "8kb", "latency", "5s"))
         return [fake_component("fw", "1.0")], {}, None
     if stage == "firewall_open":
-        return [fake_component("fw", "1.0")], {}, None
+        # Push: in pull mode (issue 15) the agent opens no port, so only push has this stage.
+        return [fake_component("fw", "1.0")], {"delivery": "push"}, None
     if stage == "downloading":
         stack.enter_context(qdisc(lab, node, "tbf", "rate", "16mbit", "burst", "64kb", "latency", "2s"))
         return [fake_component("fw", "1.0", pad=24 * MIB)], {}, None
