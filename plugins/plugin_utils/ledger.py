@@ -38,7 +38,7 @@ STAGES = (
     "reboot_pending", "rebooting", "activated", "cancelled", "cleaned",
 )
 # Events the engine writes itself (not sent by a node): they carry "source": "engine".
-ENGINE_EVENTS = ("session_opened", "component_refused", "component_resumed", "job_served")
+ENGINE_EVENTS = ("session_opened", "session_closed", "component_refused", "component_resumed", "job_served")
 MAX_MESSAGE = 4096
 MAX_COMPONENT = 256
 MAX_EVENTS_PER_REQUEST = 100
