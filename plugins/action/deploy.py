@@ -570,12 +570,15 @@ class ActionModule(ActionBase):
 
     @staticmethod
     def _versions_after(session: Session, entries: list[dict]) -> None:
-        """The re-inventory: what the node reports installed now, and whether each installed
-        component is active (reboot.activation_states)."""
+        """The re-inventory: what the node reports installed now, and, after a reboot, whether each
+        installed component is active (reboot.activation_states)."""
         for entry in entries:
             if entry.get("name") in session.plan:
                 session.plan[entry["name"]]["after"] = entry.get("installed")
-        for name, (state, why) in reboot.activation_states(session.installed, entries).items():
+        if not session.rebooted:
+            return  # without a reboot, what needs one is not active yet: the check belongs after it
+        superseded_by = {c["name"]: c["superseded_by"] for c in session.components or [] if c.get("superseded_by")}
+        for name, (state, why) in reboot.activation_states(session.installed, entries, superseded_by).items():
             if name in session.plan:
                 session.plan[name].update(activation=state, activation_reason=why)
 

@@ -43,7 +43,7 @@ DEFAULT_POLICY = {"allow_downgrade": False, "rewrite": False, "force": False, "o
                   "approved_hashes": [], "denied_versions": [], "required_versions": [], "min_criticality": None}
 CRITICALITY = ("optional", "recommended", "critical")  # lowest first
 _HEX = "0123456789abcdef"
-_ORDER_WORD = {-1: "older", 0: "same", 1: "newer", None: "unknown"}
+ORDER_WORD = {-1: "older", 0: "same", 1: "newer", None: "unknown"}
 _Options = Optional[Mapping[str, Any]]
 COMPONENT_DECIDES = 'the component decides (its "not needed" return code)'
 
@@ -192,7 +192,7 @@ def decide(component, detection, policy):
         return _entry(component, SKIP, why + " (force installs anyway)", None, "unknown", detection)
     installed = detection.get("version")
     result = versions.compare(installed, available, detection.get("scheme") or "auto")
-    word = _ORDER_WORD[result.order]
+    word = ORDER_WORD[result.order]
     if result.order is None:
         if policy["force"]:
             return _entry(component, INSTALL, "force: versions cannot be compared: %s" % result.reason, installed, word, detection)

@@ -89,19 +89,21 @@ def test_python3_missing_fails_with_the_cause_and_leaves_nothing(lab, tmp_path):
 # ---------------------------------------------------------------- sshd restarted
 
 
-@pytest.mark.parametrize("back", ["before_cleanup", "after_the_run"])
-def test_sshd_restarted_mid_install_the_run_completes_or_fails_cleanly(lab, tmp_path, back):
+@pytest.mark.parametrize("delivery, back", [("push", "before_cleanup"), ("push", "after_the_run"), ("pull", "after_the_run")])
+def test_sshd_restarted_mid_install_the_run_completes_or_fails_cleanly(lab, tmp_path, delivery, back):
     """Every sshd process of the node (listener and sessions) is killed while a component
     installs. The install goes on over the agent's mTLS channel. ``before_cleanup``: sshd is back
-    a moment later, the run completes. ``after_the_run``: SSH stays down until the playbook ends,
-    so the cleanup cannot reach the node; the agent's lease removes everything by itself."""
-    node, tag = IPV4_NODE, f"flt-sshd-{back.split('_')[0]}"
+    a moment later, the run completes. ``after_the_run``: SSH stays down until the playbook ends.
+    Push: the cleanup cannot reach the node; the agent's lease removes everything by itself. Pull:
+    the agent ends its job, removes itself and tells the engine so, so the run ends ``cleaned``
+    without SSH."""
+    node, tag = IPV4_NODE, f"flt-sshd-{delivery}-{back.split('_')[0]}"
     before = prepare_nodes(lab, (node,))
     repo = make_fault_repo(tmp_path / "repo", state_dir(lab), [fake_component("bmc", "1.0", sleep=1), fake_component("nic", "2.0")])
     gate = f"{state_dir(lab)}/bmc.gate"
     gated(repo, "bmc", gate)  # bmc installs until sshd is back (or, after_the_run, until it is down)
     lab.node_run(node, ["rm", "-f", gate])
-    proc = start_deploy(lab, tmp_path, repo, tag, node, lease=20)
+    proc = start_deploy(lab, tmp_path, repo, tag, node, lease=20, delivery=delivery)
     try:
         assert wait_for_stage(lab, tag, node, "installing", component="bmc"), finish(proc, 120)
         assert sshd_down(lab, node) >= 2, "the listener and the run's session"
@@ -115,14 +117,16 @@ def test_sshd_restarted_mid_install_the_run_completes_or_fails_cleanly(lab, tmp_
             sshd_up(lab, node)
     lab.node_run(node, ["rm", "-f", gate])
     assert version_of(lab, node, "bmc") == "1.0" and version_of(lab, node, "nic") == "2.0", output
-    if back == "before_cleanup":
+    events = ledger_events(lab, tag, node)
+    if back == "before_cleanup" or delivery == "pull":
         assert proc.returncode == 0, output
-        assert ledger_events(lab, tag, node)[-1]["stage"] == "cleaned"
+        assert events[-1]["stage"] == "cleaned", events
     else:
         # The installs succeeded; only the cleanup could not reach the node. The run says so in its
         # ledger and result, and fails only when Ansible's own temporary folder could not be removed
         # either (that depends on whether the connection had made one): both are clean endings.
-        assert any("cleanup failed" in (e.get("message") or "") for e in ledger_events(lab, tag, node)), ledger_events(lab, tag, node)
+        assert any("cleanup failed" in (e.get("message") or "") for e in events), \
+            [(e.get("stage") or e.get("event"), e.get("component"), e.get("message")) for e in events]
         if proc.returncode == 0:
             cleanup = host_results(output)[node]["cleanup"]
             assert any("the agent's lease will finish it" in line for line in cleanup), cleanup

@@ -86,6 +86,7 @@ class Uplink(object):
         self.uplink_stop = threading.Event()
         self.pull_job = None  # type: Optional[Dict[str, Any]]
         self.after_plan = None  # type: Optional[List[Dict[str, Any]]]
+        self.fetching = None  # type: Optional[str]  # the component being downloaded (the deploy names it when the uplink fails)
         self.acked = 0
         self.uplink_failing = False
         self.uplink_thread = threading.Thread(target=self._uplink_loop, name="uplink", daemon=True)
@@ -96,7 +97,7 @@ class Uplink(object):
             events = [e for e in self.events if e["seq"] > self.acked]
             status = {"state": self.state, "pid": os.getpid(), "job": self.job_state(), "cancelled": self.cancelled, "inbound": self.inbound,
                       "addresses": self.addresses, "port": self.config["port"], "pull_error": self.pull_error,
-                      "current": dict(self.current) if self.current else None, "plan_after": self.after_plan,
+                      "current": dict(self.current) if self.current else None, "fetching": self.fetching, "plan_after": self.after_plan,
                       "clean": final and not self.firewall_opened and self.lock.fd < 0,
                       "components": [dict((k, v) for k, v in c.items() if k != "output") for c in (self.job.public() if self.job else [])]}
         return {"events": events, "status": status, "has_job": self.pull_job is not None, "final": final}
@@ -170,6 +171,7 @@ class Uplink(object):
             if self.cancelled:
                 return True  # the job skips every component and says so
             urls = [u.rstrip("/") + str(component.get("url") or "/v1/components/" + component["sha256"]) for u in engine["urls"]]
+            self.fetching = component["name"]
             try:
                 self.fetch({"sha256": component["sha256"], "urls": urls, "token": engine["token"], "component": component["name"]})
             except FetchFailed as exc:
@@ -186,6 +188,8 @@ class Uplink(object):
                 self.event("failed", component=component["name"], reason=self.pull_error)
                 self.request_stop(self.pull_error)
                 return False
+            finally:
+                self.fetching = None
         return True
 
     # -- the fallback: the port push mode uses

@@ -134,7 +134,9 @@ class EngineWait:
             raise DeployError(f"the agent on {self.session.node} has not been heard from for {silent:.0f} s (neither through the "
                               f"engine nor on its own port: {'; '.join(self.probe_error) or 'no answer'}): the cleanup finds out what it left")
         if not self.fallback and silent >= 2 * SILENCE:
-            raise DeployError(f"pull delivery failed: the agent on {self.session.node} has not reached the engine for {silent:.0f} s "
+            current = self.status.get("fetching") or (self.status.get("current") or {}).get("name")
+            what = f"pull delivery of {current}" if current else "pull delivery"
+            raise DeployError(f"{what} failed: the agent on {self.session.node} has not reached the engine for {silent:.0f} s "
                               "(delivery=pull: no fallback; use delivery=auto or push where the node cannot reach the controller)")
 
     def cancel_and_wait(self, reason: str, limit: float = CANCEL_WAIT) -> None:

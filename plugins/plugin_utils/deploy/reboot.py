@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from ansible.errors import AnsibleError
 from ansible.module_utils.common.text.converters import to_text
 
+from ansible_collections.fleet.firmware.plugins.module_utils import versions
+from ansible_collections.fleet.firmware.plugins.module_utils.plan import ORDER_WORD
 from ansible_collections.fleet.firmware.plugins.plugin_utils.deploy.controller import DeployError
 
 LINUX, WINDOWS = "linux", "windows"
@@ -84,15 +86,42 @@ def activation(inventory_entry: dict | None) -> tuple[str, str]:
                "error": f"re-detection failed after the reboot: {detection.get('reason') or 'no reason given'}"}.get(state, "cannot be re-detected")
         return UNVERIFIED, why
     installed, available = inventory_entry.get("installed"), inventory_entry.get("available")
-    if inventory_entry.get("comparison") == "same" or (installed is not None and installed == available):
+    comparison = inventory_entry.get("comparison")
+    if comparison == "same" or (installed is not None and installed == available):
         return ACTIVATED, f"after the reboot the node runs {installed}"
+    if comparison == "newer":
+        # A later step of the same run (the target after its required intermediate) went past it.
+        return ACTIVATED, f"after the reboot the node runs {installed}, past the installed {available}"
     return NOT_ACTIVATED, f"after the reboot the node runs {installed if installed is not None else 'nothing detectable'}, not the installed {available}"
 
 
-def activation_states(outcomes: t.Sequence[dict], inventory: t.Sequence[dict]) -> dict[str, tuple[str, str]]:
-    """name -> (state, why) for every component installed in this run."""
+def activation_states(outcomes: t.Sequence[dict], inventory: t.Sequence[dict],
+                      superseded_by: t.Mapping[str, str] | None = None) -> dict[str, tuple[str, str]]:
+    """name -> (state, why) for every component installed in this run.
+
+    ``superseded_by``: name -> the name of the component that supersedes it (the repository's
+    ``superseded_by``). Such an older version (an intermediate the site policy required) is held
+    back by the re-inventory's plan, so it has no detection of its own: its device is the
+    superseding component's, whose re-detection tells."""
     by_name = {entry.get("name"): entry for entry in inventory}
-    return {o["name"]: activation(by_name.get(o["name"])) for o in outcomes if o.get("status") == "installed" and o.get("name")}
+    states = {}
+    for outcome in outcomes:
+        name = outcome.get("name")
+        if outcome.get("status") != "installed" or not name:
+            continue
+        entry = by_name.get(name) or {}
+        device = by_name.get((superseded_by or {}).get(name)) or {}
+        if not entry.get("detection") and device.get("detection"):
+            entry = _as_version_of(device, entry.get("available"))
+        states[name] = activation(entry or None)
+    return states
+
+
+def _as_version_of(device: dict, version: t.Any) -> dict:
+    """The superseding component's re-inventory entry, compared with ``version`` instead."""
+    detection = device["detection"]
+    order = versions.compare(device.get("installed"), version, detection.get("scheme") or "auto").order
+    return dict(device, available=version, comparison=ORDER_WORD[order])
 
 
 def apply_activation(row: dict, plan_entry: dict) -> dict:

@@ -282,6 +282,7 @@ def test_a_linux_reboot_runs_the_argument_list_detached_without_splicing_it():
     ({"name": "a", "installed": "2.92_11-03-2023", "available": "U30 v2.92 (11/03/2023)", "comparison": "same",
       "detection": {"state": "present"}}, "activated"),
     ({"name": "a", "installed": "1.9", "available": "2.0", "comparison": "older", "detection": {"state": "present"}}, "not_activated"),
+    ({"name": "a", "installed": "2.10", "available": "1.40", "comparison": "newer", "detection": {"state": "present"}}, "activated"),
     ({"name": "a", "installed": None, "available": "2.0", "comparison": None, "detection": {"state": "absent"}}, "not_activated"),
     ({"name": "a", "installed": None, "available": "2.0", "detection": {"state": "deferred"}}, "unverified"),
     ({"name": "a", "installed": None, "available": "2.0", "detection": {"state": "error", "reason": "BMC refused"}}, "unverified"),
@@ -304,6 +305,21 @@ def test_activation_changes_only_installed_rows_and_not_activated_is_a_failure()
     assert reboot.apply_activation({"name": "b", "status": "installed", "message": None}, plan["b"])["status"] == "unverified"
     assert reboot.apply_activation({"name": "c", "status": "failed"}, {"activation": "not_activated"})["status"] == "failed"
     assert "not_activated" in reboot.FAILED_STATUSES and "unverified" not in reboot.FAILED_STATUSES
+
+
+def test_an_intermediate_is_judged_by_the_device_of_the_component_that_supersedes_it():
+    """ilo5-1.40 (superseded_by ilo5) is held back by the re-inventory's plan (no detection of its
+    own): the node running ilo5's 2.10 is past 1.40, running 1.20 is not even 1.40."""
+    outcomes = [{"name": "ilo5-1.40", "status": "installed"}, {"name": "ilo5", "status": "installed"}]
+    held_back = {"name": "ilo5-1.40", "installed": None, "available": "1.40", "detection": None}
+    for runs, state in (("2.10", "activated"), ("1.40", "activated"), ("1.20", "not_activated")):
+        device = {"name": "ilo5", "installed": runs, "available": "2.10", "comparison": "same" if runs == "2.10" else "older",
+                  "detection": {"state": "present", "scheme": "auto"}}
+        states = reboot.activation_states(outcomes, [held_back, device], {"ilo5-1.40": "ilo5"})
+        assert states["ilo5-1.40"][0] == state, (runs, states)
+        assert runs in states["ilo5-1.40"][1]
+    # Without the repository's superseded_by, it cannot be re-detected: unverified, not a failure.
+    assert reboot.activation_states(outcomes, [held_back, device])["ilo5-1.40"][0] == "unverified"
 
 
 def test_the_report_counts_not_activated_as_a_failure_and_unverified_as_not():
