@@ -394,7 +394,8 @@ def to_junit(model: dict) -> str:
             detail = _component_detail(component)
             if component["status"] in ("failed", "not_activated"):
                 counts["failures"] += 1
-                ET.SubElement(case, "failure", message=_xml_text(component["message"] or component["status"]), type=component["status"]).text = _xml_text(detail)  # noqa: E501,E128 (merge of parallel streams; to wrap)
+                failure = ET.SubElement(case, "failure", message=_xml_text(component["message"] or component["status"]), type=component["status"])
+                failure.text = _xml_text(detail)
             elif component["status"] in ("skipped", "not_attempted", "cancelled"):
                 counts["skipped"] += 1
                 ET.SubElement(case, "skipped", message=_xml_text(f"{component['status']}: {component['message'] or ''}".rstrip(": ")))

@@ -40,9 +40,9 @@ def target(tmp_path):
     component.write_bytes(os.urandom(256 * 1024))
     (tmp_path / "secret.txt").write_bytes(CANARY * 100)
     (tmp_path / "unregistered.bin").write_bytes(CANARY * 1000)
-    eng = engine.Engine(str(tmp_path / "run"), engine.EngineSettings(address=["127.0.0.1"], port=0, tls=False, client_timeout=2.0,
-                                                                    # one source (loopback) for 24 slow clients and 8 fuzzers  # noqa: E501,E128 (merge of parallel streams; to wrap)
-                                                                    max_unauthenticated_per_source=64)).start()  # noqa: E501,E128 (merge of parallel streams; to wrap)
+    # One source (loopback) for 24 slow clients and 8 fuzzers.
+    settings = engine.EngineSettings(address=["127.0.0.1"], port=0, tls=False, client_timeout=2.0, max_unauthenticated_per_source=64)
+    eng = engine.Engine(str(tmp_path / "run"), settings).start()
     token = eng.register_node("lin01")
     other = eng.register_node("lin02")
     sha = eng.register_component(str(component), node_id="lin01")

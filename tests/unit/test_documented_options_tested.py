@@ -58,7 +58,8 @@ STRING_YAML_KEY = re.compile(r"^\s*(?:-\s+)?([a-z][a-z0-9_]*):", re.M)
 CANNOT_RUN_HERE = {
     "manifest:install=exe": "Windows installer: no Windows in the lab; the argv is unit-tested (test_installers.py)",
     "manifest:install=fwupd": "needs a running fwupd daemon with updatable devices; the lab nodes have neither",
-    "manifest:install=msi": "Windows installer: the lab's Windows-like node is Samba + SSH without Windows (msiexec); tests/unit/.../test_installers.py checks the argv",  # noqa: E501,E128 (merge of parallel streams; to wrap)
+    "manifest:install=msi": "Windows installer: the lab's Windows-like node is Samba + SSH without Windows (msiexec); "
+                            "tests/unit/.../test_installers.py checks the argv",
     "manifest:method=fwupd": "needs fwupdmgr and a fwupd daemon with devices; the lab nodes have neither",
     "module:agent.smb_password": "Windows path (admin$): the agent is not started on the Windows-like node (no PowerShell there)",
     "module:agent.smb_user": "Windows path (admin$): the agent is not started on the Windows-like node (no PowerShell there)",

@@ -70,7 +70,8 @@ def test_windows_start_stages_over_smb_and_hands_the_ps1_a_pfx_and_the_staged_pa
 
 
 def test_a_failed_windows_start_removes_the_staged_files(tmp_path, monkeypatch):
-    monkeypatch.setattr(action_mod.agent_windows, "stage", lambda *a: {"transfer": "winrm", "staged_path": "C:\\x", "fallback_reason": "445 filtered", "sha256": {}})  # noqa: E501,E128 (merge of parallel streams; to wrap)
+    staged = {"transfer": "winrm", "staged_path": "C:\\x", "fallback_reason": "445 filtered", "sha256": {}}
+    monkeypatch.setattr(action_mod.agent_windows, "stage", lambda *a: staged)
     unstaged = []
     monkeypatch.setattr(action_mod.agent_windows, "unstage", lambda action, tv, tag, smb: unstaged.append(tag) or {"changed": True, "removed": ["C:\\x"]})
     recorder = Recorder([{"failed": True, "msg": "port 62286 is already in use"}])

@@ -467,7 +467,8 @@ COMMON = {"ErrorAction", "WarningAction", "Verbose", "Debug", "ErrorVariable", "
 KNOWN_CMDLETS = {
     "New-Object": {"TypeName", "ArgumentList"}, "Join-Path": {"Path", "ChildPath"}, "Split-Path": {"Path", "Parent", "Leaf"},
     "Test-Path": {"LiteralPath", "Path"}, "New-Item": {"ItemType", "Path"}, "Get-Item": {"LiteralPath", "Force"},
-    "Get-ChildItem": {"LiteralPath", "Force"}, "Sort-Object": set(), "Get-FileHash": {"LiteralPath", "Algorithm"}, "Remove-Item": {"LiteralPath", "Recurse", "Force"},  # noqa: E501,E128 (merge of parallel streams; to wrap)
+    "Get-ChildItem": {"LiteralPath", "Force"}, "Sort-Object": set(), "Get-FileHash": {"LiteralPath", "Algorithm"},
+    "Remove-Item": {"LiteralPath", "Recurse", "Force"},
     "Move-Item": {"LiteralPath", "Destination", "Force"}, "Copy-Item": {"LiteralPath", "Destination", "Force"},
     "Set-Acl": {"LiteralPath", "AclObject"}, "Get-Content": {"LiteralPath", "Tail"}, "ConvertFrom-Json": {"InputObject"},
     "ConvertTo-Json": {"InputObject", "Compress", "Depth"}, "Get-CimInstance": {"ClassName", "Filter"},

@@ -258,7 +258,8 @@ def test_the_winrm_folder_is_made_create_new_and_an_existing_one_not_ours_is_ref
     assert "($item.Attributes -band [System.IO.FileAttributes]::ReparsePoint) -ne 0" in script
     assert "if ($owner -ne 'S-1-5-18' -and $owner -ne 'S-1-5-32-544') {" in script
     assert "refused, left as it is" in script
-    assert "$acl.SetAccessRuleProtection($true, $false)" in script and "SetOwner((New-Object System.Security.Principal.SecurityIdentifier('S-1-5-32-544')))" in script  # noqa: E501,E128 (merge of parallel streams; to wrap)
+    assert "$acl.SetAccessRuleProtection($true, $false)" in script
+    assert "SetOwner((New-Object System.Security.Principal.SecurityIdentifier('S-1-5-32-544')))" in script
 
 
 def test_every_file_put_over_winrm_gets_the_descriptor_of_its_own():

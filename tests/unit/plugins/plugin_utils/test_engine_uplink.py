@@ -50,8 +50,8 @@ def test_concurrent_writers_never_repeat_a_seq(tmp_path):
 def test_uplink_writes_component_stages_once_and_answers_the_orders(engine):
     engine._jobs["n1"] = {"components": [{"name": "a", "sha256": "0" * 64}]}
     events = [{"seq": 1, "state": "started"}, {"seq": 2, "state": "downloading", "component": "a"},
-              {"seq": 3, "state": "downloaded", "component": "a"}, {"seq": 4, "state": "installed", "component": "a", "rc": 0,
-                                                                   "reason": "installed"}]  # noqa: E501,E128 (merge of parallel streams; to wrap)
+              {"seq": 3, "state": "downloaded", "component": "a"},
+              {"seq": 4, "state": "installed", "component": "a", "rc": 0, "reason": "installed"}]
     answer = engine.uplink("n1", {"events": events, "status": {"job": "done"}, "has_job": False})
     assert answer["ack"] == 4 and answer["job"]["components"][0]["name"] == "a"
     assert answer["cancel"] is None and answer["lease"] is None
