@@ -174,7 +174,7 @@ options:
         or one per OS as a mapping C({linux: [...], windows: [...]})."
       - Omitted (or the node's OS missing from the mapping), the OS's own facility. Linux C([systemctl, reboot]), run
         detached as the become user. Windows C([shutdown.exe, /r, /t, <reboot_delay>, /c, ...]) through the play's
-        WinRM/PSRP connection, with the semantics of M(ansible.windows.win_reboot); where BitLocker protects the
+        WinRM/PSRP connection, with the semantics of C(ansible.windows.win_reboot); where BitLocker protects the
         system drive it is suspended for exactly one reboot first (RV(reboot.bitlocker_suspended)).
       - A command that is evidently for the other OS (for example C([systemctl, reboot]) for a Windows node) is an
         error naming both. A string (the form before 2.0) is an error that shows the list to write instead.
@@ -182,7 +182,7 @@ options:
   reboot_delay:
     description:
       - Seconds between the agent's removal and the reboot. Windows' default command passes it to C(shutdown /t).
-      - Default per OS, 0 on Linux, 2 on Windows (M(ansible.windows.win_reboot)'s C(pre_reboot_delay)).
+      - Default per OS, 0 on Linux, 2 on Windows (C(ansible.windows.win_reboot)'s C(pre_reboot_delay)).
     type: int
   reboot_timeout:
     description:
