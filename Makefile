@@ -33,7 +33,7 @@ export ANSIBLE_NOCOLOR := 1
 export ANSIBLE_DEPRECATION_WARNINGS := 0
 export PATH := $(BIN):$(PATH):/usr/sbin:/sbin
 
-.PHONY: help deps apt venv collection sanity galaxy galaxy-venv docs-lint typecheck lint units integration test test-faults mutation demo demo-spp bench bench-deps bench-apt lab-up lab-down lab-status clean
+.PHONY: help deps apt venv collection sanity galaxy galaxy-venv docs-lint typecheck lint units integration test test-faults fuzz mutation demo demo-spp bench bench-deps bench-apt lab-up lab-down lab-status clean
 
 help:
 	@echo "make test         sanity, unit and integration tests with coverage (build/coverage; installs what is missing; needs root for the lab)"
@@ -47,6 +47,7 @@ help:
 	@echo "make units        unit tests only"
 	@echo "make integration  lab integration tests only"
 	@echo "make test-faults  every fault-injection scenario (tests/faults), the slow half and the soak included"
+	@echo "make fuzz         coverage-guided fuzzing (atheris) of the Range header, cp*.xml, manifest and version parsers (FUZZ_RUNS each)"
 	@echo "make mutation     mutation run (cosmic-ray) over the pure modules with their unit tests; slow, not part of make test"
 	@echo "make bench        benchmarks (benchmarks/bench_*.py and benchmarks/fleet.py), ratios against the alternative (make test runs only their --quick smoke)"
 	@echo "make bench-deps   what the benchmarks need: Debian packages (nginx, iperf3; no service started) and requirements-bench.txt"
@@ -176,10 +177,18 @@ test: collection bench-apt
 	$(LAB) down >$(BUILD)/lab-down.log 2>&1 || true; \
 	exit $$rc
 
-# Every fault scenario: the kill matrix, network, node and input faults, and the soak.
+# Every fault scenario: the kill matrix, network, node and input faults, and the soak; then the
+# long fuzz runs.
 test-faults: collection
 	@rc=0; $(BIN)/pytest tests/faults $(PYTEST_ARGS) || rc=$$?; \
-	$(LAB) down >$(BUILD)/lab-down.log 2>&1 || true; exit $$rc
+	$(LAB) down >$(BUILD)/lab-down.log 2>&1 || true; \
+	$(PY) tests/fuzz/campaign.py $(FUZZ_RUNS) || rc=1; exit $$rc
+
+# Coverage-guided fuzzing (atheris) of the parsers of untrusted input, FUZZ_RUNS inputs per
+# target (tests/fuzz/targets.py); a finding is kept as build/fuzz/<target>/crash-<sha1>.
+FUZZ_RUNS ?= 300000
+fuzz: collection
+	$(PY) tests/fuzz/campaign.py $(FUZZ_RUNS)
 
 # Mutants of the pure modules (versions, returncodes, ports, the firewall rule builders, the
 # report's model), each run against the unit tests only, on a copy of the tree in build/mutation;

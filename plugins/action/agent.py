@@ -315,8 +315,8 @@ class ActionModule(ActionBase):
             answer = {"changed": False, "removed": []}
         else:
             answer = self._module(args, task_vars)
-        if answer.get("failed") or self._task.check_mode:
-            return answer
+        if answer.get("failed") or self._task.check_mode or answer.get("left_alone"):
+            return answer  # left_alone: the session file is the newer start's too (the same run folder)
         if windows:
             # The module stopped the agent and removed its folder; this releases what SMB staged, if anything is left.
             unstaged = self._unstage_windows(args, task_vars)

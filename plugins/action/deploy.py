@@ -394,6 +394,7 @@ class ActionModule(ActionBase):
         if answer.get("failed"):
             raise DeployError(f"the agent did not start: {answer.get('msg')}")
         session.transfer = answer.get("transfer")
+        session.agent_pid = answer.get("pid")
         session.client = agent_client.AgentClient.from_session(agent_client.load_session(session.run_dir, session.node))
         session.keeper = LeaseKeeper(session.client, args["lease"], session.controller)
         session.keeper.start()
@@ -590,7 +591,7 @@ class ActionModule(ActionBase):
         if not session.agent_started:
             return
         absent = {"tag": session.tag, "run_dir": session.run_dir, "state": "absent", "staging_dir": args["staging_dir"],
-                  "firewall_backend": args["firewall_backend"], "open_firewall": args["open_firewall"]}
+                  "firewall_backend": args["firewall_backend"], "open_firewall": args["open_firewall"], "agent_pid": session.agent_pid}
         answer = self._sub_action("fleet.firmware.agent", absent, task_vars)
         if answer.get("failed"):
             raise DeployError(f"removing the agent failed: {answer.get('msg')}")

@@ -18,6 +18,7 @@ space, and whether the node reaches the engine's port (pull or push under ``auto
 
 Imported from the zipapp, nothing runs: ``main()`` runs only when this file is the program.
 """
+import errno
 import json
 import os
 import shutil
@@ -54,6 +55,20 @@ def write_private(path, data):
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
+
+
+def stage_incoming(staging, incoming, data):
+    """Write the zipapp into the staging folder as ``incoming``: from then on, a cleanup of an
+    older start of this tag (teardown.staging_in_use) leaves the folder alone. One more try if
+    that cleanup removed the folder between its creation and this write."""
+    for attempt in (1, 2):
+        prepare_staging(staging)
+        try:
+            write_private(incoming, data)
+            return
+        except (IOError, OSError) as exc:
+            if attempt == 2 or exc.errno != errno.ENOENT:
+                raise
 
 
 def log_tail(staging, limit=2000):
@@ -161,8 +176,7 @@ def launch(params, data):
     existed = os.path.lexists(staging)
     incoming = os.path.join(staging, ".agent-%d.pyz" % os.getpid())
     try:
-        prepare_staging(staging)
-        write_private(incoming, data)
+        stage_incoming(staging, incoming, data)
         sys.path.insert(0, incoming)
         agent_utils = __import__(PACKAGE + ".agent", fromlist=["agent"])
         lock = agent_utils.NodeLock()

@@ -23,7 +23,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from ansible_collections.fleet.firmware.plugins.module_utils import returncodes as rcs
 
@@ -157,7 +157,34 @@ def build_command(component, path, os_name="linux"):
         command = _msi_command(component, path)
     else:  # exe: silent switches are vendor-specific and come from args
         command = [path]
-    return command + component_args(component)
+    args = component_args(component)
+    if command[0] == "cmd.exe":
+        unsafe = cmd_unsafe_arg(args)
+        if unsafe is not None:
+            raise InstallError("component %r: %s" % (name, unsafe))
+    return command + args
+
+
+# What cmd.exe interprets in a batch file's command line whatever the quoting: an argv element
+# with one of these would run as a command of its own (CreateProcess quotes for the program's C
+# runtime, and cmd.exe parses the line again).
+CMD_METACHARACTERS = '&|<>^%!"()\r\n'
+
+
+def is_batch_file(filename):
+    # type: (Any) -> bool
+    return isinstance(filename, str) and filename.lower().endswith((".cmd", ".bat"))
+
+
+def cmd_unsafe_arg(args):
+    # type: (Sequence[Any]) -> Optional[str]
+    """Why ``args`` cannot be passed to a .cmd/.bat component (cmd.exe parses them), or None."""
+    for index, arg in enumerate(args):
+        found = sorted(set(str(arg)) & set(CMD_METACHARACTERS))
+        if found:
+            return ("args[%d] %r has %s, which cmd.exe interprets in a .cmd/.bat command line; such an argument cannot be "
+                    "passed safely (write it into the script instead)" % (index, str(arg), " ".join(repr(c) for c in found)))
+    return None
 
 
 def returncode_table(component, os_name="linux"):

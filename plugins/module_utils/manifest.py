@@ -275,6 +275,10 @@ def _check_values(name, component):
     args = component.get("args")
     if args is not None and (not isinstance(args, list) or not all(isinstance(a, (str, int, float)) and not isinstance(a, bool) for a in args)):
         problems.append(Problem(name, "args", "must be a list of strings (an argv, never a shell string)"))
+    elif args and component.get("install", "script") == "script" and installers.is_batch_file(component.get("file")):
+        unsafe = installers.cmd_unsafe_arg(args)
+        if unsafe is not None:
+            problems.append(Problem(name, "args", unsafe))
     timeout = component.get("timeout")
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
         problems.append(Problem(name, "timeout", "must be a number of seconds above 0"))
@@ -364,7 +368,10 @@ def find_cycles(components):
     A depth-first search with an explicit stack: a chain of requires may be far deeper than
     Python's recursion limit (a 10,000-component manifest).
     """
-    graph = {c.get("name"): [r for r in (c.get("requires") or []) if isinstance(r, str)] for c in components if isinstance(c, Mapping)}
+    # Only what validate() accepts is a node: a name that is text, requires that are a list (any
+    # other shape is reported there, and must not stop this search with a TypeError).
+    graph = {c["name"]: [r for r in c.get("requires") or [] if isinstance(r, str)] if isinstance(c.get("requires"), list) else []
+             for c in components if isinstance(c, Mapping) and isinstance(c.get("name"), str)}
     state = {}  # type: Dict[Any, int]  # 1 on the path, 2 done
     cycles = []  # type: List[List[str]]
     seen = set()

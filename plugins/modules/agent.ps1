@@ -31,6 +31,7 @@ $spec = @{
         run_dir = @{ type = 'path' }
         start_timeout = @{ type = 'int'; default = 30 }
         stop_timeout = @{ type = 'int'; default = 120 }
+        agent_pid = @{ type = 'int' }
         verify = @{ type = 'bool'; default = $true }
         transfer = @{ type = 'str'; choices = 'auto', 'connection', 'smb', 'winrm'; default = 'auto' }
         smb_user = @{ type = 'str' }
@@ -307,6 +308,15 @@ Function Invoke-AgentAbsent {
     Assert-AgentControlFolder -CheckMode:$check
     $removed = @()
     $holder = Get-LiveHolder
+    if ($null -ne $holder -and $holder.tag -eq $tag -and $Params.agent_pid -and [int]$holder.pid -ne $Params.agent_pid) {
+        # A newer start of the same run (a resume while the worker of a killed run cleans up) owns the node.
+        $Module.Result.changed = $false
+        $Module.Result.removed = @()
+        $Module.Result.staged_path = $staging
+        $Module.Result.left_alone = $true
+        $Module.Result.msg = "the agent of run $tag is pid $($holder.pid) now, not the pid $($Params.agent_pid) this cleanup stopped: a newer start of the run (a resume?) owns the node, and its agent, rules and folder were left alone"
+        $Module.ExitJson()
+    }
     if ($null -ne $holder -and $holder.tag -eq $tag) {
         $removed += "agent pid $($holder.pid)"
         if (-not $check) {

@@ -103,6 +103,14 @@ options:
         After that it is killed and its leftovers are removed.
     type: int
     default: 120
+  agent_pid:
+    description:
+      - With O(state=absent), the pid of the agent the caller started (the RV(pid) of its O(state=started)).
+      - When the node's agent of O(tag) is another process, or a launcher is still starting one in the staging folder,
+        that is a newer start of the same run (a resume while the worker of a killed run cleans up). Then nothing is
+        stopped or removed, RV(left_alone) is true and RV(msg) says why.
+      - Without it, the agent of O(tag), whichever it is, is stopped and its leftovers removed.
+    type: int
   verify:
     description:
       - After starting, the action checks over mutual TLS that the controller reaches the agent; when it cannot,
@@ -215,6 +223,16 @@ removed:
   returned: state is absent
   type: list
   elements: str
+left_alone:
+  description:
+    - With O(state=absent), true when a newer start of the run owns the node (see O(agent_pid)), whose agent,
+      rules and folder were not touched; RV(msg) says which.
+  returned: when O(state=absent) left the node to a newer start of the run
+  type: bool
+msg:
+  description: With O(state=absent), why nothing or not everything was removed (a newer start of the run owns the node).
+  returned: when O(state=absent) left the node to a newer start of the run
+  type: str
 """
 
 import json
@@ -249,6 +267,7 @@ def argument_spec():
         run_dir=dict(type="path"),
         start_timeout=dict(type="int", default=30),
         stop_timeout=dict(type="int", default=120),
+        agent_pid=dict(type="int"),
         verify=dict(type="bool", default=True),
         transfer=dict(type="str", choices=["auto", "connection", "smb", "winrm"], default="auto"),
         smb_user=dict(type="str"),
@@ -395,15 +414,20 @@ def absent(module):
     rules = close_rules(module, tag, check_mode=True)
     staged = os.path.lexists(staging)
     other = holder()
-    if other is not None and other.get("tag") == tag:
+    of_this_run = other is not None and other.get("tag") == tag
+    if of_this_run and params["agent_pid"] and int(other.get("pid") or 0) != params["agent_pid"]:
+        leave_alone(module, removed, staging, "the agent of run %s is pid %s, not the pid %d this cleanup was to stop"
+                    % (tag, other.get("pid"), params["agent_pid"]))
+    if of_this_run:
         removed.append("agent pid %s" % other.get("pid"))
         if not module.check_mode:
             stop_agent(module, tag, other)
     now = holder()
     if now is not None and now.get("tag") == tag and (other is None or now.get("pid") != other.get("pid")):
-        # A new agent of this run started meanwhile (a resume while an orphaned worker cleans up):
-        # its rules and its folder are its own, not leftovers of the one stopped here.
-        module.exit_json(changed=bool(removed), removed=removed, staged_path=staging)
+        leave_alone(module, removed, staging, "a new agent of run %s (pid %s) started meanwhile" % (tag, now.get("pid")))
+    busy = teardown.staging_in_use(staging) if staged else None
+    if busy:
+        leave_alone(module, removed, staging, busy)  # its launcher is writing the folder; it holds no lock yet
     if rules and not module.check_mode:
         close_rules(module, tag, check_mode=False)
     removed.extend("firewall rule: %s" % rule for rule in rules)
@@ -412,6 +436,13 @@ def absent(module):
         if not module.check_mode and not teardown.remove_staging(staging):
             module.fail_json(msg="cannot remove the staging folder %s" % staging, removed=removed)
     module.exit_json(changed=bool(removed), removed=removed, staged_path=staging)
+
+
+def leave_alone(module, removed, staging, why):
+    """A newer start of the run owns the node (a resume while the worker of a killed run still
+    cleans up): its agent, rules and folder are its own, not leftovers of the one stopped here."""
+    module.exit_json(changed=bool(removed), removed=removed, staged_path=staging, left_alone=True,
+                     msg="%s: a newer start of run %s owns the node; its agent, rules and folder were left alone" % (why, module.params["tag"]))
 
 
 def stop_agent(module, tag, info):

@@ -59,6 +59,17 @@ def make_repo(folder: Path, state_dir: str, specs: list[dict], sign: bool = True
     return folder
 
 
+def explain(result, watcher: RebootWatcher | None = None) -> str:
+    """A failed deploy in one readable string (pytest shortens a dict): its message, each
+    component's row, the reboot, what the lab's reboot watcher saw."""
+    data = result.data
+    rows = [f"{c.get('name')}: {c.get('status')} ({c.get('message')})" for c in data.get("components") or []]
+    text = f"status {result.status}; msg {data.get('msg')!r}; rebooted {data.get('rebooted')}; reboot {data.get('reboot')}; " + "; ".join(rows)
+    if watcher is not None:
+        text += f"; the lab rebooted {watcher.rebooted}, errors {watcher.errors}"
+    return text
+
+
 def by_name(result_data: dict) -> dict[str, dict]:
     return {c["name"]: c for c in result_data["components"]}
 
@@ -76,6 +87,7 @@ class RebootWatcher(threading.Thread):
         self.lab = lab
         self.halt = threading.Event()
         self.rebooted: list[str] = []
+        self.errors: list[str] = []  # what stopped a simulated reboot (the thread itself goes on)
 
     def asking(self, node) -> list[int]:
         """The node's processes still running the reboot command (touch, or a shell around it)."""
@@ -96,9 +108,13 @@ class RebootWatcher(threading.Thread):
                 request = Path(f"/proc/{holder}/root") / self.REQUEST if holder else None
                 if request is not None and request.exists():
                     request.unlink()
-                    # The command that asked ends and answers first, as with a real reboot (a bound, not a wait for time).
-                    wait_for(lambda n=node: not self.asking(n), 60, f"the reboot command on {node.name} to end")
-                    self.lab.reboot(node)
+                    try:
+                        # The command that asked ends and answers first, as with a real reboot (a bound, not a wait for time).
+                        wait_for(lambda n=node: not self.asking(n), 60, f"the reboot command on {node.name} to end")
+                        self.lab.reboot(node)
+                    except Exception as exc:  # pylint: disable=broad-except  # said by explain(), not lost in a thread
+                        self.errors.append(f"{node.name}: {exc}")
+                        continue
                     self.rebooted.append(node.name)
 
 

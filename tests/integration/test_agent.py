@@ -210,6 +210,46 @@ def test_absent_removes_everything_and_again_changes_nothing(lab, ruleset):
     assert again.status == "SUCCESS" and again.data["changed"] is False and again.data["removed"] == []
 
 
+def test_absent_for_another_agent_pid_leaves_the_newer_start_of_the_run_alone(lab, ruleset):
+    """The cleanup of a killed run's orphaned worker names the agent it started (agent_pid); a
+    resume of the same tag has started another one since: that one, its rules and folder stay."""
+    started = agent(lab, NODE, lease=120)[NODE]
+    pid = started.data["pid"]
+    kept = agent(lab, NODE, state="absent", agent_pid=pid + 100000)[NODE]
+    assert kept.status == "SUCCESS" and kept.data["changed"] is False and kept.data["removed"] == [], kept.data
+    assert kept.data["left_alone"] is True and f"is pid {pid}, not the pid {pid + 100000}" in kept.data["msg"]
+    assert agent_processes(lab, NODE) and exists_on(lab, NODE, staging())
+    assert agent_client.load_session(str(run_dir(lab)), NODE) is not None  # the newer start's, in the same run folder
+    assert client(lab, NODE).status()["pid"] == pid
+    removed = agent(lab, NODE, state="absent", agent_pid=pid)[NODE]
+    assert removed.status == "CHANGED" and f"agent pid {pid}" in removed.data["removed"] and "left_alone" not in removed.data
+    assert nothing_left(lab, NODE, ruleset[NODE])
+
+
+@pytest.mark.parametrize("starting", ["launcher file", "working folder"])
+def test_absent_leaves_a_staging_folder_that_a_new_start_is_writing(lab, ruleset, starting):
+    """Before the new agent holds the node's lock, its launcher's .agent-<pid>.pyz (or the agent's
+    working folder) is what tells a cleanup that the folder is not a leftover."""
+    folder = staging()
+    # A process that stands for the new start: a launcher (cwd elsewhere, its file in the folder
+    # named by its pid) or an agent (working in the folder).
+    body = f"touch {folder}/.agent-$$.pyz; exec sleep 120" if starting == "launcher file" else "exec sleep 120"
+    cwd = "/" if starting == "launcher file" else folder
+    command = f"mkdir -p -m 0700 {folder} && cd {cwd} && setsid sh -c '{body}' </dev/null >/dev/null 2>&1 & echo $!"
+    pid = lab.node_run(OTHER, ["sh", "-c", command]).stdout.strip()
+    try:
+        if starting == "launcher file":
+            wait_for(lambda: exists_on(lab, OTHER, f"{folder}/.agent-{pid}.pyz"), 10, "the launcher's file")
+        kept = agent(lab, OTHER, state="absent")[OTHER]
+        assert kept.status == "SUCCESS" and kept.data["left_alone"] is True, kept.data
+        assert folder in kept.data["msg"] and pid in kept.data["msg"] and exists_on(lab, OTHER, folder)
+    finally:
+        lab.node_run(OTHER, ["kill", pid], check=False)
+    wait_for(lambda: lab.node_run(OTHER, ["kill", "-0", pid], check=False).returncode != 0, 10, "the stand-in to end")
+    removed = agent(lab, OTHER, state="absent")[OTHER]
+    assert removed.status == "CHANGED" and folder in removed.data["removed"] and not exists_on(lab, OTHER, folder)
+
+
 def holder_process(lab, node: str) -> subprocess.Popen:
     """A controller-side lease holder, as the deploy action is: renews every 2 s."""
     code = (

@@ -21,7 +21,7 @@ import pytest
 
 import conftest
 import fleetlab
-from deploy_helpers import RebootWatcher, agent_processes, by_name, component, lab_trust, left_behind, make_repo
+from deploy_helpers import RebootWatcher, agent_processes, by_name, component, explain, lab_trust, left_behind, make_repo
 from firewall_helpers import module_args, reset_firewall, snapshot, wait_until
 
 from ansible_collections.fleet.firmware.plugins.plugin_utils import engine as engine_mod
@@ -230,8 +230,8 @@ def test_reboot_only_when_every_component_succeeded_and_one_needs_it(lab, fresh,
         needs = make_repo(tmp_path / "r", state_dir(lab), [component("bios", "2.0", rc=1, install="smart_component", reboot="if_rc")])
         boot_before = lab.node_run(OTHER, ["cat", "/proc/sys/kernel/random/boot_id"]).stdout
         result = deploy(lab, OTHER, needs, "dep-r", reboot="if_needed", reboot_command=RebootWatcher.COMMAND, reboot_timeout=90)[OTHER]
-        assert result.status == "CHANGED", result.data
-        assert result.data["rebooted"] is True and watcher.rebooted == [OTHER]
+        assert result.status == "CHANGED", explain(result, watcher)
+        assert result.data["rebooted"] is True and watcher.rebooted == [OTHER], explain(result, watcher)
         assert lab.node_run(OTHER, ["cat", "/proc/sys/kernel/random/boot_id"]).stdout != boot_before
         assert by_name(result.data)["bios"]["after"] == "2.0"
         mixed = make_repo(tmp_path / "m", state_dir(lab), [
@@ -255,7 +255,7 @@ def test_after_the_reboot_a_component_not_running_its_version_is_not_activated(l
             component("nic", "5.0", writes="4.9"),
             component("ilo", "3.0", install="smart_component", detect="component")])
         result = deploy(lab, OTHER, repo, "dep-act", reboot="always", reboot_command=RebootWatcher.COMMAND, reboot_timeout=90)[OTHER]
-        assert result.data["rebooted"] is True and watcher.rebooted == [OTHER], result.data
+        assert result.data["rebooted"] is True and watcher.rebooted == [OTHER], explain(result, watcher)
         rows = by_name(result.data)
         assert rows["bios"]["status"] == "installed" and rows["bios"]["after"] == "2.0"
         assert rows["nic"]["status"] == "not_activated" and rows["nic"]["after"] == "4.9"
@@ -336,7 +336,7 @@ def test_resume_after_a_killed_run_skips_what_was_installed(lab, fresh, tmp_path
     lab.node_run(V6, ["sh", "-c", f"rm -f {state_dir(lab)}/first.version"])  # so only the ledger says it is done
     resumed = deploy(lab, V6, repo, "dep-s", resume=True)[V6]
     rows = by_name(resumed.data)
-    assert rows["first"]["status"] == "skipped" and "resume" in rows["first"]["message"], resumed.data
+    assert rows["first"]["status"] == "skipped" and "resume" in rows["first"]["message"], explain(resumed)
     assert rows["third"]["status"] == "installed" and installed(lab, V6, "first") is None
 
 

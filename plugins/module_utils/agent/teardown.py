@@ -68,6 +68,47 @@ def remove_staging(path: str) -> bool:
     return not os.path.lexists(path)
 
 
+# The file a launcher (agent_launch.py) stages the zipapp in, named by its pid, until its agent runs.
+INCOMING_PATTERN = ".agent-*.pyz"
+
+
+def staging_in_use(path: str) -> Optional[str]:
+    """Why the staging folder ``path`` belongs to an agent being started or running now (not a
+    leftover), or None.
+
+    A new start of the same tag (a resume while the orphaned worker of a killed run still cleans
+    up) reuses the folder: its launcher's file is there from the moment the folder is written,
+    and its agent works in it (its cwd) until it has removed the folder itself.
+    """
+    for incoming in glob.glob(os.path.join(path, INCOMING_PATTERN)):
+        pid = os.path.basename(incoming)[len(".agent-"):-len(".pyz")]
+        if pid.isdigit() and _alive(int(pid)):
+            return "the launcher pid %s is starting an agent in %s" % (pid, path)
+    try:
+        folder = os.stat(path)
+    except OSError:
+        return None
+    for entry in glob.glob("/proc/[0-9]*/cwd"):
+        try:
+            # The folder itself (device and inode), not its name: another mount namespace may have its own.
+            cwd = os.stat(entry)
+        except OSError:
+            continue  # gone, or not ours to read
+        if (cwd.st_dev, cwd.st_ino) == (folder.st_dev, folder.st_ino):
+            return "process %s works in %s" % (entry.split("/")[2], path)
+    return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def remove_socket(tag: str) -> None:
     """The agent's control socket (root's /run)."""
     _unlink(control.socket_path(tag))

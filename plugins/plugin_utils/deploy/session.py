@@ -32,6 +32,7 @@ class Session:
         self.client: agent_client.AgentClient | None = None
         self.keeper: LeaseKeeper | None = None
         self.agent_started = False
+        self.agent_pid: int | None = None  # the agent this session started: its cleanup stops that one only
         self.installed: list[dict] = []
         self.controller = ControllerWatch()
         self.agent_start: str | None = None  # stdin or staged

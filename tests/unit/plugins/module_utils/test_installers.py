@@ -231,3 +231,20 @@ def test_windows_msi_table():
 
 def test_fwupd_nothing_to_do_is_not_needed():
     assert rcs.interpret(2, installers.returncode_table({"install": "fwupd"}))[0] == "not_needed"
+
+
+@pytest.mark.parametrize("arg", ["/s & del C:\\x", "a|b", "x>y", "x<y", "^", "%PATH%", "!v!", 'q"', "(x)", "a\r\nb"])
+def test_a_batch_file_component_refuses_an_argument_cmd_exe_would_interpret(arg):
+    component = {"name": "tool", "install": "script", "args": ["/quiet", arg]}
+    with pytest.raises(installers.InstallError) as caught:
+        installers.build_command(component, "C:\\stage\\tool.CMD", "windows")
+    assert "component 'tool': args[1]" in str(caught.value) and "cmd.exe" in str(caught.value)
+
+
+def test_a_batch_file_component_takes_plain_arguments_and_other_scripts_take_any():
+    plain = {"name": "tool", "install": "script", "args": ["/quiet", "--log=C:\\logs\\x.txt", "a b"]}
+    assert installers.build_command(plain, "C:\\stage\\tool.bat", "windows") == ["cmd.exe", "/d", "/c", "C:\\stage\\tool.bat", "/quiet",
+                                                                                 "--log=C:\\logs\\x.txt", "a b"]
+    shell = {"name": "tool", "install": "script", "args": ["a&b"]}
+    assert installers.build_command(shell, "C:\\stage\\tool.ps1", "windows")[-1] == "a&b"  # an argv: PowerShell does not re-parse it
+    assert installers.build_command(shell, "/stage/tool.sh", "linux") == ["/stage/tool.sh", "a&b"]

@@ -58,6 +58,8 @@ CASES = [
     ("size mismatch", broken(lambda c, r: c[2].update(size=99)), "nic", "size", "99 in the manifest, 3 on disk"),
     ("bad sha", broken(lambda c, r: c[2].update(sha256="XYZ")), "nic", "sha256", "64 lower-case"),
     ("bad kind", broken(lambda c, r: c[0].update(kind="bios")), "bios", "kind", "not one of"),
+    ("cmd.exe metacharacter", broken(lambda c, r: c[0].update(file="setup.cmd", install="script", args=["/s", "x & y"])),
+     "bios", "args", "args[1] 'x & y' has '&', which cmd.exe interprets"),
     ("bad os", broken(lambda c, r: c[0].update(os="aix")), "bios", "os", "not one of"),
     ("msi on linux", broken(lambda c, r: c[1].update(install="msi")), "tool", "install", "does not exist on linux"),
     ("bad install", broken(lambda c, r: c[1].update(install="pip")), "tool", "install", "not one of"),
