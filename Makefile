@@ -159,7 +159,7 @@ integration: collection bench-apt
 # makes the measured source (plugins/) absolute for the tests' subprocesses, which run elsewhere.
 # COVERAGE_FLOOR: the total below which the run fails (measured figure, rounded down, minus a margin).
 COVERAGE_DIR := $(BUILD)/coverage
-COVERAGE_FLOOR ?= 60
+COVERAGE_FLOOR ?= 80
 COVERAGE_ENV := FLEET_COVERAGE_ROOT=$(CURDIR) COVERAGE_FILE=$(COVERAGE_DIR)/.coverage
 COVERAGE_ARGS = --cov --cov-config=$(CURDIR)/$(1) --cov-report=term --cov-report=html:$(COVERAGE_DIR)/html \
 	--cov-report=json:$(COVERAGE_DIR)/coverage.json --cov-fail-under=$(2)
