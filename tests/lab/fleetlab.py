@@ -994,13 +994,25 @@ class Lab:
         holder = self.holder_pid(node)
         if holder is None:
             raise LabError(f"node {node.name} is not running; cannot reboot it")
-        kill_all(p for p in pids_in_netns([netns_inode(node.netns) or -1]) if p != holder)
+        self._kill_until_none_left(node, holder)
         boot_id = self.home / "nodes" / node.name / "boot_id"
         # Rewrite in place: the bind mount inside the node follows the inode.
         boot_id.write_text(str(uuid.uuid4()) + "\n")
         for private in ("/run", "/tmp", "/root"):
             self.node_run(node, ["sh", "-c", f"umount -l {private} && mount -t tmpfs -o mode={private_mode(private)} fleetlab {private}"])
         self._start_services(node)
+
+    @staticmethod
+    def _kill_until_none_left(node: Node, holder: int) -> None:
+        """Every process of the node but its holder, until none is left: a process forked while
+        the first round was being killed (sshd accepting a connection then) would outlive a real
+        reboot's "every process dies", and a session on it could read the new boot id."""
+        for _ in range(20):
+            survivors = [p for p in pids_in_netns([netns_inode(node.netns) or -1]) if p != holder]
+            if not survivors:
+                return
+            kill_all(survivors)
+        raise LabError(f"node {node.name}: processes keep appearing while it reboots: {survivors}")
 
     # ---- down ---------------------------------------------------------------------------------
 

@@ -30,7 +30,7 @@ import time
 import typing as t
 from dataclasses import dataclass, field
 
-from ansible.errors import AnsibleError
+from ansible.errors import AnsibleConnectionFailure, AnsibleError
 from ansible.module_utils.common.text.converters import to_text
 
 from ansible_collections.fleet.firmware.plugins.module_utils import versions
@@ -342,8 +342,16 @@ class NodeReboot:
                 raise DeployError(f"the reboot command {json.dumps(outcome.command)} failed on the node (rc={answer.get('rc')}): "
                                   f"{answer.get('output') or 'no output'}{suspended}")
             return outcome
-        self.action._execute_module(module_name="ansible.builtin.command", task_vars=task_vars, module_args={
-            "_raw_params": linux_reboot_command(settings_), "_uses_shell": True})
+        try:
+            answer = self.action._execute_module(module_name="ansible.builtin.command", task_vars=task_vars, module_args={
+                "_raw_params": linux_reboot_command(settings_), "_uses_shell": True})
+        except AnsibleConnectionFailure:
+            # The reboot took the session before the module answered (a reboot_delay of 0 races
+            # the answer; ansible.builtin.reboot carries on the same way): the new boot id tells.
+            return outcome
+        if answer.get("failed") or answer.get("unreachable"):
+            raise DeployError(f"the reboot command {json.dumps(outcome.command)} could not be started on the node: "
+                              f"{answer.get('msg') or answer.get('stderr') or 'no message'}")
         return outcome
 
     def wait_for_new_boot(self, before: str, timeout: int) -> str:

@@ -92,7 +92,9 @@ class StandInAction:
     def _execute_module(self, module_name, task_vars, module_args):
         self.modules.append({"name": module_name, "args": module_args})
         self._connection.reboot_requested = True
-        return {"changed": True}
+        if getattr(self._connection, "module_answer", None) == "dropped":
+            raise AnsibleConnectionFailure('Data could not be sent to remote host "node". Make sure this host can be reached over ssh: ')
+        return getattr(self._connection, "module_answer", None) or {"changed": True}
 
 
 class StandInLinux:
@@ -272,6 +274,22 @@ def test_a_linux_reboot_runs_the_argument_list_detached_without_splicing_it():
                                              ">/dev/null 2>&1 &")
     assert outcome.as_result() == {"os": "linux", "command": ["touch", "/var/tmp/a b; reboot"], "boot_before": "aaaa-1",
                                    "boot_after": "bbbb-2", "bitlocker_suspended": False}
+
+
+def test_a_linux_reboot_that_takes_the_session_before_the_answer_still_waits_for_the_new_boot_id():
+    connection = StandInLinux()
+    connection.module_answer = "dropped"  # what ssh says when the reboot kills the session (rc 255)
+    outcome = reboot.NodeReboot(StandInAction(connection)).run(reboot.settings({}, "linux"), {})
+    assert (outcome.boot_before, outcome.boot_after) == ("aaaa-1", "bbbb-2")
+
+
+def test_a_linux_reboot_command_that_cannot_start_is_an_error_with_the_modules_message():
+    connection = StandInLinux()
+    connection.module_answer = {"failed": True, "msg": "[Errno 2] No such file or directory: b'nohup'"}
+    with pytest.raises(DeployError, match=r'^the reboot command \["systemctl", "reboot"\] could not be started on the node: '
+                                          r"\[Errno 2\] No such file or directory: b'nohup'$"):
+        reboot.NodeReboot(StandInAction(connection)).run(reboot.settings({}, "linux"), {})
+    assert connection.resets == 0, "no wait for a reboot that did not start"
 
 
 # ---------------------------------------------------------------- the activation check
