@@ -60,6 +60,8 @@ _COMPONENT_SCHEMA = {
         "message": _NULL_STR, "duration_s": _NULL_NUM, "source": {"enum": ["result", "ledger"]},
         # Why the plan chose this (a site policy rule, "not deployable: ..."), when the result says.
         "reason": _NULL_STR, "policy": _NULL_STR,
+        # Why the component can never go to this node (the plan's not_deployable), when it cannot.
+        "not_deployable": _NULL_STR,
     },
     "additionalProperties": False,
 }
@@ -246,7 +248,8 @@ def _components_from_result(result: dict) -> list[dict]:
                "action": _text(item.get("action")), "status": status, "rc": _int(item.get("rc")),
                "message": _text(item.get("message")), "duration_s": _number(item.get("duration_s")), "source": "result"}
         # Rendered generically: any result's reason for a component (spelt reason or why), and the site rule.
-        for key, value in (("reason", item.get("reason") or item.get("why")), ("policy", item.get("policy"))):
+        for key, value in (("reason", item.get("reason") or item.get("why")), ("policy", item.get("policy")),
+                           ("not_deployable", item.get("not_deployable"))):
             if value not in (None, ""):
                 row[key] = str(value)
         rows.append(row)
@@ -398,7 +401,8 @@ def to_junit(model: dict) -> str:
                 failure.text = _xml_text(detail)
             elif component["status"] in ("skipped", "not_attempted", "cancelled"):
                 counts["skipped"] += 1
-                ET.SubElement(case, "skipped", message=_xml_text(f"{component['status']}: {component['message'] or ''}".rstrip(": ")))
+                said = f"not deployable: {component['not_deployable']}" if component.get("not_deployable") else component["message"] or ""
+                ET.SubElement(case, "skipped", message=_xml_text(f"{component['status']}: {said}".rstrip(": ")))
             ET.SubElement(case, "system-out").text = _xml_text(detail)
         _session_case(suite, node, classname, counts)
         node_time = node["duration_s"] or 0.0
@@ -499,7 +503,8 @@ def to_html(model: dict) -> str:
         f"<h1>{esc(title)}</h1>",
         f'<p class="meta">generated {esc(model["generated_at"])}; run folder {esc(model.get("run_dir") or "-")}; '
         f'started {esc(_iso(model["start"]) if model.get("start") else "-")}; duration {esc(_seconds(model.get("duration_s")))}</p>',
-        _html_summary(model), _html_matrix(model), _html_timeline(model), _html_nodes(model), "</body></html>",
+        _html_summary(model), _html_matrix(model), _html_not_deployable(model), _html_timeline(model), _html_nodes(model),
+        "</body></html>",
     ]
     return "\n".join(parts) + "\n"
 
@@ -533,8 +538,8 @@ def _html_matrix(model: dict) -> str:
                 continue
             versions = f"{_version(component['before'])} &#8594; {_version(component['after'])}" if component["source"] == "result" else ""
             tip = f"rc={component['rc']}; {component['message'] or ''}; {_seconds(component['duration_s'])}"
-            why = "".join(f"<small class='{key}'>{esc(key)}: {esc(component[key])}</small>"
-                          for key in ("reason", "policy") if component.get(key))
+            why = "".join(f"<small class='{key}'>{esc(key.replace('_', ' '))}: {esc(component[key])}</small>"
+                          for key in ("reason", "policy", "not_deployable") if component.get(key))
             cells.append(f'<td class="st s-{esc(component["status"])}" data-status="{esc(component["status"])}" title="{esc(tip)}">'
                          f"{esc(component['status'].replace('_', ' '))}<small class='versions'>{versions}</small>"
                          f"<small>{esc(component['message'] or '')}</small>{why}</td>")
@@ -543,6 +548,26 @@ def _html_matrix(model: dict) -> str:
     legend = "".join(f'<span class="s-{s}">{esc(s.replace("_", " "))}</span>' for s in COMPONENT_STATUSES)
     return (f'<h2>Nodes &#215; components</h2><p class="legend">{legend}</p>'
             f'<table id="matrix"><thead><tr><th>node</th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>')
+
+
+def not_deployable(model: dict) -> list[dict]:
+    """The "why not deployable" table: one row per component and reason, with the nodes it holds for."""
+    rows: dict[tuple[str, str], list[str]] = {}
+    for node in model["nodes"]:
+        for component in node["components"]:
+            if component.get("not_deployable"):
+                rows.setdefault((component["name"], component["not_deployable"]), []).append(node["node"])
+    return [{"component": name, "why": why, "nodes": nodes} for (name, why), nodes in sorted(rows.items())]
+
+
+def _html_not_deployable(model: dict) -> str:
+    rows = not_deployable(model)
+    if not rows:
+        return ""
+    body = "".join(f'<tr><td>{esc(r["component"])}</td><td class="not_deployable">{esc(r["why"])}</td>'
+                   f'<td>{esc(", ".join(r["nodes"]))}</td></tr>' for r in rows)
+    return ('<h2>Why not deployable</h2><table id="not-deployable"><thead><tr><th>component</th><th>why not deployable</th>'
+            f"<th>nodes</th></tr></thead><tbody>{body}</tbody></table>")
 
 
 def _version(value: str | None) -> str:

@@ -223,3 +223,26 @@ def test_signature_warnings_are_in_every_format_of_the_report(tmp_path):
     page = report.to_html(model)
     assert "warning: signatures=off: component and manifest signatures are NOT checked" in page
     assert EVIL not in page
+
+
+def test_why_not_deployable_is_in_every_format_of_the_report(tmp_path):
+    run_dir = make_run(tmp_path)
+    results = results_for(run_dir)
+    why = "only a BMC can flash it (in-band deployment impossible)"
+    for host in ("lin01", "lin02"):
+        results[host]["components"].append({"name": "bmc-only", "before": None, "after": None, "action": "skip", "status": "skipped",
+                                            "rc": None, "message": f"not deployable: {why}", "duration_s": None, "not_deployable": why})
+    model = report.build_model(str(run_dir), results)
+    jsonschema.validate(json.loads(report.to_json(model)), report.SCHEMA)
+    assert node(model, "lin01")["components"][-1]["not_deployable"] == why
+    assert "not_deployable" not in node(model, "lin01")["components"][0]  # only where the plan said so
+    assert report.not_deployable(model) == [{"component": "bmc-only", "why": why, "nodes": ["lin01", "lin02"]}]
+    page = report.to_html(model)
+    assert '<table id="not-deployable">' in page and f'<td class="not_deployable">{why}</td><td>lin01, lin02</td>' in page
+    suites = {s.get("name"): s for s in ET.fromstring(report.to_junit(model).encode("utf-8")).findall("testsuite")}
+    assert suites["lin02"].find("testcase[@name='bmc-only']/skipped").get("message") == f"skipped: not deployable: {why}"
+
+
+def test_a_report_without_undeployable_components_has_no_such_table(tmp_path):
+    run_dir = make_run(tmp_path)
+    assert 'id="not-deployable"' not in report.to_html(report.build_model(str(run_dir), results_for(run_dir)))
