@@ -305,6 +305,8 @@ class ActionModule(ActionBase):
         session.stage("planned")
         todo = self._todo(session, args, components)
         if not todo:
+            if session.uplink:
+                self._nothing_to_do_through_engine(session, args, engine)
             return
         self._check_space(started, todo)
         session.checkpoint("planning")
@@ -315,6 +317,26 @@ class ActionModule(ActionBase):
             self._install(session, args, todo)
         if not self._reboot_if_needed(session, args, task_vars, node_components):
             self._versions_after(session, self._plan_after(session, args, task_vars, node_components))
+
+    def _nothing_to_do_through_engine(self, session: Session, args: dict, engine) -> None:
+        """Nothing to install: an empty job tells the agent so, and it tears itself down as after a
+        real one, instead of waiting for the cleanup's SSH round trip (a no-op's dearest step, issue 15)."""
+        engine.set_job(session.node, pull.job_for([], args["on_failed_dependency"], None))
+        waiter = pull.EngineWait(session, engine, args, fallback=args["delivery"] == "auto")
+        try:
+            status = waiter.until_done()
+        except pull.TakeOver:
+            return  # it listens on its port now: the cleanup over SSH stops it
+        self._note_agent_stopped_itself(session, args, waiter, status)
+
+    @staticmethod
+    def _note_agent_stopped_itself(session: Session, args: dict, waiter: pull.EngineWait, status: dict) -> None:
+        if waiter.final and status.get("clean"):
+            # The agent tore itself down (process, staging, lock; it opened no rule): no round trip.
+            session.agent_started = False
+            session.agent_gone = True
+            session.cleanup.append(f"agent pid {status.get('pid') or '?'} (stopped itself after its job)")
+            session.cleanup.append(args["staging_dir"] or f"/var/tmp/fleet-firmware-{session.tag}")
 
     def _plan_after(self, session: Session, args: dict, task_vars: dict, node_components: list[dict]) -> list[dict]:
         """The versions after the installs: from the agent's final report in pull mode, else asked."""
@@ -349,12 +371,7 @@ class ActionModule(ActionBase):
         session.installed = status.get("components") or []
         if isinstance(status.get("plan_after"), list):
             session.after = status["plan_after"]
-        if waiter.final and status.get("clean"):
-            # The agent tore itself down (process, staging, lock; it opened no rule): no round trip.
-            session.agent_started = False
-            session.agent_gone = True
-            session.cleanup.append(f"agent pid {status.get('pid') or '?'} (stopped itself after its job)")
-            session.cleanup.append(args["staging_dir"] or f"/var/tmp/fleet-firmware-{session.tag}")
+        self._note_agent_stopped_itself(session, args, waiter, status)
         if status.get("pull_error") and not session.installed:
             raise DeployError(status["pull_error"])
 

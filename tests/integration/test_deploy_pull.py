@@ -111,6 +111,19 @@ def test_pull_mode_opens_nothing_on_the_node_and_the_engine_writes_one_sequence(
         assert left_behind(lab, node, "dep-pull", fresh[node]) == []
 
 
+def test_a_second_run_with_nothing_to_do_has_its_agent_stop_itself_through_the_engine(lab, fresh, tmp_path):
+    repo = make_repo(tmp_path / "r", state_dir(lab), [component("fw-n", "1.0")])
+    assert deploy(lab, NODE, repo, "dep-pull-n1")[NODE].status == "CHANGED"
+    result = deploy(lab, NODE, repo, "dep-pull-n2")[NODE]
+    assert result.status == "SUCCESS" and result.data["changed"] is False, result.data
+    assert by_name(result.data)["fw-n"]["status"] == "skipped", result.data
+    # The empty job told the agent there is nothing to do: it tore itself down, no SSH round trip.
+    assert any("stopped itself" in line for line in result.data["cleanup"]), result.data["cleanup"]
+    stages = [e.get("stage") for e in ledger(lab, "dep-pull-n2", NODE)]
+    assert stages[-1] == "cleaned" and "installing" not in stages, stages
+    assert left_behind(lab, NODE, "dep-pull-n2", fresh[NODE]) == []
+
+
 def _reject_new_connections_after_two(lab, node: str, delete: bool = False) -> None:
     """The node's way back blocked for every new connection but the first two (the launcher's check and
     the agent's uplink): the agent keeps its uplink and cannot download. A rule of the user's, not ours."""
