@@ -1007,7 +1007,7 @@ class Lab:
         """Every process of the node but its holder, until none is left: a process forked while
         the first round was being killed (sshd accepting a connection then) would outlive a real
         reboot's "every process dies", and a session on it could read the new boot id."""
-        for _ in range(20):
+        for _round in range(20):
             survivors = [p for p in pids_in_netns([netns_inode(node.netns) or -1]) if p != holder]
             if not survivors:
                 return
